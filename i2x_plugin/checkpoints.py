@@ -1,0 +1,136 @@
+"""Recording checkpoints during training and loading them back, in the shape of Captum's TracInCP.
+
+``checkpoints`` is a directory, a list of paths, or any iterable of paths; each is loaded into one
+model instance with ``checkpoints_load_func(model, path)``. The recorder writes ``state_dict`` files
+plus a JSON sidecar (epoch, step, train loss) so the sweep can label checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Union
+
+import torch
+from torch import nn
+
+CheckpointsType = Union[str, Path, Iterable[Union[str, Path]]]
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Where a checkpoint lives and what the recorder knew when it was written."""
+
+    path: Path
+    index: int
+    epoch: float | None = None
+    step: int | None = None
+    train_loss: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+class CheckpointRecorder:
+    """Write checkpoints from your own training loop.
+
+    >>> recorder = CheckpointRecorder("ckpts")
+    >>> for epoch in range(3):
+    ...     loss = train_one_epoch(model)
+    ...     recorder.save(model, epoch=epoch + 1, step=global_step, train_loss=loss)
+    """
+
+    def __init__(self, directory: str | Path, prefix: str = "ckpt"):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.prefix = prefix
+        self.saved: list[CheckpointInfo] = []
+
+    def save(self, model: nn.Module, epoch: float | None = None, step: int | None = None,
+             train_loss: float | None = None) -> CheckpointInfo:
+        """Save ``model.state_dict()`` (on CPU) with its metadata; returns what was written."""
+        index = len(self.saved)
+        path = self.directory / f"{self.prefix}-{index:04d}.pt"
+        state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        torch.save(state, path)
+        info = CheckpointInfo(path, index, epoch, step, None if train_loss is None else float(train_loss))
+        path.with_suffix(".json").write_text(
+            json.dumps({"epoch": epoch, "step": step, "train_loss": info.train_loss})
+        )
+        self.saved.append(info)
+        return info
+
+    def should_save(self, step: int, log_spaced_early: int = 0) -> bool:
+        """True at log-spaced early steps (1, 2, 4, … < ``log_spaced_early``): cheap extra resolution."""
+        return 0 < step < log_spaced_early and (step & (step - 1)) == 0
+
+
+def _natural_key(path: Path) -> list:
+    return [int(tok) if tok.isdigit() else tok for tok in re.split(r"(\d+)", path.name)]
+
+
+def resolve_checkpoints(checkpoints: CheckpointsType) -> list[CheckpointInfo]:
+    """Turn a directory / list / iterable into ordered :class:`CheckpointInfo` with recorder metadata."""
+    if isinstance(checkpoints, (str, Path)):
+        directory = Path(checkpoints)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"Checkpoint directory {directory} does not exist.")
+        paths = sorted((p for p in directory.iterdir() if p.suffix in CHECKPOINT_SUFFIXES), key=_natural_key)
+        if not paths:
+            others = sorted(p.name for p in directory.iterdir())[:5]
+            raise ValueError(
+                f"No checkpoint files ({', '.join(CHECKPOINT_SUFFIXES)}) in {directory}"
+                + (f"; it holds {others}" if others else "; it is empty")
+                + ". Record checkpoints with CheckpointRecorder or point at the right directory."
+            )
+    else:
+        paths = [Path(p) for p in checkpoints]
+    infos = []
+    for index, path in enumerate(paths):
+        if not path.is_file():
+            raise FileNotFoundError(f"Checkpoint {path} does not exist.")
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        infos.append(CheckpointInfo(path, index, meta.get("epoch"), meta.get("step"), meta.get("train_loss")))
+    if len(infos) < 2:
+        raise ValueError(
+            f"I2X needs at least 2 checkpoints to measure learning steps, got {len(infos)}. "
+            "Save checkpoints at several points of training (e.g. every epoch)."
+        )
+    return infos
+
+
+def default_load_func(model: nn.Module, path: str | Path) -> None:
+    """Load a state dict (or a dict holding ``state_dict``/``model_state_dict``) strictly into ``model``.
+
+    A checkpoint of another architecture raises a ValueError naming the first mismatched key.
+    """
+    device = next(model.parameters()).device
+    state = torch.load(path, map_location=device, weights_only=True)
+    if isinstance(state, dict):
+        for key in ("state_dict", "model_state_dict"):
+            if key in state and isinstance(state[key], dict):
+                state = state[key]
+                break
+    own = model.state_dict()
+    for key in own:
+        if key not in state:
+            raise ValueError(f"Checkpoint {path} does not fit the model: key {key!r} is missing. "
+                             "Is it a checkpoint of another architecture?")
+        if tuple(state[key].shape) != tuple(own[key].shape):
+            raise ValueError(
+                f"Checkpoint {path} does not fit the model: {key!r} has shape {tuple(state[key].shape)}, "
+                f"the model expects {tuple(own[key].shape)}. Is it a checkpoint of another architecture?"
+            )
+    for key in state:
+        if key not in own:
+            raise ValueError(f"Checkpoint {path} does not fit the model: unexpected key {key!r}. "
+                             "Is it a checkpoint of another architecture?")
+    model.load_state_dict(state)
+
+
+LoadFunc = Callable[[nn.Module, Union[str, Path]], None]

@@ -1,0 +1,72 @@
+"""A plain, seeded training loop that records checkpoints: what the demo, tests and benchmarks train with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from .checkpoints import CheckpointRecorder
+from .data import ImageDataset
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device) -> float:
+    """One pass over ``loader``; returns the mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += float(loss) * len(y)
+        count += len(y)
+    model.eval()
+    return total / max(count, 1)
+
+
+def train_with_checkpoints(
+    model: nn.Module,
+    data: ImageDataset,
+    directory: str | Path,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    save_initial: bool = True,
+    progress: bool = False,
+) -> CheckpointRecorder:
+    """Train with Adam, saving a checkpoint before training (if asked) and after every epoch."""
+    device = torch.device(device)
+    seed_everything(seed)
+    model.to(device)
+    recorder = CheckpointRecorder(directory)
+    loader = DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    if save_initial:
+        recorder.save(model, epoch=0, step=0)
+    epochs_iter = range(epochs)
+    if progress:
+        from tqdm.auto import tqdm
+
+        epochs_iter = tqdm(epochs_iter, desc="training", unit="epoch")
+    for epoch in epochs_iter:
+        loss = train_epoch(model, loader, optimizer, device)
+        recorder.save(model, epoch=epoch + 1, step=(epoch + 1) * len(loader), train_loss=loss)
+    model.eval()
+    return recorder
