@@ -1,0 +1,151 @@
+"""The I2X facade: ``I2X(model, layer, adapter, config).explain(checkpoints, dataset)``.
+
+It ties the steps together: checkpoints → prototypes of the final model → the streaming sweep over
+checkpoints → deltas, groups and ridge β → the :class:`StructuredExplanation`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from .checkpoints import CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
+from .config import I2XConfig
+from .data import ImageDataset
+from .layers import resolve_layer
+from .progress import learning_groups, ridge_betas, sweep
+from .prototypes import Prototypes, extract_features, fit_prototypes
+from .structure import CheckpointSummary, StructuredExplanation, build_structure
+
+DatasetLike = ImageDataset | tuple[torch.Tensor, torch.Tensor] | Dataset
+
+
+def as_image_dataset(data: DatasetLike, class_names: Iterable[str] | None = None) -> ImageDataset:
+    """Accept an :class:`ImageDataset`, an ``(images, labels)`` pair or a map-style Dataset of ``(x, y)``."""
+    if isinstance(data, ImageDataset):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        images, labels = (torch.as_tensor(v) for v in data)
+    else:
+        items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
+        images = torch.stack([torch.as_tensor(x) for x, _ in items])
+        labels = torch.as_tensor([int(y) for _, y in items])
+    if len(images) == 0:
+        raise ValueError("The probe data set is empty; I2X needs labelled probe samples.")
+    if not torch.is_floating_point(images):
+        raise TypeError(f"Probe images have integer dtype {images.dtype}; convert them to float "
+                        "(e.g. images.float() / 255) as the model expects.")
+    names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(int(labels.max()) + 1))
+    return ImageDataset("probe", images.float(), labels.long(), names)
+
+
+class I2X:
+    """Structured explanations of why an image classifier looks where it looks, and how that formed in training.
+
+    Args:
+        model: the classifier; checkpoints are loaded into this one instance in turn.
+        layer: the spatial feature layer f (module or dotted name) where prototypes and GradCAM live.
+        adapter: a saliency adapter built on ``(model, layer)``, or ``"captum"`` / ``"gradcam"``
+            (default: Captum ``LayerGradCam``).
+        config: :class:`I2XConfig`; defaults follow the paper where it is explicit.
+        device: where the sweep runs (default: the model's device).
+    """
+
+    def __init__(self, model: nn.Module, layer: str | nn.Module, adapter: Any = "captum",
+                 config: I2XConfig | None = None, method: str | None = None,
+                 device: str | torch.device | None = None):
+        self.config = config or I2XConfig()
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        self.model = model.to(self.device)
+        self.layer, self.layer_name = resolve_layer(model, layer)
+        if isinstance(adapter, str):
+            from .adapters import build_adapter
+
+            adapter = build_adapter(adapter, model, self.layer_name, method)
+        self.adapter = adapter
+        self.method_name = getattr(adapter, "method_name", type(adapter).__name__)
+
+    def fit_prototypes(self, images: torch.Tensor) -> Prototypes:
+        """Step 2 on the model as it is now (load the final checkpoint first)."""
+        cfg = self.config
+        features = extract_features(self.model, self.layer, images, cfg.batch_size, self.device)
+        return fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows, cfg.minibatch_kmeans_rows, cfg.seed)
+
+    def explain(
+        self,
+        checkpoints: CheckpointsType,
+        dataset: DatasetLike,
+        checkpoints_load_func: LoadFunc = default_load_func,
+        class_names: Iterable[str] | None = None,
+        sample_ids: np.ndarray | None = None,
+        run_id: str | None = None,
+        model_name: str | None = None,
+        progress: bool = False,
+    ) -> StructuredExplanation:
+        """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``."""
+        cfg = self.config
+        infos = resolve_checkpoints(checkpoints)
+        data = as_image_dataset(dataset, class_names)
+        images, labels = data.images, data.labels
+        num_classes = self._check_labels(infos, checkpoints_load_func, images, labels, data.class_names)
+
+        checkpoints_load_func(self.model, infos[-1].path)
+        prototypes = self.fit_prototypes(images)
+        presence = prototypes.presence()
+        trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
+                           prototypes.assignments, cfg.k, num_classes, cfg.target, cfg.normalization,
+                           cfg.batch_size, self.device, progress)
+        delta_p, delta_conf = trajectory.deltas()
+        labels_np = labels.numpy()
+        groups = learning_groups(delta_conf, labels_np, num_classes, cfg.min_cluster_size, cfg.min_cluster_fraction)
+        betas = ridge_betas(delta_p, delta_conf, labels_np, groups, num_classes, cfg.ridge_alpha)
+        structure = build_structure(trajectory, betas, groups, labels_np, prototypes.assignments, presence, cfg)
+        accuracy = trajectory.accuracy
+        return StructuredExplanation(
+            run_id=run_id or uuid.uuid4().hex[:12],
+            config=cfg,
+            model_name=model_name or type(self.model).__name__,
+            layer=self.layer_name,
+            method=self.method_name,
+            dataset=data.name,
+            class_names=list(data.class_names[:num_classes]) if len(data.class_names) >= num_classes
+            else [str(c) for c in range(num_classes)],
+            map_size=list(prototypes.map_size),
+            checkpoints=[CheckpointSummary(i.index, i.name, str(i.path), i.epoch, i.step, i.train_loss,
+                                           float(accuracy[i.index])) for i in infos],
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            sample_ids=np.arange(len(labels)) if sample_ids is None else np.asarray(sample_ids),
+            labels=labels_np,
+            assignments=prototypes.assignments,
+            presence=presence,
+            intensities=trajectory.intensities,
+            confidences=trajectory.confidences,
+            predictions=trajectory.predictions,
+            confusion=trajectory.confusion,
+            group_labels=groups,
+            **structure,
+        )
+
+    @torch.no_grad()
+    def _check_labels(self, infos, load_func, images, labels, class_names) -> int:
+        """Load the first checkpoint (catching architecture mismatches early) and validate the labels."""
+        load_func(self.model, infos[0].path)
+        self.model.eval()
+        num_classes = int(self.model(images[:2].to(self.device)).shape[1])
+        bad = labels[(labels < 0) | (labels >= num_classes)]
+        if len(bad):
+            raise ValueError(f"Label {int(bad[0])} is outside the model's {num_classes} classes (0..{num_classes - 1}). "
+                             "Fix the probe labels or the model's output size.")
+        present = torch.bincount(labels, minlength=num_classes)
+        missing = torch.nonzero(present == 0).flatten().tolist()
+        if missing:
+            names = [class_names[c] if c < len(class_names) else str(c) for c in missing]
+            raise ValueError(f"Classes {names} have no samples in the probe set; every class needs probe samples "
+                             "(use a stratified probe set).")
+        return num_classes

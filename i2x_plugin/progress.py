@@ -1,0 +1,220 @@
+"""Steps 3–7 of I2X: replay checkpoints and link prototype intensity to confidence.
+
+``sweep`` streams over checkpoints (one loaded at a time into one model instance) and keeps only
+O(T·N·K) intensities and O(T·N·C) confidences, never T sets of saliency maps. ``learning_groups``
+and ``ridge_betas`` turn those into HDBSCAN groups and ridge coefficients β ∈ R^{K×C}.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from sklearn.cluster import HDBSCAN
+from sklearn.linear_model import Ridge
+from torch import nn
+
+from .checkpoints import CheckpointInfo, LoadFunc
+
+
+def normalize_maps(maps: torch.Tensor, mode: str) -> torch.Tensor:
+    """Per-image normalisation of ``(N, ...)`` maps: ``minmax`` to [0, 1], ``max`` divides by the max, ``none``."""
+    if mode == "none":
+        return maps
+    flat = maps.reshape(len(maps), -1)
+    high = flat.amax(1, keepdim=True)
+    low = flat.amin(1, keepdim=True) if mode == "minmax" else torch.zeros_like(high)
+    span = (high - low).clamp_min(torch.finfo(flat.dtype).tiny)
+    return ((flat - low) / span).reshape(maps.shape)
+
+
+def prototype_intensity(saliency: torch.Tensor, assignments: torch.Tensor, k: int) -> torch.Tensor:
+    """P[i, k] = mean saliency over the positions of sample i assigned to prototype k (0 where absent).
+
+    ``saliency`` and ``assignments`` are ``(N, h, w)``; returns ``(N, K)``.
+    """
+    n = len(saliency)
+    index = assignments.reshape(n, -1).long()
+    sums = torch.zeros(n, k, dtype=saliency.dtype, device=saliency.device).scatter_add_(1, index, saliency.reshape(n, -1))
+    counts = torch.zeros(n, k, dtype=saliency.dtype, device=saliency.device).scatter_add_(
+        1, index, torch.ones_like(saliency.reshape(n, -1)))
+    return sums / counts.clamp_min(1)
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(C, C)`` counts, rows = true class, columns = predicted class."""
+    return np.bincount(labels * num_classes + predictions, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """What the sweep measured at every checkpoint t = 0..T-1 for every probe sample."""
+
+    intensities: np.ndarray  # (T, N, K) float32
+    confidences: np.ndarray  # (T, N, C) float32, softmax of the logits
+    predictions: np.ndarray  # (T, N) int64
+    confusion: np.ndarray  # (T, C, C) int64
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        correct = np.trace(self.confusion, axis1=1, axis2=2)
+        return correct / self.confusion.sum((1, 2))
+
+    def deltas(self) -> tuple[np.ndarray, np.ndarray]:
+        """ΔP^t = P^{t+1} − P^t and ΔŶ^t = Ŷ^{t+1} − Ŷ^t: ``(T-1, N, K)`` and ``(T-1, N, C)``."""
+        return np.diff(self.intensities, axis=0), np.diff(self.confidences, axis=0)
+
+
+class _OutputCatcher:
+    """Catches the model's first full-batch output during an attribution call (no second forward)."""
+
+    def __init__(self, model: nn.Module, batch: int):
+        self.batch, self.output = batch, None
+        self.handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, _module, _inputs, output) -> None:
+        if self.output is None and isinstance(output, torch.Tensor) and output.shape[0] == self.batch:
+            self.output = output.detach()
+
+    def __enter__(self) -> "_OutputCatcher":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.handle.remove()
+
+
+def sweep(
+    model: nn.Module,
+    attribute: Callable[..., torch.Tensor],
+    checkpoints: Sequence[CheckpointInfo],
+    load_func: LoadFunc,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    assignments: np.ndarray,
+    k: int,
+    num_classes: int,
+    target: str = "label",
+    normalization: str = "minmax",
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> Trajectory:
+    """Saliency of every checkpoint on the probe set, reduced to prototype intensities as it streams.
+
+    ``attribute(inputs, target=...)`` is a saliency adapter's bound method returning ``(N, 1, h, w)``
+    maps at the prototype layer; its forward pass also yields the logits.
+    """
+    device = torch.device(device)
+    n, t_count = len(images), len(checkpoints)
+    assign = torch.as_tensor(assignments, dtype=torch.long)
+    intensities = np.zeros((t_count, n, k), dtype=np.float32)
+    confidences = np.zeros((t_count, n, num_classes), dtype=np.float32)
+    predictions = np.zeros((t_count, n), dtype=np.int64)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=t_count * n, desc="I2X sweep", unit="img")
+    try:
+        for ckpt in checkpoints:
+            load_func(model, ckpt.path)
+            model.eval()
+            for start in range(0, n, batch_size):
+                x = images[start : start + batch_size].to(device)
+                y = labels[start : start + batch_size].to(device)
+                with _OutputCatcher(model, len(x)) as catcher:
+                    maps = attribute(x, target=y if target == "label" else None)
+                logits = catcher.output
+                if logits is None:  # an adapter that never ran a full-batch forward
+                    with torch.no_grad():
+                        logits = model(x)
+                if not torch.isfinite(logits).all():
+                    raise FloatingPointError(f"Checkpoint {ckpt.path} gives NaN/inf logits; the checkpoint is "
+                                             "broken or diverged. Drop it from the checkpoint list.")
+                maps = maps.detach().float().squeeze(1)
+                if not torch.isfinite(maps).all():
+                    raise FloatingPointError(f"Checkpoint {ckpt.path} gives NaN/inf saliency maps; the checkpoint "
+                                             "is broken or diverged. Drop it from the checkpoint list.")
+                if maps.shape[1:] != assign.shape[1:]:
+                    raise ValueError(f"Saliency maps are {tuple(maps.shape[1:])} but prototype assignments are "
+                                     f"{tuple(assign.shape[1:])}: the adapter must attribute at the prototype layer "
+                                     "without upsampling.")
+                maps = normalize_maps(maps, normalization)
+                block = slice(start, start + len(x))
+                intensities[ckpt.index, block] = prototype_intensity(maps, assign[block].to(maps.device), k).cpu().numpy()
+                probs = torch.softmax(logits.float(), dim=1)
+                confidences[ckpt.index, block] = probs.cpu().numpy()
+                predictions[ckpt.index, block] = probs.argmax(1).cpu().numpy()
+                if bar is not None:
+                    bar.update(len(x))
+    finally:
+        if bar is not None:
+            bar.close()
+    labels_np = labels.cpu().numpy()
+    confusion = np.stack([confusion_matrix(labels_np, p, num_classes) for p in predictions])
+    return Trajectory(intensities, confidences, predictions, confusion)
+
+
+def learning_groups(delta_conf: np.ndarray, labels: np.ndarray, num_classes: int, min_cluster_size: int = 5,
+                    min_cluster_fraction: float = 0.01) -> np.ndarray:
+    """HDBSCAN on ΔŶ^t per (step, true class): ``(T-1, N)`` group ids, −1 = noise.
+
+    min_cluster_size = max(``min_cluster_size``, ``min_cluster_fraction`` × class size).
+    """
+    steps, n, _ = delta_conf.shape
+    groups = np.full((steps, n), -1, dtype=np.int64)
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        size = max(min_cluster_size, math.ceil(min_cluster_fraction * len(members)))
+        if len(members) <= size:
+            continue
+        for t in range(steps):
+            groups[t, members] = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(delta_conf[t, members])
+    return groups
+
+
+def ridge_beta(delta_p: np.ndarray, delta_conf: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    """β = (πᵀπ + λI)⁻¹ πᵀ C with both sides centred (scikit-learn Ridge with intercept): ``(K, C)``."""
+    return Ridge(alpha=alpha, fit_intercept=True).fit(delta_p, delta_conf).coef_.T.copy()
+
+
+def class_pairs(num_classes: int) -> list[tuple[int, int]]:
+    return [(a, b) for a in range(num_classes) for b in range(a + 1, num_classes)]
+
+
+@dataclass(frozen=True)
+class Betas:
+    """Ridge coefficients per fit scope; every β is ``(K, C)``."""
+
+    step: np.ndarray  # (T-1, K, C): all samples
+    per_class: np.ndarray  # (T-1, C, K, C): samples of one true class
+    per_pair: np.ndarray  # (T-1, P, K, C): samples of a ∪ b, pairs in class_pairs order
+    per_group: dict[tuple[int, int, int], np.ndarray]  # (step, class, group) -> (K, C)
+
+
+def ridge_betas(delta_p: np.ndarray, delta_conf: np.ndarray, labels: np.ndarray, groups: np.ndarray,
+                num_classes: int, alpha: float = 1.0, min_samples: int = 2) -> Betas:
+    """Fit β per step, per (step, class), per (step, class pair) and per (step, class, group ≠ −1)."""
+    steps, _, k = delta_p.shape
+    pairs = class_pairs(num_classes)
+    zeros = np.zeros((k, num_classes))
+    step_b = np.stack([ridge_beta(delta_p[t], delta_conf[t], alpha) for t in range(steps)])
+    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
+
+    def fit(t: int, idx: np.ndarray) -> np.ndarray:
+        return ridge_beta(delta_p[t, idx], delta_conf[t, idx], alpha) if len(idx) >= min_samples else zeros
+
+    class_b = np.stack([np.stack([fit(t, members[c]) for c in range(num_classes)]) for t in range(steps)])
+    pair_b = np.stack([np.stack([fit(t, np.concatenate([members[a], members[b]])) for a, b in pairs])
+                       for t in range(steps)]) if pairs else np.zeros((steps, 0, k, num_classes))
+    group_b: dict[tuple[int, int, int], np.ndarray] = {}
+    for t in range(steps):
+        for c in range(num_classes):
+            for g in np.unique(groups[t, members[c]]):
+                idx = members[c][groups[t, members[c]] == g]
+                if g >= 0 and len(idx) >= min_samples:
+                    group_b[(t, c, int(g))] = fit(t, idx)
+    return Betas(step_b, class_b, pair_b, group_b)
