@@ -211,13 +211,25 @@ def _top_positive(beta_column: np.ndarray, m: int) -> list[int]:
     return [int(k) for k in order if beta_column[k] > 0]
 
 
-def find_drivers(beta_class: np.ndarray, m: int) -> list[Driver]:
-    """Per class c: the top-m prototypes by mean over steps of the class fit's β[k, c] (positive only)."""
+def step_weights(delta_conf: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """``(T-1, C)``: how much class c's own confidence moved at each step, mean |ΔŶ[i, c]| over its samples,
+    normalised to sum to 1 over steps (uniform where it never moved)."""
+    moved = np.stack([np.abs(delta_conf[:, labels == c, c]).mean(1) for c in range(num_classes)], 1)
+    total = moved.sum(0, keepdims=True)
+    return np.where(total > 0, moved / np.where(total > 0, total, 1), 1 / len(moved))
+
+
+def find_drivers(beta_class: np.ndarray, weights: np.ndarray, m: int) -> list[Driver]:
+    """Per class c: the top-m prototypes by the step-weighted mean of the class fit's β[k, c] (positive only).
+
+    (D) Steps are weighted by how much the class's confidence moved (``step_weights``), so steps where
+    the class learnt nothing do not drown the ones where it did.
+    """
     steps, num_classes, _, _ = beta_class.shape
     drivers = []
     for c in range(num_classes):
         column = beta_class[:, c, :, c]  # (T-1, K)
-        mean = column.mean(0)
+        mean = weights[:, c] @ column
         tops = [set(_top_positive(column[t], m)) for t in range(steps)]
         for k in _top_positive(mean, m):
             first = next((t for t in range(steps) if k in tops[t]), None)
@@ -361,7 +373,8 @@ def build_structure(trajectory: Trajectory, betas: Betas, group_labels: np.ndarr
     confused = most_confused_pairs(trajectory.confusion[-1], config.confused_pairs)
     keys = sorted(betas.per_group)
     return dict(
-        drivers=find_drivers(betas.per_class, m),
+        drivers=find_drivers(betas.per_class, step_weights(np.diff(trajectory.confidences, axis=0), labels,
+                                                           num_classes), m),
         groups=summarise_groups(betas, group_labels, labels, num_classes, m),
         shared=shared_and_specialised(betas, num_classes, m, config.shared_fraction),
         separators=find_separators(betas.per_pair, pairs, floor),

@@ -32,7 +32,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(y)
+        total += loss.item() * len(y)
         count += len(y)
     model.eval()
     return total / max(count, 1)

@@ -42,3 +42,40 @@ def graph_store(request: pytest.FixtureRequest) -> Iterator[GraphStore]:
     finally:
         store.close()
 
+
+# --- a real small I2X run (scikit-learn digits, SmallCNN), shared by the core, graph and CLI tests --------
+from dataclasses import dataclass
+from pathlib import Path
+
+from i2x_plugin import I2X, I2XConfig, StructuredExplanation
+from i2x_plugin.data import ImageDataset, load_digits_8x8
+from i2x_plugin.models import SmallCNN
+from i2x_plugin.training import train_with_checkpoints
+
+DIGITS_CONFIG = I2XConfig(k=12, seed=0)
+
+
+@dataclass
+class DigitsRun:
+    model: SmallCNN
+    probe: ImageDataset
+    checkpoint_dir: Path
+    explanation: StructuredExplanation
+
+    def i2x(self, adapter: str = "captum", **config) -> I2X:
+        return I2X(self.model, "block3", adapter=adapter, config=DIGITS_CONFIG.model_copy(update=config))
+
+    def explain_again(self, adapter: str = "captum") -> StructuredExplanation:
+        return self.i2x(adapter).explain(self.checkpoint_dir, self.probe, run_id="again")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
+    """SmallCNN trained 4 epochs on 1,200 digits (5 checkpoints), explained on 600 held-out digits."""
+    data = load_digits_8x8()
+    train, probe = data.subset(range(1200), "digits-train"), data.subset(range(1200, 1797), "digits-probe")
+    model = SmallCNN(1, 10, pools=1)
+    directory = tmp_path_factory.mktemp("digits-ckpts")
+    train_with_checkpoints(model, train, directory, epochs=4, lr=3e-3, seed=0)
+    explanation = I2X(model, "block3", config=DIGITS_CONFIG).explain(directory, probe, run_id="digits")
+    return DigitsRun(model, probe, directory, explanation)

@@ -1,0 +1,180 @@
+"""End to end I2X on real data and real trained models (steps 1–8), including a planted answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from i2x_plugin import I2X, I2XConfig, StructuredExplanation
+from i2x_plugin.checkpoints import CheckpointRecorder
+from i2x_plugin.models import SmallCNN
+from i2x_plugin.synthetic import make_planted_shapes
+from i2x_plugin.training import seed_everything
+
+
+# --- a planted answer ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Four texture classes; classes 0 and 1 share the bright ``solid`` block (method: trained from scratch)."""
+    shapes = make_planted_shapes(n_per_class=200, size=32, noise=0.05, seed=2,
+                                 brightness={"hstripes": 0.6, "vstripes": 0.6})
+    seed_everything(2)
+    model = SmallCNN(1, 4, pools=1, width=16)
+    recorder = CheckpointRecorder(tmp_path_factory.mktemp("planted-ckpts"))
+    loader = DataLoader(TensorDataset(shapes.data.images, shapes.data.labels), batch_size=32, shuffle=True,
+                        generator=torch.Generator().manual_seed(2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    recorder.save(model, epoch=0, step=0)
+    step = 0
+    for epoch in range(6):
+        model.train()
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            if step % 10 == 0:
+                recorder.save(model, epoch=epoch + 1, step=step, train_loss=loss.item())
+    model.eval()
+    explanation = I2X(model, "block3", config=I2XConfig(k=16, seed=2)).explain(recorder.directory, shapes.data)
+    return shapes, explanation
+
+
+def prototype_shapes_by_class(shapes, explanation, receptive_field: int = 9) -> dict[tuple[int, int], str]:
+    """What each prototype covers inside the samples of each class, from the masks the data was drawn with.
+
+    A feature cell sees ``receptive_field`` pixels around it, so a cell is labelled by the shape with the
+    most pixels in that window ("bg" when none); a prototype takes its cells' majority label (or "mix").
+    """
+    names = shapes.shape_names
+    one_hot = torch.from_numpy(np.stack([shapes.masks == s for s in range(len(names))], 1).astype(np.float32))
+    stride = shapes.masks.shape[1] // explanation.map_size[0]
+    window = torch.nn.functional.avg_pool2d(one_hot, receptive_field, stride, receptive_field // 2,
+                                            count_include_pad=False).numpy()
+    cell_shape = np.where(window.max(1) > 0, window.argmax(1), -1)
+    labels = {}
+    for c in range(explanation.num_classes):
+        in_class = explanation.labels == c
+        for k in range(explanation.k):
+            cells = cell_shape[in_class][explanation.assignments[in_class] == k]
+            if len(cells) == 0:
+                continue
+            values, counts = np.unique(cells, return_counts=True)
+            top = counts.argmax()
+            labels[c, k] = ("bg" if values[top] < 0 else names[values[top]]) if counts[top] > counts.sum() / 2 else "mix"
+    return labels
+
+
+def test_planted_shared_shape_and_class_specific_shapes_are_recovered(planted):
+    shapes, e = planted
+    covers = prototype_shapes_by_class(shapes, e)
+    drivers = {c: {d.prototype for d in e.drivers if d.cls == c} for c in range(4)}
+    # The pair sharing the planted shape is the last to separate and the only one still confused.
+    assert e.learning_order[-1] == [0, 1]
+    assert {(u.a, u.b) for u in e.uncertain} <= {(0, 1)}
+    # The shared shape's prototypes drive both classes that contain it (or are uncertain between them)...
+    solid_0 = {k for k in drivers[0] if covers.get((0, k)) == "solid"}
+    solid_1 = {k for k in drivers[1] if covers.get((1, k)) == "solid"}
+    uncertain_solid = {u.prototype for u in e.uncertain if covers.get((0, u.prototype)) == "solid"}
+    assert (solid_0 & solid_1) or uncertain_solid
+    # ...and each class is driven by its own shapes, never by another class's.
+    for c, own in enumerate(shapes.class_shapes):
+        driven_by = {covers.get((c, k)) for k in drivers[c]}
+        assert driven_by & set(own), (c, driven_by)
+        assert not driven_by & (set(shapes.shape_names) - set(own)), (c, driven_by)
+
+
+def test_planted_structure_is_typed_and_consistent(planted):
+    _, e = planted
+    t, n, k, c = len(e.checkpoints), len(e.labels), e.k, e.num_classes
+    assert e.intensities.shape == (t, n, k) and e.confidences.shape == (t, n, c)
+    assert e.beta_step.shape == (t - 1, k, c) and e.beta_class.shape == (t - 1, c, k, c)
+    assert e.beta_pair.shape == (t - 1, c * (c - 1) // 2, k, c)
+    assert e.checkpoints[-1].accuracy > 0.9
+    assert np.all(e.presence.sum(1) == np.prod(e.map_size))
+    assert all(s.kind in ("shared", "specialised") for s in e.shared)
+    assert {len(s.box) for s in e.exemplars} == {4}
+
+
+# --- scikit-learn digits --------------------------------------------------------------------------
+def test_digits_run_end_to_end(digits_run):
+    e = digits_run.explanation
+    t, k, c = len(e.checkpoints), e.k, 10
+    assert t == len(list(digits_run.checkpoint_dir.glob("*.pt")))
+    assert e.beta_step.shape == (t - 1, k, c)
+    assert e.beta_group.shape[1:] == (k, c) and len(e.beta_group) > 0
+    assert e.groups and e.drivers and e.separations and e.exemplars
+    assert e.checkpoints[-1].accuracy > e.checkpoints[0].accuracy
+    assert e.layer == "block3" and e.method == "LayerGradCam"
+
+
+def test_digits_same_seed_gives_identical_results(digits_run):
+    again = digits_run.explain_again()
+    e = digits_run.explanation
+    np.testing.assert_array_equal(again.assignments, e.assignments)
+    np.testing.assert_array_equal(again.group_labels, e.group_labels)
+    np.testing.assert_allclose(again.beta_step, e.beta_step, rtol=1e-5, atol=1e-7)
+    assert again.uncertain == e.uncertain and again.separators == e.separators
+
+
+def test_save_and_load_round_trip(digits_run, tmp_path):
+    e = digits_run.explanation
+    loaded = StructuredExplanation.load(e.save(tmp_path / "run"))
+    assert loaded.config == e.config and loaded.checkpoints == e.checkpoints
+    assert loaded.uncertain == e.uncertain and loaded.shared == e.shared and loaded.exemplars == e.exemplars
+    for name in StructuredExplanation._ARRAYS:
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(e, name))
+    assert not any(p.suffix == ".pkl" for p in (tmp_path / "run").iterdir())
+
+
+def test_gradcam_adapter_runs_the_same_pipeline(digits_run):
+    e = digits_run.explain_again(adapter="gradcam")
+    assert e.method == "GradCAM"
+    # GradCAM from both libraries is the same map, so the same checkpoints give the same accuracy and β.
+    assert [c.accuracy for c in e.checkpoints] == [c.accuracy for c in digits_run.explanation.checkpoints]
+    np.testing.assert_allclose(e.beta_step, digits_run.explanation.beta_step, atol=1e-3)
+
+
+# --- bad input ----------------------------------------------------------------------------------------
+def test_labels_outside_the_model_classes(digits_run):
+    data = digits_run.probe
+    bad = (data.images[:20], torch.full((20,), 12))
+    with pytest.raises(ValueError, match="Label 12 is outside the model's 10 classes"):
+        digits_run.i2x().explain(digits_run.checkpoint_dir, bad)
+
+
+def test_a_class_without_probe_samples(digits_run):
+    data = digits_run.probe
+    keep = data.labels != 3
+    with pytest.raises(ValueError, match=r"Classes \['3'\] have no samples"):
+        digits_run.i2x().explain(digits_run.checkpoint_dir, data.subset(torch.nonzero(keep).flatten()))
+
+
+def test_integer_images_are_refused(digits_run):
+    with pytest.raises(TypeError, match="integer dtype"):
+        digits_run.i2x().explain(digits_run.checkpoint_dir, ((digits_run.probe.images * 16).long(),
+                                                              digits_run.probe.labels))
+
+
+def test_k_larger_than_feature_positions(digits_run):
+    small = digits_run.probe.subset(torch.arange(3))
+    with pytest.raises(ValueError, match="only 48 feature positions"):
+        digits_run.i2x(k=100).fit_prototypes(small.images)
+
+
+def test_layer_with_a_one_by_one_map(digits_run):
+    model = digits_run.model
+    with pytest.raises(ValueError, match="1×1 map.*earlier convolutional layer"):
+        I2X(model, "head.0").fit_prototypes(digits_run.probe.images[:8])
+
+
+def test_nan_checkpoint_is_named(digits_run, tmp_path):
+    state = torch.load(sorted(digits_run.checkpoint_dir.glob("*.pt"))[-1])
+    state["head.2.bias"] = torch.full_like(state["head.2.bias"], float("nan"))
+    good = sorted(digits_run.checkpoint_dir.glob("*.pt"))[0]
+    torch.save(state, tmp_path / "broken.pt")
+    with pytest.raises(FloatingPointError, match="broken.pt gives NaN/inf"):
+        digits_run.i2x().explain([good, tmp_path / "broken.pt"], digits_run.probe)
