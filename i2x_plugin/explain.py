@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 from .checkpoints import CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import ImageDataset
-from .layers import resolve_layer
+from .adapters import resolve_layer
 from .progress import learning_groups, ridge_betas, sweep
 from .prototypes import Prototypes, extract_features, fit_prototypes
 from .structure import CheckpointSummary, StructuredExplanation, build_structure

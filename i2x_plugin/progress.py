@@ -17,18 +17,8 @@ from sklearn.cluster import HDBSCAN
 from sklearn.linear_model import Ridge
 from torch import nn
 
+from .adapters import normalize
 from .checkpoints import CheckpointInfo, LoadFunc
-
-
-def normalize_maps(maps: torch.Tensor, mode: str) -> torch.Tensor:
-    """Per-image normalisation of ``(N, ...)`` maps: ``minmax`` to [0, 1], ``max`` divides by the max, ``none``."""
-    if mode == "none":
-        return maps
-    flat = maps.reshape(len(maps), -1)
-    high = flat.amax(1, keepdim=True)
-    low = flat.amin(1, keepdim=True) if mode == "minmax" else torch.zeros_like(high)
-    span = (high - low).clamp_min(torch.finfo(flat.dtype).tiny)
-    return ((flat - low) / span).reshape(maps.shape)
 
 
 def prototype_intensity(saliency: torch.Tensor, assignments: torch.Tensor, k: int) -> torch.Tensor:
@@ -142,7 +132,7 @@ def sweep(
                     raise ValueError(f"Saliency maps are {tuple(maps.shape[1:])} but prototype assignments are "
                                      f"{tuple(assign.shape[1:])}: the adapter must attribute at the prototype layer "
                                      "without upsampling.")
-                maps = normalize_maps(maps, normalization)
+                maps = normalize(maps, normalization)
                 block = slice(start, start + len(x))
                 intensities[ckpt.index, block] = prototype_intensity(maps, assign[block].to(maps.device), k).cpu().numpy()
                 probs = torch.softmax(logits.float(), dim=1)

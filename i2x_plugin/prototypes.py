@@ -15,7 +15,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from torch import nn
 
-from .layers import resolve_layer
+from .adapters import resolve_layer
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,6 @@
 """Unit tests of the sweep's formulas on tiny hand-made tensors with hand-computed answers."""
 
 import numpy as np
-import pytest
 import torch
 
 from i2x_plugin.progress import (
@@ -9,7 +8,6 @@ from i2x_plugin.progress import (
     class_pairs,
     confusion_matrix,
     learning_groups,
-    normalize_maps,
     prototype_intensity,
     ridge_beta,
     ridge_betas,
@@ -22,13 +20,6 @@ def test_intensity_is_mean_saliency_per_prototype_and_zero_when_absent():
     got = prototype_intensity(saliency, assignments, k=4)
     expected = torch.tensor([[(0.2 + 0.4 + 0.0) / 3, 0.0, 1.0, 0.0]])
     assert torch.allclose(got, expected)
-
-
-def test_normalisation_modes():
-    maps = torch.tensor([[[1.0, 3.0]], [[2.0, 2.0]]])
-    assert torch.allclose(normalize_maps(maps, "minmax"), torch.tensor([[[0.0, 1.0]], [[0.0, 0.0]]]))
-    assert torch.allclose(normalize_maps(maps, "max"), torch.tensor([[[1 / 3, 1.0]], [[1.0, 1.0]]]))
-    assert normalize_maps(maps, "none") is maps
 
 
 def test_deltas_are_consecutive_differences():
@@ -80,8 +71,3 @@ def test_ridge_betas_shapes_and_scopes():
     assert betas.per_class.shape == (steps, c, k, c)
     assert betas.per_pair.shape == (steps, len(class_pairs(c)), k, c)
     assert set(betas.per_group) == {(t, cls, 0) for t in range(steps) for cls in range(c)}
-
-
-@pytest.mark.parametrize("mode", ["minmax", "max"])
-def test_normalisation_of_an_all_zero_map_stays_finite(mode):
-    assert torch.isfinite(normalize_maps(torch.zeros(2, 3, 3), mode)).all()

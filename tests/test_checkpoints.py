@@ -1,0 +1,68 @@
+"""Recording checkpoints from a training loop and loading them like Captum's TracInCP."""
+
+import json
+
+import pytest
+import torch
+
+from i2x_plugin.checkpoints import CheckpointRecorder, default_load_func, resolve_checkpoints
+from i2x_plugin.models import SmallCNN
+
+
+def test_recorder_writes_state_and_metadata_in_order(tmp_path):
+    model = SmallCNN(1, 10)
+    recorder = CheckpointRecorder(tmp_path)
+    for epoch in range(3):
+        recorder.save(model, epoch=epoch, step=10 * epoch, train_loss=1.0 / (epoch + 1))
+    infos = resolve_checkpoints(tmp_path)
+    assert [i.index for i in infos] == [0, 1, 2]
+    assert [(i.epoch, i.step) for i in infos] == [(0, 0), (1, 10), (2, 20)]
+    assert infos[2].train_loss == pytest.approx(1 / 3)
+    assert json.loads(infos[1].path.with_suffix(".json").read_text())["step"] == 10
+
+
+def test_list_and_iterable_sources_keep_their_order(tmp_path):
+    model = SmallCNN(1, 10)
+    recorder = CheckpointRecorder(tmp_path)
+    paths = [recorder.save(model).path for _ in range(3)]
+    assert [i.path for i in resolve_checkpoints(reversed(paths))] == paths[::-1]
+
+
+def test_directory_order_is_natural(tmp_path):
+    model = SmallCNN(1, 10)
+    for name in ("epoch-10.pt", "epoch-2.pt", "epoch-1.pt"):
+        torch.save(model.state_dict(), tmp_path / name)
+    assert [i.name for i in resolve_checkpoints(tmp_path)] == ["epoch-1", "epoch-2", "epoch-10"]
+
+
+def test_load_round_trips_weights(tmp_path):
+    model, other = SmallCNN(1, 10), SmallCNN(1, 10)
+    info = CheckpointRecorder(tmp_path).save(model)
+    default_load_func(other, info.path)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+
+
+def test_empty_directory(tmp_path):
+    with pytest.raises(ValueError, match="it is empty"):
+        resolve_checkpoints(tmp_path)
+
+
+def test_directory_of_other_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"No checkpoint files.*notes.txt"):
+        resolve_checkpoints(tmp_path)
+
+
+def test_a_single_checkpoint_is_not_enough(tmp_path):
+    CheckpointRecorder(tmp_path).save(SmallCNN(1, 10))
+    with pytest.raises(ValueError, match="at least 2 checkpoints"):
+        resolve_checkpoints(tmp_path)
+
+
+def test_checkpoint_of_another_architecture_names_the_first_mismatched_key(tmp_path):
+    info = CheckpointRecorder(tmp_path).save(SmallCNN(1, 10, width=8))
+    with pytest.raises(ValueError, match=r"'block1.0.weight' has shape \(8, 1, 3, 3\)"):
+        default_load_func(SmallCNN(1, 10, width=16), info.path)
+    info = CheckpointRecorder(tmp_path, prefix="other").save(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="key 'block1.0.weight' is missing"):
+        default_load_func(SmallCNN(1, 10), info.path)
