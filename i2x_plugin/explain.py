@@ -6,7 +6,9 @@ checkpoints → deltas, groups and ridge β → the :class:`StructuredExplanatio
 
 from __future__ import annotations
 
+import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterable
 
@@ -70,6 +72,15 @@ class I2X:
             adapter = build_adapter(adapter, model, self.layer_name, method)
         self.adapter = adapter
         self.method_name = getattr(adapter, "method_name", type(adapter).__name__)
+        self.timings: dict[str, float] = {}  # seconds per stage of the last explain()
+
+    @contextmanager
+    def _stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = time.perf_counter() - start
 
     def fit_prototypes(self, images: torch.Tensor) -> Prototypes:
         """Step 2 on the model as it is now (load the final checkpoint first)."""
@@ -90,22 +101,29 @@ class I2X:
     ) -> StructuredExplanation:
         """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``."""
         cfg = self.config
+        self.timings = {}
         infos = resolve_checkpoints(checkpoints)
         data = as_image_dataset(dataset, class_names)
         images, labels = data.images, data.labels
         num_classes = self._check_labels(infos, checkpoints_load_func, images, labels, data.class_names)
 
-        checkpoints_load_func(self.model, infos[-1].path)
-        prototypes = self.fit_prototypes(images)
-        presence = prototypes.presence()
-        trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
-                           prototypes.assignments, cfg.k, num_classes, cfg.target, cfg.normalization,
-                           cfg.batch_size, self.device, progress)
+        with self._stage("prototypes"):
+            checkpoints_load_func(self.model, infos[-1].path)
+            prototypes = self.fit_prototypes(images)
+            presence = prototypes.presence()
+        with self._stage("sweep"):
+            trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
+                               prototypes.assignments, cfg.k, num_classes, cfg.target, cfg.normalization,
+                               cfg.batch_size, self.device, progress)
         delta_p, delta_conf = trajectory.deltas()
         labels_np = labels.numpy()
-        groups = learning_groups(delta_conf, labels_np, num_classes, cfg.min_cluster_size, cfg.min_cluster_fraction)
-        betas = ridge_betas(delta_p, delta_conf, labels_np, groups, num_classes, cfg.ridge_alpha)
-        structure = build_structure(trajectory, betas, groups, labels_np, prototypes.assignments, presence, cfg)
+        with self._stage("groups"):
+            groups = learning_groups(delta_conf, labels_np, num_classes, cfg.min_cluster_size,
+                                     cfg.min_cluster_fraction)
+        with self._stage("ridge"):
+            betas = ridge_betas(delta_p, delta_conf, labels_np, groups, num_classes, cfg.ridge_alpha)
+        with self._stage("structure"):
+            structure = build_structure(trajectory, betas, groups, labels_np, prototypes.assignments, presence, cfg)
         accuracy = trajectory.accuracy
         return StructuredExplanation(
             run_id=run_id or uuid.uuid4().hex[:12],
