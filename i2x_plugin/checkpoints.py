@@ -64,7 +64,8 @@ class CheckpointRecorder:
         self.saved.append(info)
         return info
 
-    def should_save(self, step: int, log_spaced_early: int = 0) -> bool:
+    @staticmethod
+    def should_save(step: int, log_spaced_early: int = 0) -> bool:
         """True at log-spaced early steps (1, 2, 4, … < ``log_spaced_early``): cheap extra resolution."""
         return 0 < step < log_spaced_early and (step & (step - 1)) == 0
 

@@ -66,3 +66,13 @@ def test_checkpoint_of_another_architecture_names_the_first_mismatched_key(tmp_p
     info = CheckpointRecorder(tmp_path, prefix="other").save(torch.nn.Linear(2, 2))
     with pytest.raises(ValueError, match="key 'block1.0.weight' is missing"):
         default_load_func(SmallCNN(1, 10), info.path)
+
+
+def test_log_spaced_early_steps():
+    recorder_steps = [s for s in range(1, 100) if CheckpointRecorder.should_save(s, log_spaced_early=40)]
+    assert recorder_steps == [1, 2, 4, 8, 16, 32]
+
+
+def test_an_empty_list_is_refused():
+    with pytest.raises(ValueError, match="got 0"):
+        resolve_checkpoints([])
