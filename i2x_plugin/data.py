@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 DATASET_CHOICES = ("digits", "mnist-5k", "fashion-mnist", "mnist", "cifar10")
-FASHION_MNIST_DIR = Path("/usr/share/dataset-fashion-mnist")
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # where Debian's package puts the files
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )

@@ -147,6 +147,7 @@ class I2X:
             predictions=trajectory.predictions,
             confusion=trajectory.confusion,
             group_labels=groups,
+            prototypes=prototypes,
             **structure,
         )
 

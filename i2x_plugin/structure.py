@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import I2XConfig
 from .progress import Betas, Trajectory, class_pairs
+from .prototypes import Prototypes
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,9 @@ class StructuredExplanation:
     beta_pair: np.ndarray = field(repr=False)  # (T-1, P, K, C)
     beta_group_keys: np.ndarray = field(repr=False)  # (G, 3): step, class, group
     beta_group: np.ndarray = field(repr=False)  # (G, K, C)
+    # The fitted PCA + centres, to assign samples outside the probe set (e.g. the whole training set for
+    # step 9's curated set). Optional: explanations saved before it existed load with None.
+    prototypes: Prototypes | None = field(default=None, repr=False, compare=False)
 
     _ARRAYS = ("sample_ids", "labels", "assignments", "presence", "intensities", "confidences", "predictions",
                "confusion", "group_labels", "beta_step", "beta_class", "beta_pair", "beta_group_keys", "beta_group")
@@ -181,7 +185,10 @@ class StructuredExplanation:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(directory / "arrays.npz", **{name: getattr(self, name) for name in self._ARRAYS})
-        meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in self._ARRAYS}
+        if self.prototypes is not None:
+            np.savez_compressed(directory / "prototypes.npz", **prototypes_to_arrays(self.prototypes))
+        meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in self._ARRAYS and f.name != "prototypes"}
         meta["config"] = self.config.model_dump()
         meta = {k: ([dataclasses.asdict(x) for x in v] if isinstance(v, list) and v and dataclasses.is_dataclass(v[0])
                     else v) for k, v in meta.items()}
@@ -200,7 +207,30 @@ class StructuredExplanation:
         for name, kind in types.items():
             meta[name] = [kind(**row) for row in meta[name]]
         meta["config"] = I2XConfig.model_validate(meta["config"])
+        if (directory / "prototypes.npz").is_file():
+            with np.load(directory / "prototypes.npz", allow_pickle=False) as arrays:
+                meta["prototypes"] = prototypes_from_arrays(arrays)
         return cls(**meta, **data)
+
+
+def prototypes_to_arrays(prototypes: Prototypes) -> dict[str, np.ndarray]:
+    """The arrays that define fitted prototypes (PCA mean/components/variance, centres, probe assignments)."""
+    pca = prototypes.pca
+    return {"pca_mean": pca.mean_, "pca_components": pca.components_, "pca_variance": pca.explained_variance_,
+            "pca_whiten": np.array(bool(pca.whiten)), "centers": prototypes.centers,
+            "assignments": prototypes.assignments}
+
+
+def prototypes_from_arrays(arrays: Any) -> Prototypes:
+    """Rebuild :class:`Prototypes` saved by :func:`prototypes_to_arrays` (no pickles)."""
+    from sklearn.decomposition import PCA
+
+    components = np.asarray(arrays["pca_components"])
+    pca = PCA(n_components=len(components), whiten=bool(arrays["pca_whiten"]))
+    pca.components_, pca.mean_ = components, np.asarray(arrays["pca_mean"])
+    pca.explained_variance_ = np.asarray(arrays["pca_variance"])
+    pca.n_components_, pca.n_features_in_ = len(components), components.shape[1]
+    return Prototypes(pca=pca, centers=np.asarray(arrays["centers"]), assignments=np.asarray(arrays["assignments"]))
 
 
 # --- building the structure ------------------------------------------------------------------------
