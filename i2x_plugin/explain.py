@@ -82,11 +82,20 @@ class I2X:
         finally:
             self.timings[name] = time.perf_counter() - start
 
-    def fit_prototypes(self, images: torch.Tensor) -> Prototypes:
+    def fit_prototypes(self, images: torch.Tensor, progress: bool = False) -> Prototypes:
         """Step 2 on the model as it is now (load the final checkpoint first)."""
+        from tqdm.auto import tqdm
+
         cfg = self.config
-        features = extract_features(self.model, self.layer, images, cfg.batch_size, self.device)
-        return fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows, cfg.minibatch_kmeans_rows, cfg.seed)
+        with tqdm(total=2, desc="prototypes", unit="stage", disable=not progress) as bar:
+            bar.set_postfix_str("features")
+            features = extract_features(self.model, self.layer, images, cfg.batch_size, self.device)
+            bar.update()
+            bar.set_postfix_str(f"PCA + K-Means (K={cfg.k})")
+            prototypes = fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows,
+                                        cfg.minibatch_kmeans_rows, cfg.seed)
+            bar.update()
+        return prototypes
 
     def explain(
         self,
@@ -109,7 +118,7 @@ class I2X:
 
         with self._stage("prototypes"):
             checkpoints_load_func(self.model, infos[-1].path)
-            prototypes = self.fit_prototypes(images)
+            prototypes = self.fit_prototypes(images, progress)
             presence = prototypes.presence()
         with self._stage("sweep"):
             trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
