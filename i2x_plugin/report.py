@@ -1,0 +1,521 @@
+"""The HTML report of an I2X run: what a person looks at to see why the model looks where it looks.
+
+>>> from i2x_plugin.report import exemplar_saliency, write_report
+>>> saliency = exemplar_saliency(i2x.adapter, probe, explanation)      # final checkpoint loaded
+>>> write_report(explanation, probe.images, "out/report", saliency=saliency)
+
+One self-contained ``index.html`` (every figure embedded as a base64 PNG, so it opens offline and
+can be mailed as one file) plus the same PNGs beside it. Sections: accuracy and confusion per
+checkpoint; β per class over steps; the learning order of class pairs; uncertain prototypes with
+their β trajectories; and a gallery with, for every prototype, the image regions it covers in its
+highest-intensity samples, under the final checkpoint's saliency. Figures use matplotlib's
+object API (no pyplot, no global backend change).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.colors import PowerNorm, TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .data import ImageDataset
+from .structure import StructuredExplanation
+
+_DPI = 110
+_MAX_CONFUSION_PANELS = 10
+_MAX_ORDER_PAIRS = 24
+_MAX_UNCERTAIN = 8
+_MAX_CLASSES_BETA = 20
+
+
+# --- saliency of the exemplars ------------------------------------------------------------------------
+
+
+def exemplar_saliency(adapter, probe: ImageDataset, explanation: StructuredExplanation,
+                      device: torch.device | str | None = None, batch_size: int = 256) -> dict[int, np.ndarray]:
+    """Input-size saliency of the model as it is now (load the final checkpoint first) for the exemplar
+    samples only: ``{probe position: (H, W) map in [0, 1]}``.
+
+    ``adapter`` is the run's saliency adapter, so the overlay shows the same method I2X measured with;
+    the target follows the run's config (true label or prediction).
+    """
+    from .adapters import normalize, upsample_to
+
+    samples = sorted({e.sample for e in explanation.exemplars})
+    if not samples:
+        return {}
+    if device is None:
+        device = next(adapter.model.parameters()).device
+    size = tuple(probe.images.shape[-2:])
+    out: dict[int, np.ndarray] = {}
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        x = probe.images[chunk].to(device)
+        target = probe.labels[chunk].to(device) if explanation.config.target == "label" else None
+        maps = normalize(adapter.attribute(x, target=target).detach().float(), "minmax")
+        maps = upsample_to(maps, size).squeeze(1).clamp(0, 1).cpu().numpy()
+        out.update({s: m for s, m in zip(chunk, maps)})
+    return out
+
+
+# --- small helpers -----------------------------------------------------------------------------------
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight", facecolor="white")
+    return buffer.getvalue()
+
+
+def _checkpoint_labels(explanation: StructuredExplanation) -> list[str]:
+    labels = []
+    for c in explanation.checkpoints:
+        labels.append(f"e{c.epoch:g}" if c.epoch is not None else str(c.index))
+    return labels
+
+
+def _step_labels(explanation: StructuredExplanation) -> list[str]:
+    names = _checkpoint_labels(explanation)
+    return [f"{a}→{b}" for a, b in zip(names[:-1], names[1:])]
+
+
+def _image_hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    array = np.transpose(array, (1, 2, 0))
+    lo, hi = float(array.min()), float(array.max())
+    array = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+    return array[..., 0] if array.shape[2] == 1 else array
+
+
+def _heat_rgba(saliency: np.ndarray, max_alpha: float = 0.5) -> np.ndarray:
+    """A saliency map as an RGBA overlay: jet colours, opacity growing with saliency (faint where low)."""
+    rgba = colormaps["jet"](np.clip(saliency, 0, 1))
+    rgba[..., 3] = max_alpha * np.clip(saliency, 0, 1) ** 0.8
+    return rgba
+
+
+def _pname(k: int) -> str:
+    return f"P-{k}"
+
+
+# --- figures -----------------------------------------------------------------------------------------
+
+
+def plot_accuracy(explanation: StructuredExplanation, test_accuracy: Sequence[float] | None = None) -> Figure:
+    """Accuracy per checkpoint on the probe set (and the held-out test split if given)."""
+    names = _checkpoint_labels(explanation)
+    x = np.arange(len(names))
+    fig = Figure(figsize=(7.5, 3.2))
+    ax = fig.subplots()
+    ax.plot(x, [100 * c.accuracy for c in explanation.checkpoints], "o-", color="#1f77b4", label="probe set")
+    if test_accuracy is not None:
+        ax.plot(x, [100 * a for a in test_accuracy], "s--", color="#d62728", label="held-out test split")
+    ax.set_xticks(x, names)
+    ax.set_xlabel("checkpoint (e = epoch)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", frameon=False)
+    return fig
+
+
+def plot_confusions(explanation: StructuredExplanation) -> Figure:
+    """Off-diagonal confusion counts of (up to 10 evenly spaced) checkpoints, one shared colour scale."""
+    confusion = explanation.confusion.astype(float)
+    t_count = len(confusion)
+    picks = sorted({int(round(i)) for i in np.linspace(0, t_count - 1, min(t_count, _MAX_CONFUSION_PANELS))})
+    names = _checkpoint_labels(explanation)
+    off = confusion.copy()
+    for c in off:
+        np.fill_diagonal(c, np.nan)
+    vmax = max(1.0, float(np.nanmax(off)))
+    cols = min(5, len(picks))
+    rows = math.ceil(len(picks) / cols)
+    fig = Figure(figsize=(2.1 * cols + 0.8, 2.2 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    image = None
+    for ax, t in zip(axes, picks):
+        image = ax.imshow(off[t], cmap="Reds", norm=PowerNorm(0.5, vmin=0, vmax=vmax))
+        ax.set_title(f"{names[t]} · acc {100 * explanation.checkpoints[t].accuracy:.0f}%", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[len(picks):]:
+        ax.axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.8, label="probe samples (true → predicted)")
+    return fig
+
+
+def plot_final_confusion(explanation: StructuredExplanation) -> Figure:
+    """The final checkpoint's confusion matrix with counts."""
+    matrix = explanation.confusion[-1]
+    names = explanation.class_names
+    c = len(names)
+    size = min(9.0, 2.0 + 0.5 * c)
+    fig = Figure(figsize=(size, size * 0.85))
+    ax = fig.subplots()
+    off = matrix.astype(float).copy()
+    np.fill_diagonal(off, np.nan)
+    ax.imshow(off, cmap="Reds", vmin=0, vmax=max(1.0, float(np.nanmax(off))))
+    if c <= 20:
+        for i in range(c):
+            for j in range(c):
+                if matrix[i, j]:
+                    ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7 if c > 10 else 8,
+                            color="#555" if i == j else "black")
+    short = [n if len(n) <= 10 else n[:9] + "…" for n in names]
+    ax.set_xticks(range(c), short, rotation=45 if max(map(len, short)) > 2 else 0, ha="right" if
+                  max(map(len, short)) > 2 else "center", fontsize=8)
+    ax.set_yticks(range(c), short, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title("final checkpoint (diagonal: correct, grey)", fontsize=10)
+    return fig
+
+
+def plot_beta_heatmaps(explanation: StructuredExplanation) -> Figure:
+    """β[k, c] of each class's own fit over the steps: rows = steps, columns = prototypes."""
+    beta = explanation.beta_class  # (T-1, C, K, C)
+    classes = list(range(min(explanation.num_classes, _MAX_CLASSES_BETA)))
+    own = np.stack([beta[:, c, :, c] for c in classes])  # (C', T-1, K)
+    vmax = float(np.quantile(np.abs(own), 0.99)) or 1e-6
+    cols = min(5, len(classes))
+    rows = math.ceil(len(classes) / cols)
+    steps, k = own.shape[1], own.shape[2]
+    fig = Figure(figsize=(3.0 * cols + 1.0, (0.22 * steps + 1.0) * rows + 0.3))
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    step_names = _step_labels(explanation)
+    drivers = {(d.cls, d.prototype) for d in explanation.drivers}
+    image = None
+    for ax, c in zip(axes, classes):
+        image = ax.imshow(own[c], cmap="RdBu_r", norm=TwoSlopeNorm(0, -vmax, vmax), aspect="auto",
+                          interpolation="nearest")
+        ax.set_title(f"class {explanation.class_names[c]}", fontsize=9)
+        tick_every = max(1, k // 8)
+        ax.set_xticks(range(0, k, tick_every), [str(i) for i in range(0, k, tick_every)], fontsize=7)
+        ax.set_yticks(range(steps), step_names if steps <= 12 else [""] * steps, fontsize=6)
+        for kk in range(k):
+            if (c, kk) in drivers:
+                ax.plot(kk, -0.9, marker="v", color="black", markersize=3.5, clip_on=False)
+        ax.set_ylim(steps - 0.5, -1.2)
+    for ax in axes[len(classes):]:
+        ax.axis("off")
+    if image is not None:
+        fig.colorbar(image, ax=list(axes), shrink=0.7, label="β[k, c]  (red: raises class c's confidence)")
+    fig.supxlabel("prototype k   (▼ = one of the class's top drivers)", fontsize=9)
+    return fig
+
+
+def plot_learning_order(explanation: StructuredExplanation) -> Figure | None:
+    """The class pairs in the order the model separated them: confusions per checkpoint, ◆ at separation."""
+    by_pair = {(s.a, s.b): s for s in explanation.separations}
+    order = [by_pair[(a, b)] for a, b in explanation.learning_order[:_MAX_ORDER_PAIRS] if (a, b) in by_pair]
+    if not order:
+        return None
+    names = _checkpoint_labels(explanation)
+    series = np.array([s.confusion_by_checkpoint for s in order], dtype=float)
+    fig = Figure(figsize=(7.5, 0.28 * len(order) + 1.4))
+    ax = fig.subplots()
+    image = ax.imshow(series, cmap="Oranges", aspect="auto", interpolation="nearest",
+                      norm=PowerNorm(0.5, vmin=0, vmax=max(1.0, float(series.max()))))
+    cn = explanation.class_names
+    for row, s in enumerate(order):
+        if s.separation_checkpoint is not None:
+            ax.plot(s.separation_checkpoint, row, marker="D", color="#1a7f37", markersize=6,
+                    markeredgecolor="white")
+        else:
+            ax.text(len(names) - 0.45, row, " not yet", va="center", ha="left", fontsize=7, color="#b00")
+    ax.set_yticks(range(len(order)), [f"{cn[s.a]} ↔ {cn[s.b]}" for s in order], fontsize=8)
+    ax.set_xticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("checkpoint")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="a↔b confusions (probe set)")
+    ax.set_title("◆ separation checkpoint: confusions stay ≤ threshold from here on", fontsize=9)
+    return fig
+
+
+def plot_uncertain(explanation: StructuredExplanation, index: int) -> Figure:
+    """β[k, a] and β[k, b] of the a ∪ b fit over steps for one uncertain prototype; flips marked."""
+    u = explanation.uncertain[index]
+    beta = explanation.pair_beta(u.a, u.b)[:, u.prototype]  # (T-1, C)
+    steps = np.arange(len(beta))
+    cn = explanation.class_names
+    fig = Figure(figsize=(5.2, 2.6))
+    ax = fig.subplots()
+    floor = explanation.noise_floor
+    ax.axhspan(-floor, floor, color="#ddd", alpha=0.6, lw=0, label="noise floor")
+    ax.axhline(0, color="#888", lw=0.8)
+    ax.plot(steps, beta[:, u.a], "o-", color="#1f77b4", label=f"β toward {cn[u.a]}")
+    ax.plot(steps, beta[:, u.b], "s-", color="#ff7f0e", label=f"β toward {cn[u.b]}")
+    for s in u.flip_steps:
+        ax.axvline(s, color="#b00", ls=":", lw=1)
+    names = _step_labels(explanation)
+    ax.set_xticks(steps, names if len(names) <= 10 else [n if i % 2 == 0 else "" for i, n in enumerate(names)],
+                  fontsize=7, rotation=30)
+    ax.set_title(f"{_pname(u.prototype)} between {cn[u.a]} and {cn[u.b]}: {u.flips} flips (red dotted)",
+                 fontsize=9)
+    ax.legend(fontsize=7, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    ax.grid(alpha=0.25)
+    return fig
+
+
+def _crop_bounds(box: Sequence[int], map_size: Sequence[int], image_size: Sequence[int], pad: int = 1):
+    """Pixel bounds [y0, y1) × [x0, x1) of a feature-map box (inclusive cells) grown by ``pad`` cells."""
+    (h, w), (height, width) = map_size, image_size
+    sy, sx = height / h, width / w
+    r0, c0, r1, c1 = box
+    y0 = max(0, int(math.floor((r0 - pad) * sy)))
+    x0 = max(0, int(math.floor((c0 - pad) * sx)))
+    y1 = min(height, int(math.ceil((r1 + 1 + pad) * sy)))
+    x1 = min(width, int(math.ceil((c1 + 1 + pad) * sx)))
+    return y0, y1, x0, x1, sy, sx
+
+
+def plot_prototype_exemplars(explanation: StructuredExplanation, images: torch.Tensor | np.ndarray, k: int,
+                             saliency: Mapping[int, np.ndarray] | None = None) -> Figure | None:
+    """The regions prototype k covers in its highest-intensity samples: crops of the exemplar box (plus one
+    cell of context, the box outlined) under the final checkpoint's saliency."""
+    exemplars = [e for e in explanation.exemplars if e.prototype == k]
+    if not exemplars:
+        return None
+    n = len(exemplars)
+    fig = Figure(figsize=(1.25 * max(n, 4), 1.6))
+    axes = np.atleast_1d(fig.subplots(1, max(n, 4), squeeze=False)).ravel()
+    height, width = images.shape[-2:]
+    assignments = explanation.assignments
+    for ax, e in zip(axes, exemplars):
+        image = _image_hwc(images[e.sample])
+        y0, y1, x0, x1, sy, sx = _crop_bounds(e.box, explanation.map_size, (height, width))
+        extent = (x0 - 0.5, x1 - 0.5, y1 - 0.5, y0 - 0.5)
+        ax.imshow(image[y0:y1, x0:x1], cmap="gray" if image.ndim == 2 else None, interpolation="nearest",
+                  extent=extent, vmin=0, vmax=1)
+        if saliency is not None and e.sample in saliency:
+            ax.imshow(_heat_rgba(saliency[e.sample][y0:y1, x0:x1]), interpolation="bilinear", extent=extent)
+        # Outline every feature-map cell of this sample assigned to k.
+        rows, cols = np.nonzero(assignments[e.sample] == k)
+        for r, c in zip(rows, cols):
+            ax.add_patch(Rectangle((c * sx - 0.5, r * sy - 0.5), sx, sy, fill=False, lw=0.8, ec="#00e5ff"))
+        ax.set_xlim(x0 - 0.5, x1 - 0.5)
+        ax.set_ylim(y1 - 0.5, y0 - 0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        label = explanation.class_names[int(explanation.labels[e.sample])]
+        ax.set_title(f"#{int(explanation.sample_ids[e.sample])} · {label}\nI={e.intensity:.2f}", fontsize=7, pad=2)
+    for ax in axes[n:]:
+        ax.axis("off")
+    return fig
+
+
+# --- text about a prototype ----------------------------------------------------------------------------
+
+
+def describe_prototype(explanation: StructuredExplanation, k: int) -> list[str]:
+    """Plain-language facts about prototype k: where it occurs, which classes it drives, where it is uncertain."""
+    cn = explanation.class_names
+    present = explanation.presence[:, k] > 0
+    labels = explanation.labels
+    facts = [f"in {100 * present.mean():.0f}% of probe samples, covering "
+             f"{explanation.presence[present, k].mean() if present.any() else 0:.1f} of "
+             f"{explanation.map_size[0] * explanation.map_size[1]} cells where present"]
+    by_class = [(present[labels == c].mean() if (labels == c).any() else 0.0, c) for c in range(len(cn))]
+    by_class.sort(reverse=True)
+    tops = [f"{cn[c]} {100 * f:.0f}%" for f, c in by_class[:3] if f > 0]
+    if tops:
+        facts.append("most common in: " + ", ".join(tops))
+    drives = sorted((d for d in explanation.drivers if d.prototype == k), key=lambda d: -d.beta)
+    if drives:
+        facts.append("drives: " + ", ".join(f"{cn[d.cls]} (β {d.beta:+.3f})" for d in drives))
+    for kind in ("shared", "specialised"):
+        entries = sorted((s for s in explanation.shared if s.prototype == k and s.kind == kind),
+                         key=lambda s: -s.fraction)
+        if entries:
+            shown = ", ".join(f"{cn[s.cls]} ({100 * s.fraction:.0f}%)" for s in entries[:4])
+            more = f" and {len(entries) - 4} more" if len(entries) > 4 else ""
+            facts.append(f"{kind} in class: {shown}{more} (share of the class's groups where it is a top driver)")
+    uncertain = [u for u in explanation.uncertain if u.prototype == k]
+    if uncertain:
+        facts.append("uncertain between " + ", ".join(f"{cn[u.a]}↔{cn[u.b]} ({u.flips} flips)" for u in uncertain))
+    return facts
+
+
+# --- the page -------------------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
+header{background:#1d2330;color:#fff;padding:22px 32px}
+header h1{margin:0 0 4px;font-size:24px} header p{margin:0;color:#c9d1e0}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #dde1e8;padding:8px 32px;z-index:2}
+nav a{margin-right:18px;color:#2458b3;text-decoration:none;font-size:14px}
+main{max-width:1180px;margin:0 auto;padding:8px 32px 40px}
+section{background:#fff;border:1px solid #e1e5ec;border-radius:8px;padding:16px 22px;margin:18px 0}
+h2{margin:0 0 6px;font-size:20px} h3{margin:14px 0 4px;font-size:15px}
+p.how{color:#4a5468;margin:2px 0 10px;font-size:14px;line-height:1.45}
+img{max-width:100%;height:auto;display:block}
+table.kv{border-collapse:collapse;font-size:14px} table.kv td{padding:3px 14px 3px 0;vertical-align:top}
+table.kv td:first-child{color:#5b6577}
+.row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
+.card{border:1px solid #e1e5ec;border-radius:6px;padding:8px 10px;background:#fcfcfd}
+.gallery{display:flex;flex-direction:column;gap:10px}
+.proto{display:flex;flex-wrap:wrap;gap:14px;align-items:center} .proto>div:first-child{flex:3 1 620px}
+.proto>ul{flex:1 1 300px}
+.card h3{margin:0 0 4px} .card ul{margin:4px 0 0 18px;padding:0;font-size:13px;color:#3a4355}
+.muted{color:#6b7486;font-size:13px}
+footer{color:#6b7486;font-size:12px;text-align:center;padding:12px}
+"""
+
+
+@dataclass
+class _Figure:
+    name: str
+    png: bytes
+
+    def img(self, alt: str) -> str:
+        data = base64.b64encode(self.png).decode("ascii")
+        return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" data-file="{self.name}">'
+
+
+def write_report(
+    explanation: StructuredExplanation,
+    images: torch.Tensor | np.ndarray,
+    directory: str | Path,
+    *,
+    saliency: Mapping[int, np.ndarray] | None = None,
+    test_accuracy: Sequence[float] | None = None,
+    extra_sections: Sequence[tuple[str, str]] = (),
+    progress: bool = False,
+) -> Path:
+    """Write ``directory/index.html`` (self-contained) and its PNGs; returns the HTML path.
+
+    Args:
+        explanation: the run's structured explanation.
+        images: the probe images ``(N, C, H, W)`` in the explanation's sample order.
+        saliency: ``{probe position: (H, W) map}`` for the overlay (see :func:`exemplar_saliency`).
+        test_accuracy: accuracy of every checkpoint on a held-out split, plotted beside the probe's.
+        extra_sections: ``(title, html)`` blocks appended to the page (e.g. the fine-tuning table).
+    """
+    if len(images) != len(explanation.labels):
+        raise ValueError(f"The report needs the {len(explanation.labels)} probe images of the explanation, got "
+                         f"{len(images)}. Pass the same probe set that was explained.")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, _Figure] = {}
+    jobs: list[tuple[str, object]] = [
+        ("accuracy", lambda: plot_accuracy(explanation, test_accuracy)),
+        ("confusion_checkpoints", lambda: plot_confusions(explanation)),
+        ("confusion_final", lambda: plot_final_confusion(explanation)),
+        ("beta_per_class", lambda: plot_beta_heatmaps(explanation)),
+        ("learning_order", lambda: plot_learning_order(explanation)),
+    ]
+    jobs += [(f"uncertain_{i}", (lambda i=i: plot_uncertain(explanation, i)))
+             for i in range(min(len(explanation.uncertain), _MAX_UNCERTAIN))]
+    jobs += [(f"prototype_{k:03d}", (lambda k=k: plot_prototype_exemplars(explanation, images, k, saliency)))
+             for k in range(explanation.k)]
+    iterator = jobs
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(jobs, desc="report", unit="fig")
+    for name, make in iterator:
+        fig = make()  # type: ignore[operator]
+        if fig is None:
+            continue
+        png = _png(fig)
+        (directory / f"{name}.png").write_bytes(png)
+        figures[name] = _Figure(f"{name}.png", png)
+    page = _page(explanation, figures, test_accuracy, extra_sections)
+    path = directory / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_accuracy: Sequence[float] | None,
+          extra_sections: Sequence[tuple[str, str]]) -> str:
+    e, cn, esc = explanation, explanation.class_names, html.escape
+    final = e.checkpoints[-1]
+    rows = [
+        ("run", e.run_id), ("data set", f"{e.dataset} · {len(e.labels)} probe samples · {e.num_classes} classes"),
+        ("model", f"{e.model_name} · layer {e.layer} ({e.map_size[0]}×{e.map_size[1]} map) · {e.method}"),
+        ("checkpoints", f"{len(e.checkpoints)} (epochs {', '.join(_checkpoint_labels(e))})"),
+        ("final accuracy", f"{100 * final.accuracy:.1f}% on the probe set"
+         + (f", {100 * test_accuracy[-1]:.1f}% on the held-out test split" if test_accuracy else "")),
+        ("prototypes", f"K = {e.k}; {len(e.drivers)} class drivers; "
+         f"{sum(s.kind == 'shared' for s in e.shared)} shared, {sum(s.kind == 'specialised' for s in e.shared)} "
+         f"specialised; {len(e.uncertain)} uncertain (prototype, pair) entries"),
+        ("noise floor", f"|β| > {e.noise_floor:.4f}"), ("created", e.created_at),
+    ]
+    summary = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in rows)
+
+    def fig(name: str, alt: str) -> str:
+        return figures[name].img(alt) if name in figures else '<p class="muted">(nothing to show)</p>'
+
+    order_text = ", ".join(f"{cn[a]}↔{cn[b]}" for a, b in e.learning_order[:8]) or "no pair was ever confused"
+    uncertain_html = []
+    for i, u in enumerate(e.uncertain[:_MAX_UNCERTAIN]):
+        strip = fig(f"prototype_{u.prototype:03d}", f"exemplars of {_pname(u.prototype)}")
+        uncertain_html.append(
+            f'<div class="card"><h3>{_pname(u.prototype)} · {esc(cn[u.a])} ↔ {esc(cn[u.b])} · score {u.score:.3f}'
+            f'</h3><div class="row"><div style="flex:1 1 440px">{fig(f"uncertain_{i}", "beta trajectory")}</div>'
+            f'<div style="flex:1 1 440px"><p class="muted">What {_pname(u.prototype)} covers:</p>{strip}</div>'
+            "</div></div>")
+    if not uncertain_html:
+        uncertain_html.append('<p class="muted">No prototype flips between the most confused pairs above the noise '
+                              "floor. More checkpoints or a larger K give the method more to compare.</p>")
+    gallery = []
+    for k in range(e.k):
+        facts = "".join(f"<li>{esc(f)}</li>" for f in describe_prototype(e, k))
+        gallery.append(f'<div class="card" id="p{k}"><h3>{_pname(k)}</h3><div class="proto"><div>'
+                       f'{fig(f"prototype_{k:03d}", f"exemplars of {_pname(k)}")}</div><ul>{facts}</ul></div></div>')
+    extra = "".join(f'<section><h2>{esc(title)}</h2>{body}</section>' for title, body in extra_sections)
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
+        ("training", "Training"), ("beta", "β per class"), ("order", "Learning order"),
+        ("uncertain", "Uncertain prototypes"), ("prototypes", "Prototype gallery")))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>I2X report · {esc(e.run_id)}</title><style>{_CSS}</style></head>
+<body>
+<header><h1>Why does the model look there? · I2X report</h1>
+<p>{esc(e.model_name)} on {esc(e.dataset)} · run {esc(e.run_id)}</p></header>
+<nav>{nav}</nav>
+<main>
+<section id="summary"><h2>Run</h2><table class="kv">{summary}</table></section>
+<section id="training"><h2>Training: accuracy and confusion per checkpoint</h2>
+<p class="how">I2X replays these checkpoints. Accuracy per checkpoint, then which classes were mistaken for
+which (off-diagonal counts, true class in rows) as training went on.</p>
+{fig("accuracy", "accuracy per checkpoint")}
+<div class="row"><div style="flex:2 1 560px">{fig("confusion_checkpoints", "confusion per checkpoint")}</div>
+<div style="flex:1 1 340px">{fig("confusion_final", "final confusion matrix")}</div></div></section>
+<section id="beta"><h2>β per class over training steps</h2>
+<p class="how">For each class c, the ridge coefficient β[k, c] of its own samples at every step between two
+checkpoints: how a rise in prototype k's saliency moved the confidence in c. Red columns are prototypes the
+class relies on; ▼ marks its top drivers over all steps.</p>
+{fig("beta_per_class", "beta heatmaps per class")}</section>
+<section id="order"><h2>Learning order of class pairs</h2>
+<p class="how">Pairs that were ever confused, sorted by the checkpoint from which their confusions stay below
+the threshold (◆). Order: {esc(order_text)}.</p>
+{fig("learning_order", "learning order timeline")}</section>
+<section id="uncertain"><h2>Uncertain prototypes</h2>
+<p class="how">For the most confused pairs at the final checkpoint: prototypes whose β toward a minus β toward b
+keeps changing sign across steps (above the grey noise floor). The model has not settled what this evidence
+means; samples containing it are the candidates for targeted fine-tuning.</p>
+{"".join(uncertain_html)}</section>
+<section id="prototypes"><h2>Prototype gallery: what each prototype is</h2>
+<p class="how">Every prototype is a cluster of the final model's feature vectors at layer {esc(e.layer)}. Each
+strip shows the samples where the prototype is most salient: the region it covers (cyan cells, with one cell of
+context), under the final checkpoint's {esc(e.method)} saliency (jet overlay). Title: sample id · true class ·
+intensity I.</p>
+<div class="gallery">{"".join(gallery)}</div></section>
+{extra}
+</main>
+<footer>i2x-plugin · I2X (arXiv 2603.10234) · figures also saved as PNG files next to this page</footer>
+</body></html>
+"""

@@ -1,0 +1,497 @@
+"""The main job, ``i2x run``: data → training with checkpoints → I2X → graph → report → answers.
+
+>>> from i2x_plugin.run import RunConfig, run_main
+>>> result = run_main(RunConfig(dataset="digits", epochs=2))
+>>> result.report
+PosixPath('i2x-out/20260101-120000-ab12/report/index.html')
+
+:class:`RunConfig` is the whole job as one validated pydantic model (loadable from YAML/JSON with
+:meth:`RunConfig.from_file`; an unknown or mistyped field is pydantic's error naming the field).
+Bad input fails *before* any long stage starts, with an error naming the problem and the fix.
+
+Data (defaults): the data set is split, stratified by class, into a training split and a held-out
+test split (``test_fraction``; data sets that ship their own test set use it). The *probe set* that
+I2X explains is the training split itself, because I2X explains how training formed the model and
+the curated set of step 9 is made of training samples; when the training split has more than
+``probe_size`` samples, a stratified subset of that size is used (it bounds the sweep's time and
+the prototype fit's memory on large data sets).
+
+Everything is written under ``out/<run_id>/``::
+
+    config.yaml        the RunConfig of this run (run_id filled in)
+    split.npz          train / test / probe indices into the loaded data set(s)
+    checkpoints/       ckpt-0000.pt (before training), one per epoch, with JSON metadata
+    explanation/       the StructuredExplanation (explanation.json + arrays.npz)
+    report/index.html  the HTML report (PNGs beside it, also embedded)
+    summary.json       status, seconds per stage, metrics, the example answers
+
+The graph store is connected before the long stages (so a missing server fails fast); the run is
+written to it once explained, and its Run node becomes ``complete`` only after every row is in. An
+interrupted or failed run therefore never shows as ``complete``, and ``summary.json`` records its
+status (``interrupted`` / ``failed``) and the error.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
+from .config import I2XConfig
+from .data import DATASET_CHOICES, ImageDataset, load_dataset
+from .models import MODEL_CHOICES, build_model, default_feature_layer
+
+STORE_NONE = "none"
+_OWN_TEST_SPLIT = ("fashion-mnist", "mnist", "cifar10")
+_DATASET_HELP = (
+    "digits (offline, 8×8), mnist-5k (offline, the default), fashion-mnist (offline once "
+    "'apt-get install dataset-fashion-mnist' is done), mnist and cifar10 (torchvision download: need network), "
+    "or the path of an ImageFolder directory"
+)
+
+
+class RunError(RuntimeError):
+    """A run cannot start or go on; the message names the problem and the fix."""
+
+
+class RunConfig(BaseModel):
+    """Everything ``i2x run`` does, as one validated, serialisable config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field("mnist-5k", description=f"Data set: {_DATASET_HELP}.")
+    data_root: Path = Field(Path("~/.cache/i2x/data"), description="Download folder of torchvision data sets.")
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="Held-out test split (stratified) when the data set "
+                                 "has no test set of its own.")
+    probe_size: int | None = Field(5000, ge=10, description="At most this many training samples are explained "
+                                   "(stratified subset); None = the whole training split.")
+    model: str = Field("small-cnn", description=f"Model: {', '.join(MODEL_CHOICES)} or 'module:factory'.")
+    layer: str | None = Field(None, description="Spatial feature layer to explain (default: the model's own choice, "
+                              "else its last Conv2d).")
+    checkpoints: Path | None = Field(None, description="Explain these existing checkpoints instead of training.")
+    epochs: int = Field(8, ge=1, description="Training epochs; a checkpoint is saved before training and after each.")
+    lr: float = Field(3e-3, gt=0, description="Adam learning rate.")
+    batch_size: int = Field(64, ge=1, description="Training batch size.")
+    adapter: Literal["captum", "gradcam"] = Field("captum", description="Saliency library.")
+    method: str | None = Field(None, description="Attribution class (default LayerGradCam for captum, GradCAM "
+                               "for gradcam).")
+    store: str = Field("embedded", description="Graph store: 'embedded', a bolt:// or neo4j:// URI (auth from "
+                       "NEO4J_* variables), 'env' (NEO4J_URI), or 'none' to skip the graph.")
+    store_dir: Path | None = Field(None, description="Data directory of the embedded store (default: the user "
+                                   "data dir or $I2X_STORE_DIR).")
+    device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N, mps.")
+    out: Path = Field(Path("i2x-out"), description="Output folder; the run writes to out/<run_id>/.")
+    run_id: str | None = Field(None, description="Run id (default: time stamp + random suffix).")
+    seed: int = Field(0, description="Seeds the split, the probe subset and training.")
+    report: bool = Field(True, description="Write the HTML report.")
+    i2x: I2XConfig = Field(default_factory=I2XConfig, description="The I2X method's settings.")
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, value: str) -> str:
+        if value in DATASET_CHOICES or Path(value).expanduser().is_dir():
+            return value
+        raise ValueError(f"unknown dataset {value!r}. Choose one of: {_DATASET_HELP}.")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, value: str) -> str:
+        if value in MODEL_CHOICES or ":" in value:
+            return value
+        raise ValueError(f"unknown model {value!r}. Choose one of: {', '.join(MODEL_CHOICES)}, "
+                         "or 'package.module:factory' for your own model.")
+
+    @field_validator("run_id")
+    @classmethod
+    def _safe_run_id(cls, value: str | None) -> str | None:
+        if value is not None and (not value or not all(ch.isalnum() or ch in "-_." for ch in value)):
+            raise ValueError(f"run id {value!r} may only use letters, digits, '-', '_' and '.'.")
+        return value
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "RunConfig":
+        """Read a YAML (``.yaml``/``.yml``) or JSON file; unknown or mistyped fields raise pydantic's error."""
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as err:
+            raise RunError(f"Cannot read config file {path} ({err.strerror}).") from err
+        try:
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(text) or {}
+            else:
+                data = json.loads(text)
+        except Exception as err:  # noqa: BLE001 - yaml.YAMLError / json.JSONDecodeError: say which file
+            raise RunError(f"Config file {path} is not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}"
+                           f": {err}") from err
+        if not isinstance(data, dict):
+            raise RunError(f"Config file {path} must hold a mapping of RunConfig fields, not {type(data).__name__}.")
+        return cls.model_validate(data)
+
+    def updated(self, **changes: Any) -> "RunConfig":
+        """A validated copy with ``changes`` applied (``None`` values are ignored); ``k`` goes to ``i2x.k``."""
+        data = self.model_dump()
+        i2x = dict(data.pop("i2x"))
+        for key, value in changes.items():
+            if value is None:
+                continue
+            if key in ("k",):
+                i2x[key] = value
+            else:
+                data[key] = value
+        return RunConfig.model_validate({**data, "i2x": i2x})
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+@dataclass
+class Answer:
+    """One example question, how to ask it again, and the graph's answer."""
+
+    question: str
+    command: str
+    rows: list[dict[str, Any]]
+    text: str
+
+
+@dataclass
+class RunResult:
+    """Where a finished run put everything, how long each stage took, and what it found."""
+
+    run_id: str
+    directory: Path
+    status: str
+    report: Path | None
+    explanation_dir: Path
+    checkpoints_dir: Path
+    store_uri: str | None
+    stage_seconds: dict[str, float]
+    metrics: dict[str, Any]
+    answers: list[Answer] = field(default_factory=list)
+
+    def summary_text(self) -> str:
+        """What ``i2x run`` prints: where everything is, the example answers, and a summary table."""
+        m, lines = self.metrics, []
+        lines.append(f"\nI2X run {self.run_id}: {self.status}\n")
+        lines.append("Where everything is")
+        where = [("output", f"{self.directory}/"),
+                 ("report", f"{self.report}  (open in a browser; works offline)" if self.report else "skipped"),
+                 ("explanation", f"{self.explanation_dir}/  (StructuredExplanation.load)"),
+                 ("checkpoints", f"{self.checkpoints_dir}/  ({m['checkpoints']} checkpoints)"),
+                 ("graph", f"{self.store_uri}  runId={self.run_id}  (i2x ask --list)" if self.store_uri
+                  else "skipped (--store none)")]
+        lines += [f"  {k:<12} {v}" for k, v in where]
+        if self.answers:
+            lines.append("\nThree questions, answered by the graph")
+            for i, a in enumerate(self.answers, 1):
+                lines.append(f"  {i}. {a.question}")
+                lines.append(f"     $ {a.command}")
+                lines += [f"     {line}" for line in a.text.splitlines()]
+        lines.append("\nSummary")
+        lines.append(f"  {'stage':<28}{'seconds':>9}")
+        for name, seconds in self.stage_seconds.items():
+            if name != "total":
+                lines.append(f"  {name:<28}{seconds:>9.1f}")
+        lines.append(f"  {'total':<28}{self.stage_seconds.get('total', 0.0):>9.1f}")
+        probe, test = m["probe_accuracy"], m["test_accuracy"]
+        lines.append(f"  accuracy      probe {100 * probe[0]:.1f}% → {100 * probe[-1]:.1f}% over {m['checkpoints']} "
+                     f"checkpoints; held-out test {100 * test[-1]:.1f}% ({m['test_samples']} samples)")
+        lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
+                     f"({m['method']})")
+        lines.append(f"  found         {m['uncertain']} uncertain (prototype, pair) entries, {m['separators']} "
+                     f"separator entries; first separated pairs: "
+                     + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "directory": str(self.directory), "status": self.status,
+            "report": str(self.report) if self.report else None, "explanation_dir": str(self.explanation_dir),
+            "checkpoints_dir": str(self.checkpoints_dir), "store_uri": self.store_uri,
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()}, "metrics": self.metrics,
+            "answers": [{"question": a.question, "command": a.command, "rows": a.rows, "text": a.text}
+                        for a in self.answers],
+        }
+
+
+def format_validation_error(error: Any) -> str:
+    """pydantic's errors as ``field: message`` lines (``i2x.k: Input should be ...``)."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(config)"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        given = item.get("input")
+        extra = f" (got {given!r})" if item["type"] != "extra_forbidden" and not isinstance(given, dict) else ""
+        lines.append(f"  {where}: {message}{extra}")
+    return "\n".join(lines)
+
+
+# --- checks that run before any long stage -------------------------------------------------------------
+
+
+def resolve_device(name: str) -> torch.device:
+    """A torch device that exists here, or a RunError saying which one does."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise RunError(f"Unknown device {name!r} ({err}). Use cpu, cuda, cuda:N or mps.") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise RunError(f"--device {name} was asked for, but PyTorch sees no CUDA GPU on this machine "
+                           f"(torch {torch.__version__}, {build}). Use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RunError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                           f"(cuda:0..cuda:{torch.cuda.device_count() - 1}). Pick one of them or use --device cpu.")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise RunError(f"--device {name} was asked for, but Apple MPS is not available here. Use --device cpu.")
+    return device
+
+
+def prepare_output(out: Path, run_id: str) -> Path:
+    """Create ``out/run_id`` and prove it is writable, or raise a RunError naming the directory."""
+    directory = Path(out).expanduser() / run_id
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        if any(directory.iterdir()):
+            raise RunError(f"Output directory {directory} already holds files of an earlier run. Choose another "
+                           "--run-id, another --out, or delete it.")
+        probe = directory / ".i2x-write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as err:
+        raise RunError(f"Cannot write the run's output under {out} ({err.strerror or err}). "
+                       "Choose a writable directory with --out.") from err
+    return directory
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions into (rest, chosen) with ``fraction`` of every class chosen; both sorted."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        chosen.append(members[: int(round(fraction * len(members)))])
+    picked = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+    rest = np.setdiff1d(np.arange(len(labels)), picked)
+    return rest, picked
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The run's training split, its held-out test split and the probe set I2X explains."""
+
+    train: ImageDataset
+    test: ImageDataset
+    probe: ImageDataset
+    train_index: np.ndarray  # into the training source
+    test_index: np.ndarray  # into the test source (the same source unless the data set ships a test set)
+    probe_index: np.ndarray  # into the training source
+    separate_test_source: bool
+
+
+def load_run_data(config: RunConfig) -> RunData:
+    """Load the data set, split it (stratified, seeded) and choose the probe set."""
+    name = config.dataset
+    try:
+        source = load_dataset(name, train=True, root=config.data_root)
+        separate = name in _OWN_TEST_SPLIT
+        test_source = load_dataset(name, train=False, root=config.data_root) if separate else source
+    except (FileNotFoundError, RuntimeError) as err:  # data.py's messages name the offline choices
+        raise RunError(str(err)) from err
+    labels = source.labels.numpy()
+    if separate:
+        train_index, test_index = np.arange(len(source)), np.arange(len(test_source))
+    else:
+        train_index, test_index = stratified_indices(labels, config.test_fraction, config.seed)
+    probe_index = train_index
+    if config.probe_size is not None and len(train_index) > config.probe_size:
+        _, chosen = stratified_indices(labels[train_index], config.probe_size / len(train_index), config.seed + 1)
+        probe_index = train_index[chosen]
+    base = Path(name).name if Path(name).is_dir() else name
+    return RunData(
+        train=source.subset(train_index, f"{base}-train"),
+        test=test_source.subset(test_index, f"{base}-test"),
+        probe=source.subset(probe_index, f"{base}-probe"),
+        train_index=train_index, test_index=test_index, probe_index=probe_index, separate_test_source=separate,
+    )
+
+
+# --- the job -------------------------------------------------------------------------------------------
+
+
+class _Stages:
+    """Seconds per stage, and one status line per stage on stderr unless quiet."""
+
+    def __init__(self, verbose: bool):
+        self.verbose, self.seconds = verbose, {}
+
+    @contextmanager
+    def __call__(self, name: str, message: str) -> Iterator[None]:
+        if self.verbose:
+            print(f"[i2x] {message}", file=sys.stderr, flush=True)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@torch.no_grad()
+def checkpoint_accuracy(model: torch.nn.Module, infos: list[CheckpointInfo], data: ImageDataset,
+                        device: torch.device, batch_size: int = 512) -> list[float]:
+    """Accuracy of every checkpoint on ``data`` (the held-out test split)."""
+    out = []
+    for info in infos:
+        default_load_func(model, info.path)
+        model.eval()
+        correct = 0
+        for start in range(0, len(data), batch_size):
+            x = data.images[start : start + batch_size].to(device)
+            correct += int((model(x).argmax(1).cpu() == data.labels[start : start + batch_size]).sum())
+        out.append(correct / max(len(data), 1))
+    return out
+
+
+def _connect_store(config: RunConfig):
+    from .store import GraphStore
+
+    if config.store == "embedded":
+        return GraphStore.embedded(config.store_dir)
+    return GraphStore.connect(config.store)
+
+
+def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = None,
+             on_stage: Callable[[str], None] | None = None) -> RunResult:
+    """Run the whole job described by ``config``; see the module docstring for what is written where.
+
+    ``progress`` shows tqdm bars on the long stages; ``verbose`` (default: as ``progress``) prints one
+    line per stage. ``on_stage(name)`` is called as each stage starts (e.g. to cancel from a UI).
+    """
+    from . import I2X
+
+    verbose = progress if verbose is None else verbose
+    stages = _Stages(verbose)
+    started = time.perf_counter()
+
+    def stage(name: str, message: str):
+        if on_stage is not None:
+            on_stage(name)
+        return stages(name, message)
+
+    # Fail fast: everything a user can get wrong is checked before the first long stage.
+    device = resolve_device(config.device)
+    given_infos = resolve_checkpoints(config.checkpoints) if config.checkpoints is not None else None
+    run_id = config.run_id or new_run_id()
+    config = config.updated(run_id=run_id)
+    directory = prepare_output(config.out, run_id)
+    (directory / "config.yaml").write_text(config.to_yaml())
+
+    store = None
+    summary: dict[str, Any] = {"run_id": run_id, "status": "running"}
+    try:
+        with stage("data", f"loading {config.dataset}"):
+            data = load_run_data(config)
+            np.savez(directory / "split.npz", train=data.train_index, test=data.test_index,
+                     probe=data.probe_index, separate_test_source=data.separate_test_source)
+            image_size = int(data.train.images.shape[-1])
+            model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes, image_size)
+            layer = config.layer or default_feature_layer(model)
+
+        if config.store != STORE_NONE:
+            with stage("store", f"connecting to the graph store ({config.store})"):
+                store = _connect_store(config)
+
+        if given_infos is None:
+            checkpoints_dir = directory / "checkpoints"
+            with stage("training", f"training {config.model} on {len(data.train)} samples for {config.epochs} "
+                       f"epochs ({device})"):
+                from .training import train_with_checkpoints
+
+                train_with_checkpoints(model, data.train, checkpoints_dir, epochs=config.epochs, lr=config.lr,
+                                       batch_size=config.batch_size, seed=config.seed, device=device,
+                                       progress=progress)
+            infos = resolve_checkpoints(checkpoints_dir)
+        else:
+            checkpoints_dir = Path(config.checkpoints)  # type: ignore[arg-type]
+            infos = given_infos
+            model.to(device)
+
+        i2x = I2X(model, layer, adapter=config.adapter, config=config.i2x, method=config.method, device=device)
+        with stage("explain", f"I2X on {len(data.probe)} probe samples × {len(infos)} checkpoints "
+                   f"(K={config.i2x.k}, {i2x.method_name} at {layer})"):
+            explanation = i2x.explain([i.path for i in infos], data.probe, class_names=data.train.class_names,
+                                      sample_ids=data.probe_index, run_id=run_id, model_name=config.model,
+                                      progress=progress)
+            explanation.save(directory / "explanation")
+        for name, seconds in i2x.timings.items():
+            stages.seconds[f"explain.{name}"] = seconds
+
+        with stage("test", f"test accuracy of {len(infos)} checkpoints on {len(data.test)} held-out samples"):
+            test_accuracy = checkpoint_accuracy(model, infos, data.test, device)
+
+        if store is not None:
+            with stage("graph", "writing the explanation graph"):
+                store.write(explanation, progress=progress)
+
+        report_path = None
+        if config.report:
+            with stage("report", "writing the HTML report"):
+                from .report import exemplar_saliency, write_report
+
+                default_load_func(model, infos[-1].path)
+                saliency = exemplar_saliency(i2x.adapter, data.probe, explanation, device)
+                report_path = write_report(explanation, data.probe.images, directory / "report", saliency=saliency,
+                                           test_accuracy=test_accuracy, progress=progress)
+
+        answers: list[Answer] = []
+        if store is not None:
+            with stage("questions", "asking the graph three example questions"):
+                from .answers import example_answers
+
+                answers = example_answers(store, explanation)
+        metrics = {
+            "probe_samples": len(data.probe), "train_samples": len(data.train), "test_samples": len(data.test),
+            "checkpoints": len(infos), "k": explanation.k, "layer": layer, "method": explanation.method,
+            "probe_accuracy": [round(c.accuracy, 4) for c in explanation.checkpoints],
+            "test_accuracy": [round(a, 4) for a in test_accuracy],
+            "uncertain": len(explanation.uncertain), "separators": len(explanation.separators),
+            "learning_order": explanation.learning_order[:10],
+            "sweep_images_checkpoints": len(data.probe) * len(infos),
+        }
+        stages.seconds["total"] = time.perf_counter() - started
+        result = RunResult(run_id, directory, "complete", report_path, directory / "explanation", checkpoints_dir,
+                           store.uri if store is not None else None, dict(stages.seconds), metrics, answers)
+        summary = result.to_dict()
+        return result
+    except BaseException as err:
+        status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
+        summary.update(status=status, error=f"{type(err).__name__}: {err}",
+                       stage_seconds={k: round(v, 3) for k, v in stages.seconds.items()})
+        raise
+    finally:
+        (directory / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        if store is not None:
+            store.close()
