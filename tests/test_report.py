@@ -1,0 +1,103 @@
+"""The HTML report: self-contained, every image decodes in a real browser, the screenshot is not blank,
+and the exemplar overlays are the final checkpoint's real GradCAM."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import LayerAttribution, LayerGradCam
+
+from headless_chromium import CHROMIUM, loaded_images, non_background_fraction, screenshot
+from i2x_plugin.adapters import normalize
+from i2x_plugin.checkpoints import default_load_func
+from i2x_plugin.report import _crop_bounds, describe_prototype, exemplar_saliency, write_report
+
+
+@pytest.fixture(scope="module")
+def report(digits_run, tmp_path_factory):
+    """The report of the shared digits run, with the final checkpoint's saliency overlays."""
+    explanation = digits_run.explanation
+    default_load_func(digits_run.model, explanation.checkpoints[-1].path)
+    saliency = exemplar_saliency(digits_run.i2x().adapter, digits_run.probe, explanation)
+    test_accuracy = [max(0.0, c.accuracy - 0.01) for c in explanation.checkpoints]
+    path = write_report(explanation, digits_run.probe.images, tmp_path_factory.mktemp("report"),
+                        saliency=saliency, test_accuracy=test_accuracy,
+                        extra_sections=[("Fine-tuning", "<p id='extra'>table here</p>")])
+    return path, saliency
+
+
+def test_report_is_one_self_contained_file(report, digits_run):
+    path, _ = report
+    page = path.read_text(encoding="utf-8")
+    explanation = digits_run.explanation
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    with_exemplars = len({e.prototype for e in explanation.exemplars})
+    shown_uncertain = min(len(explanation.uncertain), 8)
+    # accuracy, 2 confusion figures, β heatmaps, learning order (if any pair was confused), one β plot and
+    # one exemplar strip per shown uncertain prototype, one exemplar strip per prototype.
+    expected = 4 + bool(explanation.learning_order) + 2 * shown_uncertain + with_exemplars
+    assert len(sources) == expected
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r'(src|href)="(https?:)?//', page), "the report must not load anything from the network"
+    assert "<p id='extra'>table here</p>" in page
+    for k in range(explanation.k):
+        assert f'id="p{k}"' in page  # a gallery card for every prototype
+    names = {p.name for p in path.parent.glob("*.png")}
+    assert {"accuracy.png", "beta_per_class.png", "confusion_final.png"} <= names
+
+
+def test_exemplar_saliency_is_the_final_checkpoints_layergradcam(report, digits_run):
+    """Cross-check against Captum itself: LayerGradCam → ReLU → per-image min–max → bilinear to 8×8."""
+    _, saliency = report
+    explanation = digits_run.explanation
+    assert set(saliency) == {e.sample for e in explanation.exemplars}
+    samples = sorted(saliency)[:16]
+    model = digits_run.model
+    default_load_func(model, explanation.checkpoints[-1].path)
+    model.eval()
+    x = digits_run.probe.images[samples]
+    raw = LayerGradCam(model, model.block3).attribute(x, target=digits_run.probe.labels[samples],
+                                                      relu_attributions=True)
+    expected = LayerAttribution.interpolate(normalize(raw.detach(), "minmax"), (8, 8), "bilinear")
+    got = np.stack([saliency[s] for s in samples])
+    np.testing.assert_allclose(got, expected.squeeze(1).numpy(), atol=1e-5)
+    assert got.min() >= 0 and got.max() <= 1
+
+
+def test_crop_bounds_map_cells_to_pixels():
+    # 7×7 map of a 28×28 image: one cell is 4×4 pixels.
+    assert _crop_bounds([2, 3, 2, 3], (7, 7), (28, 28), pad=0)[:4] == (8, 12, 12, 16)
+    assert _crop_bounds([2, 3, 2, 3], (7, 7), (28, 28), pad=1)[:4] == (4, 16, 8, 20)
+    assert _crop_bounds([0, 0, 6, 6], (7, 7), (28, 28), pad=1)[:4] == (0, 28, 0, 28)  # clipped to the image
+    assert _crop_bounds([1, 0, 1, 3], (4, 4), (8, 8), pad=0)[:4] == (2, 4, 0, 8)
+
+
+def test_prototype_facts_come_from_the_explanation(digits_run):
+    explanation = digits_run.explanation
+    driver = explanation.drivers[0]
+    facts = " ".join(describe_prototype(explanation, driver.prototype))
+    assert f"{explanation.class_names[driver.cls]} (β {driver.beta:+.3f})" in facts
+    share = (explanation.presence[:, driver.prototype] > 0).mean()
+    assert facts.startswith(f"in {100 * share:.0f}% of probe samples")
+
+
+def test_report_needs_the_explained_probe_images(digits_run, tmp_path):
+    with pytest.raises(ValueError, match="probe images"):
+        write_report(digits_run.explanation, digits_run.probe.images[:10], tmp_path)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make browser)")
+def test_report_renders_offline_in_chromium(report, tmp_path):
+    path, _ = report
+    images = loaded_images(path)
+    assert images, "no <img> found by the browser"
+    broken = [i for i in images if not (i["complete"] and i["w"] > 0 and i["h"] > 0)]
+    assert not broken, f"{len(broken)} of {len(images)} images did not decode: {broken[:3]}"
+    shot = screenshot(path, tmp_path / "report.png")
+    assert shot.shape[:2] == (3000, 1200)
+    assert non_background_fraction(shot) > 0.2, "the screenshot is (nearly) blank"
+    # The dark header band is drawn at the top: the page's own CSS applied.
+    assert shot[:40, :, :].mean() < 0.3
