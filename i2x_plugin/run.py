@@ -287,16 +287,17 @@ def new_run_id() -> str:
 # --- data ----------------------------------------------------------------------------------------------
 
 
-def stratified_indices(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split positions into (rest, chosen) with ``fraction`` of every class chosen; both sorted."""
+def stratified_indices(labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions into (rest, chosen): exactly ``count`` chosen, each class in proportion to its size
+    (largest-remainder rounding), at random within the class. Both sorted; seeded."""
     rng = np.random.default_rng(seed)
-    chosen = []
-    for c in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == c))
-        chosen.append(members[: int(round(fraction * len(members)))])
+    classes, sizes = np.unique(labels, return_counts=True)
+    exact = sizes * count / max(len(labels), 1)
+    quota = np.floor(exact).astype(int)
+    quota[np.argsort(-(exact - quota), kind="stable")[: count - quota.sum()]] += 1
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
     picked = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-    rest = np.setdiff1d(np.arange(len(labels)), picked)
-    return rest, picked
+    return np.setdiff1d(np.arange(len(labels)), picked), picked
 
 
 @dataclass(frozen=True)
@@ -325,10 +326,11 @@ def load_run_data(config: RunConfig) -> RunData:
     if separate:
         train_index, test_index = np.arange(len(source)), np.arange(len(test_source))
     else:
-        train_index, test_index = stratified_indices(labels, config.test_fraction, config.seed)
+        train_index, test_index = stratified_indices(labels, int(round(config.test_fraction * len(labels))),
+                                                     config.seed)
     probe_index = train_index
     if config.probe_size is not None and len(train_index) > config.probe_size:
-        _, chosen = stratified_indices(labels[train_index], config.probe_size / len(train_index), config.seed + 1)
+        _, chosen = stratified_indices(labels[train_index], config.probe_size, config.seed + 1)
         probe_index = train_index[chosen]
     base = Path(name).name if Path(name).is_dir() else name
     return RunData(

@@ -1,0 +1,161 @@
+"""The main job through its Python API: config, data splits, the checks that fail fast, and real small runs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from pydantic import ValidationError
+
+from i2x_plugin import I2XConfig, StructuredExplanation
+from i2x_plugin.run import (
+    RunConfig,
+    RunError,
+    format_validation_error,
+    load_run_data,
+    prepare_output,
+    resolve_device,
+    run_main,
+    stratified_indices,
+)
+
+SMALL = dict(dataset="digits", epochs=2, lr=1e-2, store="none", i2x=I2XConfig(k=8))
+
+
+# --- config ------------------------------------------------------------------------------------------
+
+
+def test_config_round_trips_through_yaml_and_json(tmp_path):
+    config = RunConfig(dataset="digits", epochs=3, i2x=I2XConfig(k=12, ridge_alpha=0.5))
+    (tmp_path / "run.yaml").write_text(config.to_yaml())
+    (tmp_path / "run.json").write_text(config.model_dump_json())
+    assert RunConfig.from_file(tmp_path / "run.yaml") == config
+    assert RunConfig.from_file(tmp_path / "run.json") == config
+
+
+def test_config_errors_name_the_field(tmp_path):
+    (tmp_path / "bad.yaml").write_text("epochs: three\ni2x:\n  kk: 3\n")
+    with pytest.raises(ValidationError) as info:
+        RunConfig.from_file(tmp_path / "bad.yaml")
+    text = format_validation_error(info.value)
+    assert "epochs: Input should be a valid integer" in text and "'three'" in text
+    assert "i2x.kk: Extra inputs are not permitted" in text
+    (tmp_path / "broken.yaml").write_text("epochs: [1,\n")
+    with pytest.raises(RunError, match="not valid YAML"):
+        RunConfig.from_file(tmp_path / "broken.yaml")
+
+
+def test_config_rejects_unknown_dataset_and_model_with_the_choices():
+    with pytest.raises(ValidationError, match="digits .*mnist-5k.*fashion-mnist.*ImageFolder"):
+        RunConfig(dataset="imagenet")
+    with pytest.raises(ValidationError, match="small-cnn, resnet18"):
+        RunConfig(model="vgg")
+    assert RunConfig(model="my_pkg.models:build").model == "my_pkg.models:build"
+
+
+def test_updated_applies_overrides_and_k():
+    config = RunConfig().updated(dataset="digits", k=7, epochs=None)
+    assert (config.dataset, config.i2x.k, config.epochs) == ("digits", 7, RunConfig().epochs)
+
+
+# --- data ----------------------------------------------------------------------------------------------
+
+
+def test_stratified_split_is_disjoint_and_keeps_class_shares():
+    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
+    rest, test = stratified_indices(labels, 40, seed=0)
+    assert not set(rest) & set(test) and len(rest) + len(test) == len(labels)
+    assert np.bincount(labels[test]).tolist() == [20, 10, 6, 4]
+    again, _ = stratified_indices(labels, 40, seed=0)
+    assert len(stratified_indices(labels, 7, seed=1)[1]) == 7
+    assert np.array_equal(rest, again)
+
+
+def test_probe_is_the_training_split_or_a_stratified_subset():
+    data = load_run_data(RunConfig(dataset="digits", probe_size=None))
+    assert np.array_equal(data.probe_index, data.train_index)
+    assert not set(data.train_index) & set(data.test_index)
+    small = load_run_data(RunConfig(dataset="digits", probe_size=500))
+    assert len(small.probe) == 500 and set(small.probe_index) <= set(small.train_index)
+    counts = np.bincount(small.probe.labels.numpy(), minlength=10)
+    assert counts.min() >= 45 and counts.max() <= 55
+
+
+# --- fail fast ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_says_so_and_suggests_cpu():
+    with pytest.raises(RunError, match="no CUDA GPU.*--device cpu"):
+        resolve_device("cuda")
+    with pytest.raises(RunError, match="Unknown device 'gpu0'"):
+        resolve_device("gpu0")
+
+
+def test_output_directory_must_be_writable(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(RunError, match="Cannot write the run's output under .*--out"):
+        prepare_output(blocker, "run1")
+    used = prepare_output(tmp_path, "run2")
+    (used / "x").write_text("earlier run")
+    with pytest.raises(RunError, match="already holds files"):
+        prepare_output(tmp_path, "run2")
+
+
+# --- real small runs -----------------------------------------------------------------------------------
+
+
+def test_run_main_writes_everything(tmp_path):
+    result = run_main(RunConfig(**SMALL, out=tmp_path, run_id="small"), progress=False)
+    d = tmp_path / "small"
+    assert result.status == "complete" and result.directory == d
+    for name in ("config.yaml", "split.npz", "summary.json", "report/index.html", "explanation/explanation.json"):
+        assert (d / name).is_file(), name
+    assert len(list((d / "checkpoints").glob("*.pt"))) == 3  # before training + 2 epochs
+    explanation = StructuredExplanation.load(d / "explanation")
+    split = np.load(d / "split.npz")
+    assert np.array_equal(explanation.sample_ids, split["probe"])
+    assert RunConfig.from_file(d / "config.yaml").run_id == "small"
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["metrics"]["checkpoints"] == 3
+    assert {"data", "training", "explain", "explain.sweep", "report", "total"} <= set(summary["stage_seconds"])
+    assert result.store_uri is None and not result.answers
+    assert "I2X run small: complete" in result.summary_text()
+
+
+def test_run_main_on_existing_checkpoints_skips_training(tmp_path, digits_run):
+    result = run_main(RunConfig(**SMALL, checkpoints=digits_run.checkpoint_dir, out=tmp_path, run_id="given",
+                                report=False), progress=False)
+    assert "training" not in result.stage_seconds
+    assert result.checkpoints_dir == digits_run.checkpoint_dir
+    assert result.metrics["checkpoints"] == len(digits_run.explanation.checkpoints)
+    assert not (tmp_path / "given" / "checkpoints").exists()
+
+
+def test_run_main_rejects_bad_checkpoint_dirs_before_any_work(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="it is empty"):
+        run_main(RunConfig(**SMALL, checkpoints=tmp_path / "empty", out=tmp_path / "o"), progress=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("hi")
+    with pytest.raises(ValueError, match="notes.txt"):
+        run_main(RunConfig(**SMALL, checkpoints=tmp_path / "other", out=tmp_path / "o"), progress=False)
+    assert not (tmp_path / "o").exists()  # nothing was written
+
+
+def test_a_run_stopped_midway_is_recorded_as_such(tmp_path):
+    """An interrupt (here raised as the explain stage starts) leaves status 'interrupted', not complete."""
+
+    def stop_at(stage: str) -> None:
+        if stage == "explain":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_main(RunConfig(**SMALL, out=tmp_path, run_id="stopped"), progress=False, on_stage=stop_at)
+    summary = json.loads((tmp_path / "stopped" / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert "training" in summary["stage_seconds"] and "explain.sweep" not in summary["stage_seconds"]
+    assert not (tmp_path / "stopped" / "explanation").exists()
