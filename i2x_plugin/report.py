@@ -106,7 +106,7 @@ def _heat_rgba(saliency: np.ndarray, max_alpha: float = 0.5) -> np.ndarray:
 
 
 def _pname(k: int) -> str:
-    return f"P-{k}"
+    return f"P{k}"
 
 
 # --- figures -----------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .answers import ExampleAnswer
 from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import DATASET_CHOICES, ImageDataset, load_dataset
@@ -160,16 +161,6 @@ class RunConfig(BaseModel):
 
 
 @dataclass
-class Answer:
-    """One example question, how to ask it again, and the graph's answer."""
-
-    question: str
-    command: str
-    rows: list[dict[str, Any]]
-    text: str
-
-
-@dataclass
 class RunResult:
     """Where a finished run put everything, how long each stage took, and what it found."""
 
@@ -182,7 +173,7 @@ class RunResult:
     store_uri: str | None
     stage_seconds: dict[str, float]
     metrics: dict[str, Any]
-    answers: list[Answer] = field(default_factory=list)
+    answers: list[ExampleAnswer] = field(default_factory=list)
 
     def summary_text(self) -> str:
         """What ``i2x run`` prints: where everything is, the example answers, and a summary table."""
@@ -206,7 +197,8 @@ class RunResult:
         lines.append(f"  {'stage':<28}{'seconds':>9}")
         for name, seconds in self.stage_seconds.items():
             if name != "total":
-                lines.append(f"  {name:<28}{seconds:>9.1f}")
+                label = f"  · {name.split('.', 1)[1]}" if "." in name else name
+                lines.append(f"  {label:<28}{seconds:>9.1f}")
         lines.append(f"  {'total':<28}{self.stage_seconds.get('total', 0.0):>9.1f}")
         probe, test = m["probe_accuracy"], m["test_accuracy"]
         lines.append(f"  accuracy      probe {100 * probe[0]:.1f}% → {100 * probe[-1]:.1f}% over {m['checkpoints']} "
@@ -468,7 +460,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
                 report_path = write_report(explanation, data.probe.images, directory / "report", saliency=saliency,
                                            test_accuracy=test_accuracy, progress=progress)
 
-        answers: list[Answer] = []
+        answers: list[ExampleAnswer] = []
         if store is not None:
             with stage("questions", "asking the graph three example questions"):
                 from .answers import example_answers

@@ -1,0 +1,113 @@
+"""The three example questions ``i2x run`` asks the graph at the end, in plain sentences.
+
+1. The most confused pair: which prototypes are uncertain between its classes, and which misclassified
+   samples contain them (catalog question ``most_confused``, method.md question 9).
+2. In what order the model separated the class pairs (``learning_order``, question 6).
+3. Why one sample looks where it looks: its most salient prototype and that prototype's β toward the
+   predicted class (``sample_evidence``, question 1), for a misclassified sample of the most confused
+   pair when there is one, else for the top exemplar of the first uncertain (or driving) prototype.
+
+Every answer comes from the graph (``GraphStore.ask``), not from the in-memory explanation, so what is
+printed is what a user gets with the printed ``i2x ask`` command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import GraphStore
+    from .structure import StructuredExplanation
+
+_MAX_LISTED = 8
+
+
+@dataclass
+class ExampleAnswer:
+    """One example question, the command that asks it again, the graph's rows and a sentence."""
+
+    question: str
+    command: str
+    rows: list[dict[str, Any]]
+    text: str
+
+
+def _listing(items: list[str], total: int | None = None) -> str:
+    total = len(items) if total is None else total
+    shown = ", ".join(items[:_MAX_LISTED])
+    return shown + (f", … ({total} in all)" if total > _MAX_LISTED else "")
+
+
+def _checkpoint_name(explanation: StructuredExplanation, index: int | None) -> str:
+    if index is None:
+        return "not yet"
+    c = explanation.checkpoints[index]
+    return f"epoch {c.epoch:g}" if c.epoch is not None else f"checkpoint {index}"
+
+
+def example_answers(store: GraphStore, explanation: StructuredExplanation) -> list[ExampleAnswer]:
+    """Ask the graph the three example questions about ``explanation``'s run."""
+    run, cn = explanation.run_id, explanation.class_names
+    answers = []
+
+    confused = store.ask("most_confused", run_id=run)
+    rows = confused.to_dicts()  # keyed by the Cypher column names of graph_schema/queries/*.cypher
+    samples = sorted({s for r in rows for s in r["samples"]})
+    if rows:
+        first = rows[0]
+        protos = [f"{r['name']} ({r['flips']} flips, at steps {', '.join(map(str, r['flipSteps']))})" for r in rows]
+        text = (f"{cn[first['a']]} ↔ {cn[first['b']]} is the most confused pair ({first['confusions']} confusions at the final "
+                f"checkpoint). Uncertain prototypes: {_listing(protos)}.\n"
+                + (f"Misclassified samples containing them: {_listing([f'#{s}' for s in samples])}." if samples
+                   else "No misclassified stored sample contains them."))
+    else:
+        text = confused.hint or "No answer."
+    answers.append(ExampleAnswer("Which prototypes are uncertain in the most confused pair, and which misclassified "
+                                 "samples contain them?", f"i2x ask most_confused --run {run}",
+                                 rows, text))
+
+    order = store.ask("learning_order", run_id=run)
+    rows = order.to_dicts()
+    if rows:
+        done = [f"{r['nameA']}↔{r['nameB']} ({_checkpoint_name(explanation, r['separatedAt'])})" for r in rows
+                if r["separatedAt"] is not None]
+        open_pairs = [f"{r['nameA']}↔{r['nameB']}" for r in rows if r["separatedAt"] is None]
+        text = (f"Separated first to last: {_listing(done) or 'none yet'}."
+                + (f"\nNot separated by the final checkpoint: {_listing(open_pairs)}." if open_pairs else ""))
+    else:
+        text = order.hint or "No answer."
+    answers.append(ExampleAnswer("In what order did the model separate the class pairs?",
+                                 f"i2x ask learning_order --run {run}", rows, text))
+
+    sample = _example_sample(explanation, samples)
+    if sample is not None:
+        evidence = store.ask("sample_evidence", run_id=run, sample=sample)
+        rows = evidence.to_dicts()
+        if rows:
+            r = rows[0]
+            cells = explanation.map_size[0] * explanation.map_size[1]
+            verdict = "correctly" if r["label"] == r["predicted"] else "wrongly"
+            text = (f"Sample #{r['sample']} (true {cn[r['label']]}, {verdict} predicted {cn[r['predicted']]}) looks "
+                    f"most at {r['name']} (intensity {r['intensity']:.2f} over {r['positions']} of {cells} cells). "
+                    f"{r['name']}'s β toward {cn[r['predicted']]} is {r['beta']:+.3f} (mean over steps): "
+                    + ("more saliency on it raises the confidence in that class." if r["beta"] > 0 else
+                       "more saliency on it lowers the confidence in that class."))
+        else:
+            text = evidence.hint or "No answer."
+        answers.append(ExampleAnswer(f"Why does sample #{sample} look where it looks?",
+                                     f"i2x ask sample_evidence --param sample={sample} --run {run}",
+                                     rows, text))
+    return answers
+
+
+def _example_sample(explanation: StructuredExplanation, misclassified: list[int]) -> int | None:
+    """A stored sample worth asking about: misclassified in the most confused pair, else a telling exemplar."""
+    if misclassified:
+        return int(min(misclassified))
+    prototypes = [u.prototype for u in explanation.uncertain] + [d.prototype for d in explanation.drivers]
+    for k in prototypes:
+        for e in explanation.exemplars:
+            if e.prototype == k:
+                return int(explanation.sample_ids[e.sample])
+    return int(explanation.sample_ids[explanation.exemplars[0].sample]) if explanation.exemplars else None
