@@ -103,6 +103,17 @@ class ImproveConfig(BaseModel):
     def seed_list(self) -> list[int]:
         return list(range(self.first_seed, self.first_seed + self.seeds))
 
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ImproveConfig":
+        """Read a YAML (``.yaml``/``.yml``) or JSON file; unknown or mistyped fields raise pydantic's error."""
+        path = Path(path)
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            return cls.model_validate(yaml.safe_load(text) or {})
+        return cls.model_validate_json(text)
+
 
 @dataclass(frozen=True)
 class ScheduleRun:
@@ -183,7 +194,7 @@ class ImproveResult:
 
         def part(what: str, d: dict, good: bool, word_good: str, word_bad: str, unit: str) -> str:
             p = d["t_test_p"]
-            sig = "n/a" if p is None else f"{p:.3g}"
+            sig = "n/a (all per-seed differences equal)" if p is None else f"{p:.3g}"
             return (f"{word_good if good else word_bad} {what}: {d['treatment']['mean']:.{2 if unit else 1}f}{unit} vs "
                     f"{d['control']['mean']:.{2 if unit else 1}f}{unit} (mean per-seed difference "
                     f"{d['mean_difference']:+.{2 if unit else 1}f}; {d['wins']} better / {d['losses']} worse / "
@@ -285,10 +296,8 @@ def paired(treatment: list[float], control: list[float], higher_is_better: bool)
     good = diff > 0 if higher_is_better else diff < 0
     nonzero = diff != 0
     wins, losses = int((good & nonzero).sum()), int((~good & nonzero).sum())
-    if len(diff) > 1 and np.ptp(diff) > 0:
-        t_p = _num(stats.ttest_rel(t, c).pvalue)
-    else:  # all differences equal: t is undefined (0/0) or infinite; say so instead of inventing a p-value
-        t_p = None if not diff.any() or len(diff) < 2 else 0.0
+    # All per-seed differences equal (or one seed): t is 0/0 or infinite; report no p-value rather than 1 or 0.
+    t_p = _num(stats.ttest_rel(t, c).pvalue) if len(diff) > 1 and np.ptp(diff) > 0 else None
     sign_p = float(stats.binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
     return {"treatment": mean_std(list(t)), "control": mean_std(list(c)), "differences": [float(d) for d in diff],
             "mean_difference": float(diff.mean()), "wins": wins, "losses": losses, "ties": int((~nonzero).sum()),
@@ -473,8 +482,83 @@ def improve(explanation: StructuredExplanation, model: nn.Module, train: ImageDa
     runs, start = run_schedules(model, checkpoint, train, test, curation, config, load_func, device, save_dir, progress)
     t2 = time.perf_counter()
     result = ImproveResult(
-        run_id=explanation.run_id, dataset=explanation.dataset, model_name=explanation.model_name, config=config,
+        run_id=explanation.run_id, dataset=explanation.dataset.removesuffix("-probe"), model_name=explanation.model_name, config=config,
         curation=curation.summary(), start=start, runs=runs, train_size=len(train), test_size=len(test),
         seconds={"curation": t1 - t0, "fine_tuning": t2 - t1, "total": t2 - started},
         source_checkpoint=str(checkpoint))
     return result, curation
+
+
+# --- inputs from a saved run ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImproveInputs:
+    """Everything :func:`improve` needs, loaded from a saved run (``i2x improve``)."""
+
+    explanation: StructuredExplanation
+    model: nn.Module
+    checkpoint: Path
+    train: ImageDataset
+    test: ImageDataset
+    train_ids: np.ndarray  # id of each training sample in its data set (same ids as the probe's sample_ids)
+    store: str | None = None  # the run's graph store ("embedded", a URI, "none") when known
+    store_dir: Path | None = None
+
+
+def _final_checkpoint(explanation: StructuredExplanation, fallback_dir: Path | None) -> Path:
+    path = Path(explanation.checkpoints[-1].path)
+    if path.is_file():
+        return path
+    if fallback_dir is not None and (fallback_dir / path.name).is_file():
+        return fallback_dir / path.name  # the run directory was moved: look beside it
+    raise ImproveError(f"The final checkpoint {path} of run {explanation.run_id!r} does not exist. Pass it "
+                       "explicitly (--checkpoint FILE).")
+
+
+def inputs_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> ImproveInputs:
+    """Load a run written by ``i2x run``: config.yaml, split.npz, explanation/ and its checkpoints."""
+    from .models import build_model
+    from .run import RunConfig
+
+    run_dir = Path(run_dir)
+    missing = [name for name in ("config.yaml", "split.npz", "explanation/explanation.json")
+               if not (run_dir / name).exists()]
+    if missing:
+        raise ImproveError(f"{run_dir} is not a complete 'i2x run' output directory (missing {', '.join(missing)}). "
+                           "Point --run-dir at OUT/RUN_ID of a finished run, or give --explanation, --checkpoint, "
+                           "--dataset and --model.")
+    config = RunConfig.from_file(run_dir / "config.yaml")
+    explanation = StructuredExplanation.load(run_dir / "explanation")
+    from .data import load_dataset
+
+    with np.load(run_dir / "split.npz") as split:
+        train_index, test_index = split["train"], split["test"]
+        separate = bool(split["separate_test_source"]) if "separate_test_source" in split else False
+    source = load_dataset(config.dataset, train=True, root=config.data_root)
+    test_source = load_dataset(config.dataset, train=False, root=config.data_root) if separate else source
+    train, test = source.subset(train_index, f"{explanation.dataset}-train"), test_source.subset(test_index,
+                                                                                                 f"{explanation.dataset}-test")
+    model = build_model(config.model, int(train.images.shape[1]), train.num_classes, int(train.images.shape[-1]))
+    final = Path(checkpoint) if checkpoint is not None else _final_checkpoint(
+        explanation, Path(config.checkpoints) if config.checkpoints is not None else run_dir / "checkpoints")
+    return ImproveInputs(explanation, model, final, train, test, np.asarray(train_index), config.store,
+                         config.store_dir)
+
+
+def inputs_from_files(explanation_dir: str | Path, checkpoint: str | Path | None, dataset: str, model_name: str,
+                      test_fraction: float = 0.2, split_seed: int = 0) -> ImproveInputs:
+    """Explicit inputs: an explanation directory, the final checkpoint, a data set and a model name.
+
+    The training/test split is the main job's (``i2x run``'s stratified split with the same fraction and seed;
+    data sets with their own test set use it).
+    """
+    from .models import build_model
+    from .run import RunConfig, load_run_data
+
+    explanation = StructuredExplanation.load(explanation_dir)
+    data = load_run_data(RunConfig(dataset=dataset, model=model_name, test_fraction=test_fraction, seed=split_seed))
+    model = build_model(model_name, int(data.train.images.shape[1]), data.train.num_classes,
+                        int(data.train.images.shape[-1]))
+    final = Path(checkpoint) if checkpoint is not None else _final_checkpoint(explanation, None)
+    return ImproveInputs(explanation, model, final, data.train, data.test, np.asarray(data.train_index))
