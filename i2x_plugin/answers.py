@@ -54,6 +54,7 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
     confused = store.ask("most_confused", run_id=run)
     rows = confused.to_dicts()  # keyed by the Cypher column names of graph_schema/queries/*.cypher
     samples = sorted({s for r in rows for s in r["samples"]})
+    pair = (rows[0]["a"], rows[0]["b"]) if rows else None
     if rows:
         first = rows[0]
         protos = [f"{r['name']} ({r['flips']} flips, at steps {', '.join(map(str, r['flipSteps']))})" for r in rows]
@@ -80,7 +81,7 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
     answers.append(ExampleAnswer("In what order did the model separate the class pairs?",
                                  f"i2x ask learning_order --run {run}", rows, text))
 
-    sample = _example_sample(explanation, samples)
+    sample = _example_sample(explanation, samples, pair)
     if sample is not None:
         evidence = store.ask("sample_evidence", run_id=run, sample=sample)
         rows = evidence.to_dicts()
@@ -101,8 +102,17 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
     return answers
 
 
-def _example_sample(explanation: StructuredExplanation, misclassified: list[int]) -> int | None:
-    """A stored sample worth asking about: misclassified in the most confused pair, else a telling exemplar."""
+def _example_sample(explanation: StructuredExplanation, misclassified: list[int],
+                    pair: tuple[int, int] | None) -> int | None:
+    """A stored sample worth asking about: one of the most confused pair taken for the other class of the
+    pair, else any misclassified one listed, else the top exemplar of an uncertain (or driving) prototype."""
+    if misclassified and pair is not None:
+        position = {int(s): i for i, s in enumerate(explanation.sample_ids)}
+        final = explanation.predictions[-1]
+        for sample in misclassified:
+            i = position.get(int(sample))
+            if i is not None and {int(explanation.labels[i]), int(final[i])} == set(pair):
+                return int(sample)
     if misclassified:
         return int(min(misclassified))
     prototypes = [u.prototype for u in explanation.uncertain] + [d.prototype for d in explanation.drivers]

@@ -146,16 +146,17 @@ def test_run_main_rejects_bad_checkpoint_dirs_before_any_work(tmp_path):
     assert not (tmp_path / "o").exists()  # nothing was written
 
 
-def test_a_run_stopped_midway_is_recorded_as_such(tmp_path):
-    """An interrupt (here raised as the explain stage starts) leaves status 'interrupted', not complete."""
+def test_a_run_stopped_midway_is_recorded_as_such(tmp_path, digits_run):
+    """An interrupt (here raised as the test stage starts) leaves status 'interrupted', not complete."""
 
     def stop_at(stage: str) -> None:
-        if stage == "explain":
+        if stage == "test":
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_main(RunConfig(**SMALL, out=tmp_path, run_id="stopped"), progress=False, on_stage=stop_at)
+        run_main(RunConfig(**SMALL, checkpoints=digits_run.checkpoint_dir, out=tmp_path, run_id="stopped"),
+                 progress=False, on_stage=stop_at)
     summary = json.loads((tmp_path / "stopped" / "summary.json").read_text())
     assert summary["status"] == "interrupted"
-    assert "training" in summary["stage_seconds"] and "explain.sweep" not in summary["stage_seconds"]
-    assert not (tmp_path / "stopped" / "explanation").exists()
+    assert "explain.sweep" in summary["stage_seconds"] and "report" not in summary["stage_seconds"]
+    assert not (tmp_path / "stopped" / "report").exists()
