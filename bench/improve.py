@@ -70,6 +70,9 @@ PAPER = {
 }
 IMPROVE = ImproveConfig(pair_selection="most_confused", num_prototypes=1, min_positions=1, optimizer="adam", lr=1e-3,
                         batch_size=64)
+# Primary: the paper's rule. Secondary, fixed in advance too: the 'auto' threshold (training data only), because
+# with ≥ 1 position a prototype can cover nearly all of a class and the curated epoch then drops that class.
+VARIANTS = {"paper": IMPROVE, "auto": IMPROVE.model_copy(update={"min_positions": "auto"})}
 
 
 def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -99,21 +102,26 @@ def _json(path: Path, data: dict) -> None:
     tmp.replace(path)  # atomic: a crash never leaves a half-written cache file
 
 
-def run_setting(name: str, seeds: int | None, fresh: bool) -> dict:
+def run_setting(name: str, seeds: int | None, fresh: bool, variant: str = "paper") -> dict:
     spec = dict(SETTINGS[name])
     seeds = seeds or spec["seeds"]
+    improve_config = VARIANTS[variant]
     cache = CACHE / name.replace("/", "__")
-    work = cache / "work"
-    if fresh and cache.exists():
-        shutil.rmtree(cache)
+    work = cache / "work"  # training and the explanation: shared by the variants
+    own = cache if variant == "paper" else cache / f"variant-{variant}"  # curation and seeds: per variant
+    if fresh and own.exists():
+        shutil.rmtree(own if variant != "paper" else cache)
     work.mkdir(parents=True, exist_ok=True)
-    fingerprint = {"spec": spec, "improve": IMPROVE.model_dump(mode="json"), "torch": torch.__version__}
-    stored = cache / "setting.json"
+    own.mkdir(parents=True, exist_ok=True)
+    fingerprint = {"spec": spec, "improve": improve_config.model_dump(mode="json"), "torch": torch.__version__}
+    stored = own / "setting.json"
     if stored.exists() and json.loads(stored.read_text()) != fingerprint:
-        raise SystemExit(f"{cache} was made with other settings; rerun with --fresh to discard it.")
+        raise SystemExit(f"{own} was made with other settings; rerun with --fresh to discard it.")
     _json(stored, fingerprint)
     times_path = cache / "seconds.json"
     seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
+    own_times = own / "seconds-variant.json"
+    variant_seconds = json.loads(own_times.read_text()) if own_times.exists() else {}
 
     train, test = load_split(spec["dataset"])
     check_disjoint(train, test)
@@ -146,26 +154,33 @@ def run_setting(name: str, seeds: int | None, fresh: bool) -> dict:
     explanation = StructuredExplanation.load(expl_dir)
     final = Path(explanation.checkpoints[-1].path)
 
-    curation_path = cache / "curation.json"
+    curation_path = own / "curation.json"
     if not curation_path.exists():
         log(f"{name}: curated set over all {len(train)} training samples")
         t = time.perf_counter()
-        target = choose_target(explanation, None, IMPROVE.num_prototypes, IMPROVE.pair_selection)
+        target = choose_target(explanation, None, improve_config.num_prototypes, improve_config.pair_selection)
         model.load_state_dict(torch.load(final, weights_only=True))
         assignments = training_assignments(explanation, model, train.images)
-        rule = "paper: ≥ 1 position"
-        try:
-            curation = curate(target, assignments, train.labels.numpy(), int(IMPROVE.min_positions), train.class_names)
-        except CurationError as err:  # e.g. a whole class would go: fall back to the training-data-only 'auto' rule
-            m = auto_min_positions(target, assignments, train.labels.numpy(), IMPROVE.max_removed_fraction)
-            curation = curate(target, assignments, train.labels.numpy(), m, train.class_names)
-            rule = f"auto (paper rule failed: {err})"
+        labels = train.labels.numpy()
+        fraction = improve_config.max_removed_fraction
+        if improve_config.min_positions == "auto":
+            rule = f"auto: smallest position count removing ≤ {fraction:.0%} of each class of the pair"
+            curation = curate(target, assignments, labels, auto_min_positions(target, assignments, labels, fraction),
+                              train.class_names)
+        else:
+            rule = "paper: ≥ 1 position"
+            try:
+                curation = curate(target, assignments, labels, int(improve_config.min_positions), train.class_names)
+            except CurationError as err:  # a whole class would go: fall back to the training-data-only 'auto' rule
+                m = auto_min_positions(target, assignments, labels, fraction)
+                curation = curate(target, assignments, labels, m, train.class_names)
+                rule = f"auto (paper rule failed: {err})"
         model.load_state_dict(torch.load(final, weights_only=True))
-        start = evaluate(model, test, target.pair, IMPROVE.eval_batch_size)
-        seconds["curation"] = time.perf_counter() - t
+        start = evaluate(model, test, target.pair, improve_config.eval_batch_size)
+        variant_seconds["curation"] = time.perf_counter() - t
         _json(curation_path, {"summary": curation.summary(), "removed": curation.removed.tolist(), "rule": rule,
                               "start": list(start)})
-        _json(times_path, seconds)
+        _json(own_times, variant_seconds)
     stored_curation = json.loads(curation_path.read_text())
     summary = stored_curation["summary"]
     target = choose_target(explanation, summary["pair"], len(summary["prototypes"]))
@@ -174,23 +189,23 @@ def run_setting(name: str, seeds: int | None, fresh: bool) -> dict:
 
     runs: list[ScheduleRun] = []
     for seed in range(seeds):
-        seed_path = cache / f"seed-{seed}.json"
+        seed_path = own / f"seed-{seed}.json"
         if not seed_path.exists():
-            log(f"{name}: seed {seed}: {len(IMPROVE.schedules)} schedules")
+            log(f"{name} [{variant}]: seed {seed}: {len(improve_config.schedules)} schedules")
             t = time.perf_counter()
-            seed_runs, _ = run_schedules(model, final, train, test, curation, IMPROVE, seeds=[seed])
+            seed_runs, _ = run_schedules(model, final, train, test, curation, improve_config, seeds=[seed])
             _json(seed_path, {"seconds": time.perf_counter() - t, "runs": [r.__dict__ for r in seed_runs]})
         runs += [ScheduleRun(**r) for r in json.loads(seed_path.read_text())["runs"]]
-    seed_seconds = [json.loads((cache / f"seed-{s}.json").read_text())["seconds"] for s in range(seeds)]
-    seconds = {**seconds, "fine_tuning_per_seed_mean": float(np.mean(seed_seconds)),
+    seed_seconds = [json.loads((own / f"seed-{s}.json").read_text())["seconds"] for s in range(seeds)]
+    seconds = {**seconds, **variant_seconds, "fine_tuning_per_seed_mean": float(np.mean(seed_seconds)),
                "fine_tuning_total": float(np.sum(seed_seconds))}
     seconds["total"] = sum(v for k, v in seconds.items() if k in ("train", "explain", "curation", "fine_tuning_total"))
     result = ImproveResult(run_id=explanation.run_id, dataset=spec["dataset"], model_name=spec["model"],
-                           config=IMPROVE.model_copy(update={"seeds": seeds}), curation=summary,
+                           config=improve_config.model_copy(update={"seeds": seeds}), curation=summary,
                            start=ScheduleRun("start", -1, *stored_curation["start"]), runs=runs,
                            train_size=len(train), test_size=len(test), seconds=seconds, source_checkpoint=final.name)
     out = result.to_dict()
-    out.update(setting=name, curation_rule=stored_curation["rule"], probe_size=len(explanation.labels),
+    out.update(setting=name, variant=variant, curation_rule=stored_curation["rule"], probe_size=len(explanation.labels),
                checkpoints=len(explanation.checkpoints), k=spec["k"], train_epochs=spec["epochs"],
                train_lr=spec["lr"], final_checkpoint_probe_accuracy=explanation.checkpoints[-1].accuracy,
                uncertain_prototypes_found=len(explanation.uncertain), markdown=result.to_markdown())
@@ -202,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--seeds", type=int, default=None, help="override the per-setting seed count")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="paper: ≥ 1 position (primary); auto: the training-data-only threshold (secondary)")
     parser.add_argument("--fresh", action="store_true", help="discard the cache of the chosen settings first")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the cores are shared; more oversubscribes them)")
     args = parser.parse_args(argv)
@@ -220,20 +237,21 @@ def main(argv: list[str] | None = None) -> int:
         "paper": PAPER,
     })
     report.setdefault("settings", {})
-    for name in args.settings:
-        started = time.perf_counter()
-        try:
-            report["settings"][name] = {"status": "complete", **run_setting(name, args.seeds, args.fresh)}
-        except KeyboardInterrupt:
-            report["settings"][name] = {"status": "interrupted"}
-            raise
-        except Exception as err:  # noqa: BLE001 - record the failure honestly and go on with the next setting
-            report["settings"][name] = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-            log(f"{name}: FAILED: {err}")
-        report["settings"][name]["wall_s_this_invocation"] = time.perf_counter() - started
-        on_disk = json.loads(out_path.read_text()) if out_path.exists() else {}  # merge: another invocation
-        report["settings"] = {**on_disk.get("settings", {}), name: report["settings"][name]}  # may have written
-        _json(out_path, report)
+    for variant in args.variants:
+        for name in args.settings:
+            key = name if variant == "paper" else f"{name} [{variant} threshold]"
+            started = time.perf_counter()
+            try:
+                entry = {"status": "complete", **run_setting(name, args.seeds, args.fresh, variant)}
+            except KeyboardInterrupt:
+                raise
+            except Exception as err:  # noqa: BLE001 - record the failure honestly and go on with the next setting
+                entry = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+                log(f"{key}: FAILED: {err}")
+            entry["wall_s_this_invocation"] = time.perf_counter() - started
+            on_disk = json.loads(out_path.read_text()) if out_path.exists() else {}  # merge: another invocation
+            report["settings"] = {**on_disk.get("settings", {}), key: entry}  # may have written meanwhile
+            _json(out_path, report)
     log(f"wrote {out_path}")
     return 0
 
