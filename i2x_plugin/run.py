@@ -51,6 +51,7 @@ from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import DATASET_CHOICES, ImageDataset, load_dataset
 from .models import MODEL_CHOICES, build_model, default_feature_layer
+from .training import seed_everything, train_with_checkpoints
 
 STORE_NONE = "none"
 _OWN_TEST_SPLIT = ("fashion-mnist", "mnist", "cifar10")
@@ -411,6 +412,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             np.savez(directory / "split.npz", train=data.train_index, test=data.test_index,
                      probe=data.probe_index, separate_test_source=data.separate_test_source)
             image_size = int(data.train.images.shape[-1])
+            seed_everything(config.seed)  # the initial weights too: a run is reproducible from its config
             model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes, image_size)
             layer = config.layer or default_feature_layer(model)
 
@@ -422,8 +424,6 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             checkpoints_dir = directory / "checkpoints"
             with stage("training", f"training {config.model} on {len(data.train)} samples for {config.epochs} "
                        f"epochs ({device})"):
-                from .training import train_with_checkpoints
-
                 train_with_checkpoints(model, data.train, checkpoints_dir, epochs=config.epochs, lr=config.lr,
                                        batch_size=config.batch_size, seed=config.seed, device=device,
                                        progress=progress)
