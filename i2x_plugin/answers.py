@@ -58,8 +58,10 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
     if rows:
         first = rows[0]
         protos = [f"{r['name']} ({r['flips']} flips, at steps {', '.join(map(str, r['flipSteps']))})" for r in rows]
-        text = (f"{cn[first['a']]} ↔ {cn[first['b']]} is the most confused pair ({first['confusions']} confusions at the final "
-                f"checkpoint). Uncertain prototypes: {_listing(protos)}.\n"
+        rank = first.get("confusionRank", 1)
+        which = "the most confused pair" if rank == 1 else f"the most confused pair with uncertain prototypes (#{rank})"
+        text = (f"{cn[first['a']]} ↔ {cn[first['b']]} is {which}: {first['confusions']} confusions at the final "
+                f"checkpoint. Uncertain prototypes: {_listing(protos)}.\n"
                 + (f"Misclassified samples containing them: {_listing([f'#{s}' for s in samples])}." if samples
                    else "No misclassified stored sample contains them."))
     else:
