@@ -236,15 +236,18 @@ class ImproveResult:
         rows = [("start (final checkpoint)", f"{100 * self.start.accuracy:.2f}", f"{self.start.confusions}")]
         for name, row in self.table().items():
             acc, conf = row["accuracy_pct"], row["confusions"]
-            rows.append((name.replace("->", "→") + (" (1 ep)" if "->" not in name else ""),
+            epochs = len(SCHEDULES[name]) * self.config.epochs_per_stage
+            rows.append((f"{name.replace('->', '→')} ({epochs} ep)",
                          f"{acc['mean']:.2f} ± {acc['std']:.2f}", f"{conf['mean']:.1f} ± {conf['std']:.2f}"))
         return rows
 
     def _caption(self) -> str:
         c = self.curation
+        per_class = ", ".join(f"{name}: {v['removed']}/{v['of']}" for name, v in c.get("per_class", {}).items())
         return (f"{self.dataset}, {self.model_name}: {self.config.seeds} seeds, test n = {self.test_size}. Curated set "
                 f"removes {c['removed']} of {c['train_size']} training samples of classes {'/'.join(c['pair_names'])} "
-                f"containing prototype(s) {c['prototypes']} at ≥ {c['min_positions']} position(s).")
+                f"containing prototype(s) {c['prototypes']} at ≥ {c['min_positions']} position(s)"
+                + (f" ({per_class})." if per_class else "."))
 
     def format_table(self) -> str:
         """The paper-style table as plain text, with the caption and the verdict."""
