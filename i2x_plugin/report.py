@@ -69,6 +69,25 @@ def exemplar_saliency(adapter, probe: ImageDataset, explanation: StructuredExpla
     return out
 
 
+def save_sample_images(images: torch.Tensor | np.ndarray, positions: Sequence[int], directory: str | Path,
+                       sample_ids: Sequence[int] | None = None, min_size: int = 112) -> dict[int, str]:
+    """Write probe images as PNG files (nearest-neighbour upscaled to at least ``min_size`` pixels) and return
+    ``{probe position: file URI}``: the graph's ``Sample.imageUri``, so a sample can be looked at from the graph."""
+    from matplotlib.image import imsave
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    uris = {}
+    for i in sorted({int(p) for p in positions}):
+        image = _image_hwc(images[i])
+        scale = max(1, math.ceil(min_size / max(image.shape[:2])))
+        image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+        name = f"sample-{int(sample_ids[i]) if sample_ids is not None else i}.png"
+        imsave(directory / name, image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        uris[i] = (directory / name).resolve().as_uri()
+    return uris
+
+
 # --- small helpers -----------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ Everything is written under ``out/<run_id>/``::
     checkpoints/       ckpt-0000.pt (before training), one per epoch, with JSON metadata
     explanation/       the StructuredExplanation (explanation.json + arrays.npz)
     report/index.html  the HTML report (PNGs beside it, also embedded)
+    samples/           PNGs of the exemplar and misclassified probe samples (the graph's Sample.imageUri)
     summary.json       status, seconds per stage, metrics, the example answers
 
 The graph store is connected before the long stages (so a missing server fails fast); the run is
@@ -94,7 +95,8 @@ class RunConfig(BaseModel):
     device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N, mps.")
     out: Path = Field(Path("i2x-out"), description="Output folder; the run writes to out/<run_id>/.")
     run_id: str | None = Field(None, description="Run id (default: time stamp + random suffix).")
-    seed: int = Field(0, description="Seeds the split, the probe subset and training.")
+    seed: int = Field(0, description="Seeds the split, the probe subset, the initial weights and training "
+                      "(--seed also sets i2x.seed).")
     report: bool = Field(True, description="Write the HTML report.")
     i2x: I2XConfig = Field(default_factory=I2XConfig, description="The I2X method's settings.")
 
@@ -143,15 +145,16 @@ class RunConfig(BaseModel):
         return cls.model_validate(data)
 
     def updated(self, **changes: Any) -> "RunConfig":
-        """A validated copy with ``changes`` applied (``None`` values are ignored); ``k`` goes to ``i2x.k``."""
+        """A validated copy with ``changes`` applied (``None`` values are ignored); ``k`` goes to ``i2x.k``
+        and ``seed`` to both seeds (split and training, and I2X's PCA/K-Means), as ``--k`` / ``--seed`` do."""
         data = self.model_dump()
         i2x = dict(data.pop("i2x"))
         for key, value in changes.items():
             if value is None:
                 continue
-            if key in ("k",):
+            if key in ("k", "seed"):
                 i2x[key] = value
-            else:
+            if key != "k":
                 data[key] = value
         return RunConfig.model_validate({**data, "i2x": i2x})
 
@@ -329,7 +332,7 @@ def load_run_data(config: RunConfig) -> RunData:
     return RunData(
         train=source.subset(train_index, f"{base}-train"),
         test=test_source.subset(test_index, f"{base}-test"),
-        probe=source.subset(probe_index, f"{base}-probe"),
+        probe=source.subset(probe_index, base),  # the explanation's (and the graph's) data set name
         train_index=train_index, test_index=test_index, probe_index=probe_index, separate_test_source=separate,
     )
 
@@ -448,7 +451,13 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
 
         if store is not None:
             with stage("graph", "writing the explanation graph"):
-                store.write(explanation, progress=progress)
+                from .report import save_sample_images
+
+                shown = {e.sample for e in explanation.exemplars}
+                shown |= set(np.flatnonzero(explanation.predictions[-1] != explanation.labels).tolist())
+                uris = save_sample_images(data.probe.images, sorted(shown), directory / "samples",
+                                          explanation.sample_ids)
+                store.write(explanation, progress=progress, image_uris=uris)
 
         report_path = None
         if config.report:

@@ -86,7 +86,11 @@ def test_run_end_to_end_through_the_cli(interrupted_then_complete, store_server)
     assert summary["status"] == "complete" and len(summary["answers"]) == 3
     with GraphStore.embedded(store_server.data_dir) as store:  # what the run printed is what the graph answers
         order = store.ask("learning_order", run_id="cli-e2e").to_dicts()
+        exemplars = store.ask("prototype_exemplars", run_id="cli-e2e", k=0).to_dicts()
     assert summary["answers"][1]["rows"] == json.loads(json.dumps(order))
+    # Exemplar samples point at their image files written beside the run.
+    assert exemplars and all(r["imageUri"].startswith("file://") for r in exemplars)
+    assert (directory / "samples" / f"sample-{exemplars[0]['sample']}.png").is_file()
 
 
 def test_quiet_and_json_output(tmp_path, capsys, digits_run):

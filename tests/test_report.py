@@ -13,7 +13,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from headless_chromium import CHROMIUM, loaded_images, non_background_fraction, screenshot
 from i2x_plugin.adapters import normalize
 from i2x_plugin.checkpoints import default_load_func
-from i2x_plugin.report import _crop_bounds, describe_prototype, exemplar_saliency, write_report
+from i2x_plugin.report import _crop_bounds, describe_prototype, exemplar_saliency, save_sample_images, write_report
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +101,16 @@ def test_report_renders_offline_in_chromium(report, tmp_path):
     assert non_background_fraction(shot) > 0.2, "the screenshot is (nearly) blank"
     # The dark header band is drawn at the top: the page's own CSS applied.
     assert shot[:40, :, :].mean() < 0.3
+
+
+def test_sample_images_are_written_and_referenced_by_uri(digits_run, tmp_path):
+    from matplotlib.image import imread
+
+    probe = digits_run.probe
+    uris = save_sample_images(probe.images, [3, 1, 3], tmp_path, sample_ids=[100 + i for i in range(len(probe))])
+    assert sorted(uris) == [1, 3] and uris[3] == (tmp_path / "sample-103.png").resolve().as_uri()
+    image = imread(tmp_path / "sample-103.png")
+    assert image.shape[:2] == (112, 112)  # 8×8 digits upscaled ×14, nearest neighbour
+    expected = probe.images[3, 0].numpy()
+    expected = (expected - expected.min()) / (expected.max() - expected.min())
+    np.testing.assert_allclose(image[::14, ::14, 0], expected, atol=1 / 255 + 1e-6)

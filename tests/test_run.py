@@ -55,9 +55,18 @@ def test_config_rejects_unknown_dataset_and_model_with_the_choices():
     assert RunConfig(model="my_pkg.models:build").model == "my_pkg.models:build"
 
 
+def test_every_setting_is_documented():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "method.md").read_text()
+    for name in list(I2XConfig.model_fields) + list(RunConfig.model_fields):
+        assert f"| `{name}` |" in text, f"docs/method.md does not document {name}"
+
+
 def test_updated_applies_overrides_and_k():
-    config = RunConfig().updated(dataset="digits", k=7, epochs=None)
+    config = RunConfig().updated(dataset="digits", k=7, epochs=None, seed=3)
     assert (config.dataset, config.i2x.k, config.epochs) == ("digits", 7, RunConfig().epochs)
+    assert config.seed == config.i2x.seed == 3
 
 
 # --- data ----------------------------------------------------------------------------------------------
