@@ -18,6 +18,7 @@ import base64
 import html
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -380,6 +381,8 @@ section{background:#fff;border:1px solid #e1e5ec;border-radius:8px;padding:16px 
 h2{margin:0 0 6px;font-size:20px} h3{margin:14px 0 4px;font-size:15px}
 p.how{color:#4a5468;margin:2px 0 10px;font-size:14px;line-height:1.45}
 img{max-width:100%;height:auto;display:block}
+table{border-collapse:collapse;font-size:14px} section table:not(.kv) td,section table:not(.kv) th{border-bottom:1px
+solid #e1e5ec;padding:4px 12px;text-align:left}
 table.kv{border-collapse:collapse;font-size:14px} table.kv td{padding:3px 14px 3px 0;vertical-align:top}
 table.kv td:first-child{color:#5b6577}
 .row{display:flex;flex-wrap:wrap;gap:18px;align-items:flex-start}
@@ -457,6 +460,25 @@ def write_report(
     return path
 
 
+def add_report_section(report: str | Path, title: str, body_html: str, section_id: str | None = None) -> Path:
+    """Add (or replace) a section of an existing report, e.g. ``i2x improve``'s fine-tuning table.
+
+    The section goes before the footer, with an ``id`` (default: from the title) so that adding it
+    again replaces it instead of duplicating it.
+    """
+    path = Path(report)
+    if path.is_dir():
+        path = path / "index.html"
+    if not path.is_file():
+        raise FileNotFoundError(f"No report at {path}; write it first (i2x run, or write_report).")
+    section_id = section_id or "extra-" + re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    page = path.read_text(encoding="utf-8")
+    block = f'<section id="{html.escape(section_id)}"><h2>{html.escape(title)}</h2>{body_html}</section>\n'
+    page = re.sub(rf'<section id="{re.escape(html.escape(section_id))}">.*?</section>\n', "", page, flags=re.S)
+    path.write_text(page.replace("</main>", block + "</main>", 1), encoding="utf-8")
+    return path
+
+
 def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_accuracy: Sequence[float] | None,
           extra_sections: Sequence[tuple[str, str]]) -> str:
     e, cn, esc = explanation, explanation.class_names, html.escape
@@ -494,7 +516,8 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
         facts = "".join(f"<li>{esc(f)}</li>" for f in describe_prototype(e, k))
         gallery.append(f'<div class="card" id="p{k}"><h3>{_pname(k)}</h3><div class="proto"><div>'
                        f'{fig(f"prototype_{k:03d}", f"exemplars of {_pname(k)}")}</div><ul>{facts}</ul></div></div>')
-    extra = "".join(f'<section><h2>{esc(title)}</h2>{body}</section>' for title, body in extra_sections)
+    extra = "".join(f'<section id="extra-{i}"><h2>{esc(title)}</h2>{body}</section>\n'
+                    for i, (title, body) in enumerate(extra_sections))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("training", "Training"), ("beta", "β per class"), ("order", "Learning order"),
         ("uncertain", "Uncertain prototypes"), ("prototypes", "Prototype gallery")))

@@ -13,7 +13,14 @@ from captum.attr import LayerAttribution, LayerGradCam
 from headless_chromium import CHROMIUM, loaded_images, non_background_fraction, screenshot
 from i2x_plugin.adapters import normalize
 from i2x_plugin.checkpoints import default_load_func
-from i2x_plugin.report import _crop_bounds, describe_prototype, exemplar_saliency, save_sample_images, write_report
+from i2x_plugin.report import (
+    _crop_bounds,
+    add_report_section,
+    describe_prototype,
+    exemplar_saliency,
+    save_sample_images,
+    write_report,
+)
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +121,17 @@ def test_sample_images_are_written_and_referenced_by_uri(digits_run, tmp_path):
     expected = probe.images[3, 0].numpy()
     expected = (expected - expected.min()) / (expected.max() - expected.min())
     np.testing.assert_allclose(image[::14, ::14, 0], expected, atol=1 / 255 + 1e-6)
+
+
+def test_a_section_can_be_added_to_a_written_report_once(report, tmp_path):
+    import shutil
+
+    path = tmp_path / "index.html"
+    shutil.copy(report[0], path)
+    add_report_section(tmp_path, "Targeted fine-tuning", "<table><tr><td>curated→full</td></tr></table>")
+    add_report_section(path, "Targeted fine-tuning", "<p>second version</p>")
+    page = path.read_text(encoding="utf-8")
+    assert page.count('id="extra-targeted-fine-tuning"') == 1 and "second version" in page
+    assert page.index("second version") < page.index("<footer>")
+    with pytest.raises(FileNotFoundError, match="No report"):
+        add_report_section(tmp_path / "missing", "x", "")
