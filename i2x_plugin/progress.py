@@ -110,6 +110,8 @@ def sweep(
         bar = tqdm(total=t_count * n, desc="I2X sweep", unit="img")
     try:
         for ckpt in checkpoints:
+            if bar is not None:
+                bar.set_postfix_str(f"checkpoint {ckpt.index + 1}/{t_count} ({ckpt.name})")
             load_func(model, ckpt.path)
             model.eval()
             for start in range(0, n, batch_size):
