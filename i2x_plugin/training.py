@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -22,8 +23,9 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed)
 
 
-def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device) -> float:
-    """One pass over ``loader``; returns the mean training loss."""
+def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
+                on_batch: Callable[[float], None] | None = None) -> float:
+    """One pass over ``loader``; returns the mean training loss. ``on_batch(loss)`` follows each step."""
     model.train()
     total, count = 0.0, 0
     for x, y in loader:
@@ -34,6 +36,8 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         optimizer.step()
         total += loss.item() * len(y)
         count += len(y)
+        if on_batch is not None:
+            on_batch(loss.item())
     model.eval()
     return total / max(count, 1)
 
@@ -60,13 +64,15 @@ def train_with_checkpoints(
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     if save_initial:
         recorder.save(model, epoch=0, step=0)
-    epochs_iter = range(epochs)
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        epochs_iter = tqdm(epochs_iter, desc="training", unit="epoch")
-    for epoch in epochs_iter:
-        loss = train_epoch(model, loader, optimizer, device)
-        recorder.save(model, epoch=epoch + 1, step=(epoch + 1) * len(loader), train_loss=loss)
+    with tqdm(total=epochs * len(loader), desc="training", unit="batch", disable=not progress) as bar:
+        def on_batch(loss: float) -> None:
+            bar.update()
+            bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}", refresh=False)
+
+        for epoch in range(epochs):
+            loss = train_epoch(model, loader, optimizer, device, on_batch if progress else None)
+            recorder.save(model, epoch=epoch + 1, step=(epoch + 1) * len(loader), train_loss=loss)
     model.eval()
     return recorder
