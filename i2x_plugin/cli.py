@@ -105,7 +105,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--device", help="cpu (default) | cuda | cuda:N | mps")
     p.add_argument("--out", help="output folder (default ./i2x-out); the run writes to OUT/RUN_ID/")
     p.add_argument("--run-id", help="run id (default: time stamp + random suffix)")
-    p.add_argument("--seed", type=int, help="seed of the split, the probe subset and training (default 0)")
+    p.add_argument("--seed", type=int, help="seed of everything: split, probe subset, initial weights, training, "
+                   "PCA/K-Means (default 0)")
     p.add_argument("--epochs", type=int, help="training epochs (default 8)")
     p.add_argument("--probe-size", type=int, help="at most this many training samples are explained (default 5000)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
