@@ -32,6 +32,7 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) bench/adapters.py
 	$(PY) bench/core.py
+	$(PY) bench/graph.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results/*.tmp

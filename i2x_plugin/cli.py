@@ -115,12 +115,169 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=_cmd_run)
 
 
+def _graph_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The store named by ``--store`` / ``--store-dir`` (ask, cypher, view)."""
+    from i2x_plugin.store import GraphStore
+
+    return GraphStore.embedded(args.store_dir) if args.store == "embedded" else GraphStore.connect(args.store)
+
+
+def _key_values(pairs: list[str] | None, flag: str = "--param") -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{flag} {pair!r} is not NAME=VALUE (e.g. {flag} cls=3).")
+        out[key.strip()] = value
+    return out
+
+
+def _add_graph_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", default="embedded",
+                   help="embedded (default) | bolt://... or neo4j://... URI (NEO4J_* auth) | env")
+    p.add_argument("--store-dir", default=None, help="data directory of the embedded store")
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    """``i2x ask NAME --param k=v [--run RUN_ID]`` / ``i2x ask --list``: the question catalog."""
+    import json
+
+    from i2x_plugin.questions import QuestionError, ask, list_questions
+    from i2x_plugin.store import StoreError
+
+    if args.list:
+        questions = list_questions()
+        if args.format == "json":
+            print(json.dumps(questions, indent=1))
+        else:
+            for q in questions:
+                params = ", ".join(f"{p['name']}:{p['type']}" + ("" if p["required"] else
+                                   "?" if p["default"] is None else f"={p['default']}") for p in q["params"])
+                print(f"{q['number']:>2}. {q['name']}({params})\n    {q['doc']}")
+        return 0
+    if not args.name:
+        print("error: name a question (i2x ask NAME --param k=v), or list them with i2x ask --list",
+              file=sys.stderr)
+        return 2
+    try:
+        params = _key_values(args.param)
+        with _graph_store(args) as store:
+            answer = ask(store, args.name, params, run_id=args.run, from_text=True)
+    except (QuestionError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(answer.to_json() if args.format == "json" else answer.to_table())
+    return 0
+
+
+def _add_ask(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("ask", help="answer a 'why' question of the catalog from the graph (i2x ask --list)")
+    p.add_argument("name", nargs="?", help="question name (see --list)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a question parameter (repeatable)")
+    p.add_argument("--run", default=None, help="run id (default: the latest complete run)")
+    p.add_argument("--list", action="store_true", help="list the questions, their parameters and docstrings")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    _add_graph_options(p)
+    p.set_defaults(func=_cmd_ask)
+
+
+def _cmd_cypher(args: argparse.Namespace) -> int:
+    """``i2x cypher "..."``: read-only ad-hoc Cypher; writes are refused and change nothing."""
+    import json
+
+    from i2x_plugin.questions import format_table
+    from i2x_plugin.store import ReadOnlyQueryError, StoreError
+
+    try:
+        params = {}
+        for key, text in _key_values(args.param).items():
+            try:
+                params[key] = json.loads(text)
+            except ValueError:
+                params[key] = text
+        with _graph_store(args) as store:
+            records = store.query(args.statement, **params)
+    except ReadOnlyQueryError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.format == "json":
+        print(json.dumps(records, indent=1, default=str))
+    elif records:
+        print(format_table(list(records[0]), records))
+    else:
+        print("(no rows)")
+    return 0
+
+
+def _add_cypher(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("cypher", help="run read-only ad-hoc Cypher on the graph (writes are refused)")
+    p.add_argument("statement", help='a Cypher statement, e.g. "MATCH (r:Run) RETURN r.runId, r.status"')
+    p.add_argument("--param", action="append", metavar="NAME=VALUE",
+                   help="a $parameter; VALUE is parsed as JSON if it can be, else taken as text (repeatable)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    _add_graph_options(p)
+    p.set_defaults(func=_cmd_cypher)
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    """``i2x view QUESTION --param k=v --out FILE`` or ``i2x view --run RUN_ID --out FILE``."""
+    from i2x_plugin.questions import QuestionError, ask, resolve_run
+    from i2x_plugin.store import StoreError
+    from i2x_plugin.view import view_answer, view_run
+
+    try:
+        params = _key_values(args.param)
+        with _graph_store(args) as store:
+            if args.question:
+                answer = ask(store, args.question, params, run_id=args.run, from_text=True)
+                path = view_answer(store, answer, args.out)
+            else:
+                if params:
+                    raise ValueError("--param needs a QUESTION; for a whole run give only --run RUN_ID.")
+                run, hint = resolve_run(store, args.run)
+                if run is None:
+                    raise ValueError(hint)
+                path = view_run(store, run["runId"], args.out, all_relationships=args.all_relationships)
+    except (QuestionError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except StoreError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"wrote {path} (opens offline in a browser)")
+    return 0
+
+
+def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("view", help="an offline HTML graph view of a question's answer or of a whole run")
+    p.add_argument("question", nargs="?", help="a catalog question (omit to view the whole run)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a question parameter (repeatable)")
+    p.add_argument("--run", default=None, help="run id (default: the latest complete run)")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+    p.add_argument("--all-relationships", action="store_true",
+                   help="whole run: keep the per-step DRIVES and per-sample CONTAINS edges (large)")
+    _add_graph_options(p)
+    p.set_defaults(func=_cmd_view)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``i2x`` parser, one subparser per verb."""
     parser = argparse.ArgumentParser(prog="i2x", description="I2X explanations for image classifiers.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_store(sub)
     _add_run(sub)
+    _add_ask(sub)
+    _add_cypher(sub)
+    _add_view(sub)
     return parser
 
 

@@ -79,3 +79,33 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
     train_with_checkpoints(model, train, directory, epochs=4, lr=3e-3, seed=0)
     explanation = I2X(model, "block3", config=DIGITS_CONFIG).explain(directory, probe, run_id="digits")
     return DigitsRun(model, probe, directory, explanation)
+
+
+# --- the digits run written into the graph store (tests/graph) ---------------------------------------------
+import dataclasses
+
+GRAPH_RUN, GRAPH_OTHER_RUN = "graph-digits", "graph-digits-seed1"
+
+
+@dataclass
+class DigitsGraph:
+    """``digits_run.explanation`` (as run ``graph-digits``) written into ``store`` once."""
+
+    store: GraphStore
+    explanation: StructuredExplanation
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def digits_graph(graph_store: GraphStore, digits_run: DigitsRun) -> DigitsGraph:
+    explanation = dataclasses.replace(digits_run.explanation, run_id=GRAPH_RUN)
+    summary = graph_store.write(explanation)
+    return DigitsGraph(graph_store, explanation, summary.seconds)
+
+
+@pytest.fixture(scope="session")
+def digits_graph_other(digits_graph: DigitsGraph, digits_run: DigitsRun) -> StructuredExplanation:
+    """A second run in the graph: the same checkpoints explained with I2X seed 1 (run ``graph-digits-seed1``)."""
+    other = digits_run.i2x(seed=1).explain(digits_run.checkpoint_dir, digits_run.probe, run_id=GRAPH_OTHER_RUN)
+    digits_graph.store.write(other)
+    return other

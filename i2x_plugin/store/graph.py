@@ -310,6 +310,45 @@ class GraphStore:
             raise ReadOnlyQueryError(refuse)
         return records
 
+    # -- the explanation graph (i2x_plugin.ingest, i2x_plugin.questions) ---------------
+    def write(self, explanation: Any, **options: Any) -> Any:
+        """Upsert an explanation's graph; ``status`` 'complete' only at the end. See
+        :func:`i2x_plugin.ingest.write_explanation` for ``options`` (replace, progress, ...)."""
+        from i2x_plugin.ingest import write_explanation
+
+        return write_explanation(self, explanation, **options)
+
+    def delete_run(self, run_id: str, batch_size: int = 5000) -> int:
+        """Delete one run's nodes and relationships in batches; returns nodes deleted."""
+        from i2x_plugin.ingest import delete_run
+
+        return delete_run(self, run_id, batch_size)
+
+    def write_nodes(self, label: str, rows: Iterable[Any], **options: Any) -> int:
+        """Upsert validated nodes of a schema label (see :func:`i2x_plugin.ingest.write_nodes`)."""
+        from i2x_plugin.ingest import write_nodes
+
+        return write_nodes(self, label, rows, **options)
+
+    def write_relationships(self, rel_type: str, rows: Iterable[Any], **options: Any) -> int:
+        """Upsert validated relationships (see :func:`i2x_plugin.ingest.write_relationships`)."""
+        from i2x_plugin.ingest import write_relationships
+
+        return write_relationships(self, rel_type, rows, **options)
+
+    def runs(self) -> list[Any]:
+        """Every Run in the graph, most recently written first."""
+        from i2x_plugin.ingest import list_runs
+
+        return list_runs(self)
+
+    def ask(self, name: str, run_id: str | None = None, **params: Any) -> Any:
+        """Answer catalog question ``name`` (``i2x ask --list``) on ``run_id`` (default: the latest
+        complete run); returns an :class:`~i2x_plugin.questions.Answer` of typed rows."""
+        from i2x_plugin.questions import ask
+
+        return ask(self, name, params, run_id=run_id)
+
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
         """Close the drivers; an embedded server keeps running (``i2x store stop``)."""

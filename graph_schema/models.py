@@ -1,0 +1,391 @@
+"""Pydantic models of the explanation graph: one class per node label and per relationship type.
+
+Python fields are snake_case; graph properties are their camelCase aliases (``sample_support`` ->
+``sampleSupport``). Every field is a Neo4j property type (bool, int, float, str, or a list of one of
+them); ``None`` means "property absent". A row for the database is ``model.props()``.
+
+Nodes carry ``runId`` (runs coexist and are deleted by it), ``key`` (unique within label and run,
+the MERGE key) and ``name`` (Neo4j Browser's caption). A relationship model declares its
+``source`` and ``target`` labels and its ``identity``: the properties that, with its two end nodes,
+make one relationship unique (the MERGE pattern); the other properties are set on it.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, ClassVar, Literal, Type, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+_SCALARS = (bool, int, float, str)
+
+
+def _is_property_type(tp: Any) -> bool:
+    """True for a Neo4j property type: a scalar, a homogeneous list of scalars, or either | None."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return len(args) == 1 and _is_property_type(args[0])
+    if origin is Literal:
+        return all(isinstance(a, _SCALARS) for a in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return item in _SCALARS
+    return tp in _SCALARS
+
+
+class _GraphModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        for name, info in cls.model_fields.items():
+            if not _is_property_type(info.annotation):
+                raise TypeError(f"{cls.__name__}.{name}: {info.annotation} is not a Neo4j property type "
+                                "(use bool, int, float, str or a list of one of them).")
+
+    def props(self) -> dict[str, Any]:
+        """The graph properties (camelCase), without absent (None) ones."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class GraphNode(_GraphModel):
+    """Base of every node: run membership, MERGE key and caption."""
+
+    label: ClassVar[str]
+    run_id: str
+    key: str
+    name: str
+
+
+class Run(GraphNode):
+    """One I2X run: its configuration and provenance. ``status`` is 'complete' only once all is written."""
+
+    label: ClassVar[str] = "Run"
+    config: str = Field(description="I2XConfig as JSON.")
+    model: str
+    layer: str
+    method: str
+    dataset: str
+    k: int
+    num_classes: int
+    num_checkpoints: int
+    num_samples: int = Field(description="Probe samples N (not all are stored as Sample nodes).")
+    class_names: list[str]
+    map_size: list[int]
+    noise_floor: float
+    created_at: str
+    status: Literal["writing", "complete", "failed", "deleting"] | None = None
+    updated_at: str | None = None
+    error: str | None = None
+
+
+class Checkpoint(GraphNode):
+    """A saved model state. Fine-tuned ones (``i2x improve``) carry ``schedule`` and ``seed``."""
+
+    label: ClassVar[str] = "Checkpoint"
+    index: int
+    step: int | None = None
+    epoch: float | None = None
+    accuracy: float | None = None
+    train_loss: float | None = None
+    path: str | None = None
+    schedule: str | None = None
+    seed: int | None = None
+
+
+class Class(GraphNode):
+    label: ClassVar[str] = "Class"
+    index: int
+    probe_samples: int
+
+
+class Prototype(GraphNode):
+    """A cluster of the final model's feature vectors. ``support``: positions assigned over the probe
+    set; ``sampleSupport``: probe samples containing it; ``supportByClass``: the latter per class."""
+
+    label: ClassVar[str] = "Prototype"
+    index: int
+    support: int
+    sample_support: int
+    support_by_class: list[int]
+    exemplar_samples: list[str] = Field(description="Sample keys, highest final intensity first.")
+    exemplar_boxes: list[int] = Field(
+        description="Four ints per exemplar (row0, col0, row1, col1; feature-map cells, inclusive).")
+
+
+class Group(GraphNode):
+    """A learning-pattern group (HDBSCAN on ΔŶ) of class ``cls`` at step ``step`` (checkpoint t → t+1)."""
+
+    label: ClassVar[str] = "Group"
+    step: int
+    cls: int
+    group: int
+    size: int
+    noise: bool
+
+
+class Sample(GraphNode):
+    """A stored sample: exemplars, misclassified at the final checkpoint, and samples of an uncertain
+    pair's classes containing its uncertain prototypes (``reasons``); train samples of a CurationSet."""
+
+    label: ClassVar[str] = "Sample"
+    index: int = Field(description="Position in its split's data set as given to I2X.")
+    sample_id: int
+    split: str
+    label_index: int = Field(alias="label")
+    prediction: int | None = None
+    correct: bool | None = None
+    confidence: float | None = None
+    reasons: list[str] = []
+    image_uri: str | None = None
+
+
+class CurationSet(GraphNode):
+    """Training samples removed for targeted fine-tuning (written by ``i2x improve``)."""
+
+    label: ClassVar[str] = "CurationSet"
+    prototypes: list[int]
+    threshold: int
+    pair: list[int]
+    removed_by_class: str = Field(description="JSON object: class index -> removed sample count.")
+    size: int | None = None
+
+
+class GraphRelationship(_GraphModel):
+    """Base of every relationship: its run, and the keys of its source and target nodes."""
+
+    type: ClassVar[str]
+    source: ClassVar[Type[GraphNode]]
+    target: ClassVar[Type[GraphNode]]
+    identity: ClassVar[tuple[str, ...]] = ()
+    run_id: str
+    source_key: str = Field(alias="from")
+    target_key: str = Field(alias="to")
+
+
+class HasCheckpoint(GraphRelationship):
+    type: ClassVar[str] = "HAS_CHECKPOINT"
+    source: ClassVar[Type[GraphNode]] = Run
+    target: ClassVar[Type[GraphNode]] = Checkpoint
+
+
+class HasClass(GraphRelationship):
+    type: ClassVar[str] = "HAS_CLASS"
+    source: ClassVar[Type[GraphNode]] = Run
+    target: ClassVar[Type[GraphNode]] = Class
+
+
+class HasPrototype(GraphRelationship):
+    type: ClassVar[str] = "HAS_PROTOTYPE"
+    source: ClassVar[Type[GraphNode]] = Run
+    target: ClassVar[Type[GraphNode]] = Prototype
+
+
+class Next(GraphRelationship):
+    """Checkpoint t -> t+1; ``step`` = t, the step index used by every β."""
+
+    type: ClassVar[str] = "NEXT"
+    source: ClassVar[Type[GraphNode]] = Checkpoint
+    target: ClassVar[Type[GraphNode]] = Checkpoint
+    step: int
+
+
+class FineTunedFrom(GraphRelationship):
+    type: ClassVar[str] = "FINE_TUNED_FROM"
+    source: ClassVar[Type[GraphNode]] = Checkpoint
+    target: ClassVar[Type[GraphNode]] = Checkpoint
+    schedule: str | None = None
+
+
+class Drives(GraphRelationship):
+    """β of the prototype toward the class at ``step``. ``scope`` 'step': the fit on all samples;
+    'class': the fit on the target class's own samples (β[k, c] of class c's fit)."""
+
+    type: ClassVar[str] = "DRIVES"
+    source: ClassVar[Type[GraphNode]] = Prototype
+    target: ClassVar[Type[GraphNode]] = Class
+    identity: ClassVar[tuple[str, ...]] = ("scope", "step")
+    scope: Literal["step", "class"]
+    step: int
+    beta: float
+
+
+class KeyDriverOf(GraphRelationship):
+    """A top driver of the class over all steps (step-weighted mean β of the class fit)."""
+
+    type: ClassVar[str] = "KEY_DRIVER_OF"
+    source: ClassVar[Type[GraphNode]] = Prototype
+    target: ClassVar[Type[GraphNode]] = Class
+    beta: float
+    rank: int
+    first_step: int | None = None
+
+
+class DrivesGroup(GraphRelationship):
+    """β of the prototype toward the group's class in the group's own fit; ``rank`` among its top prototypes."""
+
+    type: ClassVar[str] = "DRIVES_GROUP"
+    source: ClassVar[Type[GraphNode]] = Prototype
+    target: ClassVar[Type[GraphNode]] = Group
+    beta: float
+    rank: int | None = None
+
+
+class InClass(GraphRelationship):
+    type: ClassVar[str] = "IN_CLASS"
+    source: ClassVar[Type[GraphNode]] = Group
+    target: ClassVar[Type[GraphNode]] = Class
+
+
+class _Sharing(GraphRelationship):
+    source: ClassVar[Type[GraphNode]] = Prototype
+    target: ClassVar[Type[GraphNode]] = Class
+    fraction: float
+    steps: list[int] = Field(description="With ``groups``: the (step, group) pairs where it is a top prototype.")
+    groups: list[int]
+
+
+class SharedBy(_Sharing):
+    """A top positive prototype in (nearly) every learning-pattern group of the class."""
+
+    type: ClassVar[str] = "SHARED_BY"
+
+
+class SpecialisedTo(_Sharing):
+    """A top positive prototype in some of the class's groups only."""
+
+    type: ClassVar[str] = "SPECIALISED_TO"
+
+
+class Separates(GraphRelationship):
+    """The prototype favours the target class over ``against`` (pair a < b) on the pooled a ∪ b fit."""
+
+    type: ClassVar[str] = "SEPARATES"
+    source: ClassVar[Type[GraphNode]] = Prototype
+    target: ClassVar[Type[GraphNode]] = Class
+    identity: ClassVar[tuple[str, ...]] = ("a", "b")
+    a: int
+    b: int
+    against: int
+    first_step: int
+    steps: list[int]
+    margin: float
+
+
+class SeparatedFrom(GraphRelationship):
+    """Class a -> class b (a < b): when the pair's confusion stayed below threshold; ``order`` in the learning order."""
+
+    type: ClassVar[str] = "SEPARATED_FROM"
+    source: ClassVar[Type[GraphNode]] = Class
+    target: ClassVar[Type[GraphNode]] = Class
+    checkpoint: int | None = None
+    threshold: int
+    peak_confusion: int
+    final_confusion: int
+    confusion_by_checkpoint: list[int]
+    order: int | None = None
+
+
+class UncertainBetween(GraphRelationship):
+    """β[k,a] − β[k,b] flips sign over steps; one edge to each class of the pair, same numbers."""
+
+    type: ClassVar[str] = "UNCERTAIN_BETWEEN"
+    source: ClassVar[Type[GraphNode]] = Prototype
+    target: ClassVar[Type[GraphNode]] = Class
+    identity: ClassVar[tuple[str, ...]] = ("a", "b")
+    a: int
+    b: int
+    flips: int
+    flip_steps: list[int]
+    magnitude: float
+    score: float
+    rank: int
+
+
+class ConfusedAs(GraphRelationship):
+    """``count`` probe samples of the source class predicted as the target class at ``checkpoint`` (non-zero only)."""
+
+    type: ClassVar[str] = "CONFUSED_AS"
+    source: ClassVar[Type[GraphNode]] = Class
+    target: ClassVar[Type[GraphNode]] = Class
+    identity: ClassVar[tuple[str, ...]] = ("checkpoint",)
+    checkpoint: int
+    count: int
+
+
+class LabelledAs(GraphRelationship):
+    type: ClassVar[str] = "LABELLED_AS"
+    source: ClassVar[Type[GraphNode]] = Sample
+    target: ClassVar[Type[GraphNode]] = Class
+
+
+class PredictedAs(GraphRelationship):
+    """The final checkpoint's prediction."""
+
+    type: ClassVar[str] = "PREDICTED_AS"
+    source: ClassVar[Type[GraphNode]] = Sample
+    target: ClassVar[Type[GraphNode]] = Class
+    confidence: float
+
+
+class Contains(GraphRelationship):
+    """``positions`` feature-map cells of the sample are assigned to the prototype; its saliency there."""
+
+    type: ClassVar[str] = "CONTAINS"
+    source: ClassVar[Type[GraphNode]] = Sample
+    target: ClassVar[Type[GraphNode]] = Prototype
+    positions: int
+    intensity: float = Field(description="At the final checkpoint.")
+    intensities: list[float] = Field(description="Per checkpoint.")
+
+
+class ExemplarOf(GraphRelationship):
+    """One of the prototype's highest-intensity samples, with the region (box) it covers."""
+
+    type: ClassVar[str] = "EXEMPLAR_OF"
+    source: ClassVar[Type[GraphNode]] = Sample
+    target: ClassVar[Type[GraphNode]] = Prototype
+    rank: int
+    intensity: float
+    presence: int
+    box: list[int]
+
+
+class Removes(GraphRelationship):
+    type: ClassVar[str] = "REMOVES"
+    source: ClassVar[Type[GraphNode]] = CurationSet
+    target: ClassVar[Type[GraphNode]] = Sample
+
+
+class ForPair(GraphRelationship):
+    type: ClassVar[str] = "FOR_PAIR"
+    source: ClassVar[Type[GraphNode]] = CurationSet
+    target: ClassVar[Type[GraphNode]] = Class
+
+
+NODE_MODELS: dict[str, type[GraphNode]] = {
+    m.label: m for m in (Run, Checkpoint, Class, Prototype, Group, Sample, CurationSet)}
+RELATIONSHIP_MODELS: dict[str, type[GraphRelationship]] = {
+    m.type: m for m in (HasCheckpoint, HasClass, HasPrototype, Next, FineTunedFrom, Drives, KeyDriverOf,
+                        DrivesGroup, InClass, SharedBy, SpecialisedTo, Separates, SeparatedFrom,
+                        UncertainBetween, ConfusedAs, LabelledAs, PredictedAs, Contains, ExemplarOf,
+                        Removes, ForPair)}
+
+
+def node_model(label: str) -> type[GraphNode]:
+    try:
+        return NODE_MODELS[label]
+    except KeyError:
+        raise KeyError(f"Unknown node label {label!r}; the schema has {', '.join(NODE_MODELS)}.") from None
+
+
+def relationship_model(rel_type: str) -> type[GraphRelationship]:
+    try:
+        return RELATIONSHIP_MODELS[rel_type]
+    except KeyError:
+        raise KeyError(f"Unknown relationship type {rel_type!r}; the schema has "
+                       f"{', '.join(RELATIONSHIP_MODELS)}.") from None

@@ -1,0 +1,40 @@
+// Two runs: which prototypes did each adopt for each class, in which order, and where do they diverge?
+// question: 12
+// param: other:str? — the run to compare with (default: the most recently written other complete run)
+// returns: cls:int, name:str, runA:str, runB:str, orderA:list[int], orderB:list[int], orderAInB:list[int], diverges:bool, firstDivergence:int?
+// empty: Comparing needs a second complete run in the graph.
+MATCH (ra:Run {runId: $runId, key: $runId})
+MATCH (rb:Run {status: 'complete'})
+WHERE rb.runId <> $runId AND ($other IS NULL OR rb.runId = $other)
+WITH ra, rb ORDER BY rb.updatedAt DESC LIMIT 1
+// Prototypes are run-specific: match each of run A's to the run B prototype sharing most exemplar samples.
+CALL {
+  WITH ra, rb
+  OPTIONAL MATCH (pa:Prototype {runId: ra.runId})<-[:EXEMPLAR_OF]-(sa:Sample)
+  OPTIONAL MATCH (sb:Sample {runId: rb.runId, key: sa.key})-[:EXEMPLAR_OF]->(pb:Prototype)
+  WITH pa, pb, count(sb) AS shared WHERE pb IS NOT NULL
+  WITH pa, pb, shared ORDER BY pa.index, shared DESC, pb.index
+  WITH pa, collect(pb.index)[0] AS best
+  RETURN collect([pa.index, best]) AS matches
+}
+MATCH (ca:Class {runId: ra.runId})
+MATCH (cb:Class {runId: rb.runId, index: ca.index})
+CALL {
+  WITH ca
+  OPTIONAL MATCH (p:Prototype)-[d:KEY_DRIVER_OF]->(ca)
+  WITH p, d ORDER BY d.firstStep IS NULL, d.firstStep, d.beta DESC, p.index
+  RETURN collect(p.index) AS orderA
+}
+CALL {
+  WITH cb
+  OPTIONAL MATCH (p:Prototype)-[d:KEY_DRIVER_OF]->(cb)
+  WITH p, d ORDER BY d.firstStep IS NULL, d.firstStep, d.beta DESC, p.index
+  RETURN collect(p.index) AS orderB
+}
+WITH ra, rb, ca, orderA, orderB, [x IN orderA | head([m IN matches WHERE m[0] = x | m[1]])] AS orderAInB
+WITH ra, rb, ca, orderA, orderB, orderAInB,
+     [i IN range(0, CASE WHEN size(orderA) > size(orderB) THEN size(orderA) ELSE size(orderB) END - 1)
+      WHERE coalesce(orderAInB[i], -1) <> coalesce(orderB[i], -1)] AS differ
+RETURN ca.index AS cls, ca.name AS name, ra.runId AS runA, rb.runId AS runB, orderA, orderB, orderAInB,
+       size(differ) > 0 AS diverges, head(differ) AS firstDivergence
+ORDER BY cls
