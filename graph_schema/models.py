@@ -95,6 +95,8 @@ class Checkpoint(GraphNode):
     path: str | None = None
     schedule: str | None = None
     seed: int | None = None
+    test_accuracy: float | None = Field(None, description="Fine-tuned: accuracy on the held-out test split.")
+    pair_confusions: int | None = Field(None, description="Fine-tuned: the targeted pair's a→b + b→a test confusions.")
 
 
 class Class(GraphNode):

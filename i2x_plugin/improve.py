@@ -271,9 +271,9 @@ class ImproveResult:
         """A small HTML fragment (table + verdict) the report can include."""
         esc = html.escape
         body = "".join(f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>" for a, b, c in self.rows())
-        return (f'<section class="i2x-improve"><p>{esc(self._caption())}</p><table><thead><tr><th>schedule</th>'
+        return (f'<div class="i2x-improve"><p>{esc(self._caption())}</p><table><thead><tr><th>schedule</th>'
                 f"<th>test accuracy %</th><th>{esc(self.pair_label)} confusions</th></tr></thead><tbody>{body}"
-                f"</tbody></table><p><strong>{esc(self.verdict()['text'])}</strong></p></section>\n")
+                f"</tbody></table><p><strong>{esc(self.verdict()['text'])}</strong></p></div>\n")
 
 
 # --- statistics ----------------------------------------------------------------------------------------

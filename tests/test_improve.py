@@ -60,7 +60,7 @@ def test_table_has_every_schedule_seed_and_the_paired_comparison(outcome):
     assert data["verdict"]["text"] and isinstance(data["verdict"]["helped"], bool)
     text = result.format_table()
     assert "curated→full" in text and "full→full" in text and "start (final checkpoint)" in text
-    assert "<table>" in result.to_html() and "| curated→full |" in result.to_markdown()
+    assert "<table>" in result.to_html() and "| curated→full (2 ep) |" in result.to_markdown()
     for run in result.runs:  # every fine-tuned model was saved with its sidecar
         meta = json.loads(open(run.checkpoint.replace(".pt", ".json")).read())
         assert meta["schedule"] == run.schedule and meta["seed"] == run.seed and meta["accuracy"] == run.accuracy
@@ -139,3 +139,114 @@ def test_config_rejects_unknown_schedules_and_single_seed():
         ImproveConfig(schedules=("full->curated->full",))
     with pytest.raises(ValueError):
         ImproveConfig(seeds=1)
+
+
+# --- the CLI verb on a saved 'i2x run' directory ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(digits_run, tmp_path_factory):
+    """A real 'i2x run' output (digits, the digits run's checkpoints, no graph) with a stand-in report page
+    (the report's own tests cover the real page; here only the added section matters, and plots cost time)."""
+    from i2x_plugin import I2XConfig
+    from i2x_plugin.run import RunConfig, run_main
+
+    out = tmp_path_factory.mktemp("runs")
+    run_main(RunConfig(dataset="digits", checkpoints=digits_run.checkpoint_dir, store="none", report=False, out=out,
+                       run_id="r", i2x=I2XConfig(k=12)), progress=False)
+    (out / "r" / "report").mkdir()
+    (out / "r" / "report" / "index.html").write_text("<html><body><main><h1>run r</h1></main></body></html>")
+    return out / "r"
+
+
+def test_cli_improve_on_a_saved_run_prints_and_writes_the_table(run_dir, capsys):
+    from i2x_plugin.cli import main
+
+    code = main(["improve", "--run-dir", str(run_dir), "--seeds", "2", "--min-positions", "auto", "--store", "none",
+                 "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "curated→full" in out and "full→full" in out and "written:" in out
+    data = json.loads((run_dir / "improve" / "improve.json").read_text())
+    assert set(data["table"]) == set(SCHEDULES) and data["config"]["seeds"] == 2
+    assert data["train_size"] + data["test_size"] == 1797  # the run's own split of the digits
+    assert (run_dir / "improve" / "improve.html").read_text().startswith('<div class="i2x-improve">')
+    assert "| curated→full (2 ep) |" in (run_dir / "improve" / "improve.md").read_text()
+    assert len(list((run_dir / "improve" / "finetuned").glob("*.pt"))) == 2 * len(SCHEDULES)
+    page = (run_dir / "report" / "index.html").read_text()  # the table joined the run's report, once
+    assert page.count('<section id="improve">') == 1 and "curated→full (2 ep)" in page
+
+
+def test_cli_improve_errors_name_the_fix(tmp_path, capsys):
+    from i2x_plugin.cli import main
+
+    assert main(["improve"]) == 2
+    assert "--run-dir" in capsys.readouterr().err
+    assert main(["improve", "--run-dir", str(tmp_path), "--store", "none"]) == 2
+    assert "not a complete 'i2x run' output directory" in capsys.readouterr().err
+
+
+# --- the graph: the CurationSet and the fine-tuned checkpoints ---------------------------------------------
+
+
+def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, digits_run, outcome):
+    from i2x_plugin.improve_graph import curation_key, write_improvement
+    from i2x_plugin.questions import ask
+
+    result, curation, _ = outcome
+    explanation = dataclasses.replace(digits_run.explanation, run_id="improve-graph")
+    with pytest.raises(ValueError, match="not in the graph store"):
+        write_improvement(graph_store, explanation, curation, result)
+    graph_store.write(explanation)
+    counts = write_improvement(graph_store, explanation, curation, result)
+    assert counts["removed"] == len(curation.removed) and counts["checkpoints"] == len(result.runs)
+
+    rows = graph_store.read(
+        "MATCH (cs:CurationSet {runId: $r})-[:REMOVES]->(s:Sample {split: 'train'}) "
+        "RETURN cs.key AS key, cs.pair AS pair, cs.prototypes AS prototypes, cs.threshold AS threshold, "
+        "collect(s.sampleId) AS ids, collect(s.label) AS labels", r="improve-graph")
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["key"] == curation_key(curation) and row["pair"] == list(curation.target.pair)
+    assert row["prototypes"] == list(curation.target.prototypes) and row["threshold"] == curation.min_positions
+    assert sorted(row["ids"]) == sorted(curation.removed_ids().tolist())
+    assert set(row["labels"]) <= set(curation.target.pair)
+    pair = graph_store.read("MATCH (:CurationSet {runId: $r})-[:FOR_PAIR]->(c:Class) RETURN c.index AS c",
+                            r="improve-graph")
+    assert sorted(p["c"] for p in pair) == sorted(curation.target.pair)
+
+    tuned = graph_store.read(
+        "MATCH (c:Checkpoint {runId: $r})-[f:FINE_TUNED_FROM]->(src:Checkpoint) "
+        "RETURN c.schedule AS schedule, c.seed AS seed, c.path AS path, f.schedule AS via, src.index AS src, "
+        "c.testAccuracy AS accuracy, c.pairConfusions AS confusions", r="improve-graph")
+    assert sorted((t["schedule"], t["seed"], t["accuracy"], t["confusions"]) for t in tuned) == sorted(
+        (r.schedule, r.seed, r.accuracy, r.confusions) for r in result.runs)
+    assert all(t["src"] == explanation.checkpoints[-1].index and t["via"] == t["schedule"] for t in tuned)
+    assert {t["path"] for t in tuned} == {r.checkpoint for r in result.runs}
+
+    # Question 10 counts the removed training samples per class; writing again changes nothing.
+    answer = ask(graph_store, "prototype_samples", {"k": curation.target.prototypes[0]}, run_id="improve-graph")
+    removed = {r.cls: r.removed_for_curation for r in answer.rows}
+    assert {c: removed[c] for c in curation.target.pair} == curation.removed_per_class
+    write_improvement(graph_store, explanation, curation, result)
+    again = graph_store.read("MATCH (s:Sample {runId: $r, split: 'train'}) RETURN count(s) AS n", r="improve-graph")
+    assert again[0]["n"] == len(curation.removed)
+
+
+def test_cli_improve_records_the_run_in_the_graph(run_dir, store_server, graph_store, capsys, request):
+    from i2x_plugin import StructuredExplanation
+    from i2x_plugin.cli import main
+
+    if request.node.callspec.params.get("graph_store") != "embedded":
+        pytest.skip("the CLI is pointed at the embedded server here")
+    graph_store.write(StructuredExplanation.load(run_dir / "explanation"))  # what 'i2x run' does with a store
+    code = main(["improve", "--run-dir", str(run_dir), "--seeds", "2", "--min-positions", "auto", "--quiet",
+                 "--store", "embedded", "--store-dir", str(store_server.data_dir), "--no-save-checkpoints",
+                 "--out", str(run_dir / "improve-graph")])
+    out = capsys.readouterr().out
+    assert code == 0 and "CurationSet" in out, out
+    rows = graph_store.read("MATCH (c:Checkpoint {runId: 'r'})-[:FINE_TUNED_FROM]->() RETURN count(c) AS n")
+    assert rows[0]["n"] == 2 * len(SCHEDULES)
+    removed = json.loads((run_dir / "improve-graph" / "improve.json").read_text())["curation"]["removed"]
+    rows = graph_store.read("MATCH (:CurationSet {runId: 'r'})-[:REMOVES]->(s:Sample) RETURN count(s) AS n")
+    assert rows[0]["n"] == removed
