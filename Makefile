@@ -32,7 +32,9 @@ test: $(STAMP) browser
 bench: $(STAMP)
 	$(PY) bench/adapters.py
 	$(PY) bench/core.py
+	$(PY) bench/store.py
 	$(PY) bench/graph.py
+	$(PY) bench/e2e.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results/*.tmp
