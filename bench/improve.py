@@ -252,8 +252,48 @@ def main(argv: list[str] | None = None) -> int:
             on_disk = json.loads(out_path.read_text()) if out_path.exists() else {}  # merge: another invocation
             report["settings"] = {**on_disk.get("settings", {}), key: entry}  # may have written meanwhile
             _json(out_path, report)
+    report = json.loads(out_path.read_text())
+    report["summary"] = summarise(report)
+    _json(out_path, report)
+    print(report["summary"]["markdown"], flush=True)
     log(f"wrote {out_path}")
     return 0
+
+
+def summarise(report: dict) -> dict:
+    """One line per finished setting (ours) beside the paper's rows, and a plain conclusion computed from the data."""
+    lines = ["| setting | pair | start acc % (confusions) | full→full acc % | curated→full acc % | full→full confusions "
+             "| curated→full confusions | paired t p (confusions) | curated→full helped? |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    done, helped, fewer = [], [], []
+    for key, entry in sorted(report.get("settings", {}).items()):
+        if entry.get("status") != "complete":
+            lines.append(f"| {key} (ours) | | | | | | | | not finished: {entry.get('status')} {entry.get('error', '')} |")
+            continue
+        table, comp, verdict = entry["table"], entry["comparison"], entry["verdict"]
+        ff, cf = table["full->full"], table["curated->full"]
+        p = comp["confusions"]["t_test_p"]
+        lines.append(
+            f"| {key} (ours, {entry['config']['seeds']} seeds) | {'↔'.join(entry['curation']['pair_names'])} "
+            f"| {100 * entry['start']['accuracy']:.2f} ({entry['start']['a_to_b'] + entry['start']['b_to_a']}) "
+            f"| {ff['accuracy_pct']['mean']:.2f} ± {ff['accuracy_pct']['std']:.2f} "
+            f"| {cf['accuracy_pct']['mean']:.2f} ± {cf['accuracy_pct']['std']:.2f} "
+            f"| {ff['confusions']['mean']:.1f} ± {ff['confusions']['std']:.2f} "
+            f"| {cf['confusions']['mean']:.1f} ± {cf['confusions']['std']:.2f} "
+            f"| {'n/a' if p is None else f'{p:.3g}'} | {'yes' if verdict['helped'] else 'no'} |")
+        done.append(key)
+        helped += [key] if verdict["helped"] else []
+        fewer += [key] if verdict["fewer_confusions"] else []
+    for row in PAPER["rows"]:
+        ff, cf = row["full→full"], row["curated→full"]
+        lines.append(f"| {row['setting']} — THEIR numbers | {row['pair']} | not given | {ff['accuracy_pct']} "
+                     f"| {cf['accuracy_pct']} | {ff['confusions']} | {cf['confusions']} | not given "
+                     "| (paper: fewer confusions) |")
+    conclusion = (f"curated→full beat full→full (fewer targeted confusions and higher accuracy) in {len(helped)} of "
+                  f"{len(done)} finished settings of ours" + (f" ({', '.join(helped)})" if helped else "")
+                  + f"; it had fewer targeted confusions on average in {len(fewer)} of {len(done)}"
+                  + (f" ({', '.join(fewer)})" if fewer else "") + ". See each setting's verdict for the p-values.")
+    return {"markdown": "\n".join(lines), "conclusion": conclusion, "finished": done}
 
 
 if __name__ == "__main__":
