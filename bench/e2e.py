@@ -36,27 +36,14 @@ from pathlib import Path
 
 import torch
 
+from core import raw_layergradcam_throughput as raw_layergradcam_images_per_s  # bench/core.py, the same baseline
+
 RESULTS = Path(__file__).resolve().parent / "results" / "e2e.json"
 TARGETS = {"total_seconds": 300, "peak_rss_gib": 4.0, "sweep_ratio": 0.8}
 # "[i2x] <message>" lines of run_main, by their first word(s) -> stage name of summary.json.
 _STAGE_LINES = (("loading", "data"), ("connecting", "store"), ("training", "training"), ("I2X on", "explain"),
                 ("test accuracy", "test"), ("writing the explanation graph", "graph"),
                 ("writing the HTML report", "report"), ("asking", "questions"))
-
-
-def raw_layergradcam_images_per_s(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                                  batch_size: int, repeats: int = 3) -> float:
-    """Best-of-``repeats`` images/s of Captum LayerGradCam alone (ReLU'd) at ``block3`` over ``images``."""
-    from captum.attr import LayerGradCam
-
-    cam = LayerGradCam(model, model.block3)
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(0, len(images), batch_size):
-            cam.attribute(images[i : i + batch_size], target=labels[i : i + batch_size], relu_attributions=True)
-        best = max(best, len(images) / (time.perf_counter() - start))
-    return best
 
 
 def _rss_kib(pid: int, field: str = "VmRSS") -> int | None:
