@@ -122,6 +122,7 @@ def _cmd_improve(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from i2x_plugin.atomic import write_text
     from i2x_plugin.curation import CurationError
     from i2x_plugin.improve import ImproveConfig, ImproveError, improve, inputs_from_files, inputs_from_run
 
@@ -154,8 +155,8 @@ def _cmd_improve(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     result.save_json(out / "improve.json")
-    (out / "improve.md").write_text(result.to_markdown())
-    (out / "improve.html").write_text(result.to_html())
+    write_text(out / "improve.md", result.to_markdown())
+    write_text(out / "improve.html", result.to_html())
     report = Path(args.run_dir) / "report" / "index.html" if args.run_dir else None
     if report is not None and report.is_file():
         from i2x_plugin.report import add_report_section

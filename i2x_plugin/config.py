@@ -19,7 +19,8 @@ class I2XConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # Step 2: abstract prototypes.
-    k: int = Field(32, ge=2, description="Number of prototypes K (paper: 32 on MNIST, 128 on CIFAR-10).")
+    k: int = Field(32, ge=2, le=32_768, description="Number of prototypes K (paper: 32 on MNIST, 128 on CIFAR-10); "
+                   "at most 32,768, as assignments are stored as int16.")
     pca_components: int = Field(32, ge=1, description="(D) PCA keeps min(d, this) components before K-Means.")
     pca_max_rows: int = Field(200_000, ge=1000, description="(D) PCA and K-Means are fitted on at most this many random rows.")
     minibatch_kmeans_rows: int = Field(50_000, ge=1, description="Use MiniBatchKMeans when there are more rows than this.")

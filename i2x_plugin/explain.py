@@ -10,17 +10,18 @@ import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
+from captum.attr import LayerAttribution
 from torch import nn
 from torch.utils.data import Dataset
 
 from .checkpoints import CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import ImageDataset
-from .adapters import resolve_layer
+from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
 from .progress import learning_groups, ridge_betas, sweep
 from .prototypes import Prototypes, extract_features, fit_prototypes
 from .structure import CheckpointSummary, StructuredExplanation, build_structure
@@ -51,28 +52,53 @@ class I2X:
     """Structured explanations of why an image classifier looks where it looks, and how that formed in training.
 
     Args:
-        model: the classifier; checkpoints are loaded into this one instance in turn.
+        model: the classifier; checkpoints are loaded into this one instance in turn, and
+            :meth:`explain` gives it back as it found it (weights, training flags, ``requires_grad``,
+            device).
         layer: the spatial feature layer f (module or dotted name) where prototypes and GradCAM live.
-        adapter: a saliency adapter built on ``(model, layer)``, or ``"captum"`` / ``"gradcam"``
-            (default: Captum ``LayerGradCam``).
+        adapter: ``"captum"`` / ``"gradcam"`` (default: Captum ``LayerGradCam``), a
+            :class:`~i2x_plugin.adapters.SaliencyAdapter` built on this ``model`` and ``layer``, or a
+            Captum layer attribution object on them (e.g. ``LayerGradCam(model, model.block3)``),
+            wrapped by :meth:`CaptumAdapter.from_attribution
+            <i2x_plugin.adapters.CaptumAdapter.from_attribution>`: ReLU on its maps, then the
+            config's per-image ``normalization``.
         config: :class:`I2XConfig`; defaults follow the paper where it is explicit.
-        device: where the sweep runs (default: the model's device).
+        device: where the sweep runs (default: the model's device). The model is moved there
+            during :meth:`explain` only.
     """
 
     def __init__(self, model: nn.Module, layer: str | nn.Module, adapter: Any = "captum",
                  config: I2XConfig | None = None, method: str | None = None,
                  device: str | torch.device | None = None):
         self.config = config or I2XConfig()
+        self.model = model
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device)
         self.layer, self.layer_name = resolve_layer(model, layer)
-        if isinstance(adapter, str):
-            from .adapters import build_adapter
-
-            adapter = build_adapter(adapter, model, self.layer_name, method)
-        self.adapter = adapter
-        self.method_name = getattr(adapter, "method_name", type(adapter).__name__)
+        self.adapter = self._adapter(adapter, method)
+        self.method_name = self.adapter.method_name
         self.timings: dict[str, float] = {}  # seconds per stage of the last explain()
+
+    def _adapter(self, adapter: Any, method: str | None) -> SaliencyAdapter:
+        """Build, wrap or check the adapter: its maps must come from this model at this layer."""
+        if isinstance(adapter, str):
+            return build_adapter(adapter, self.model, self.layer_name, method)  # type: ignore[arg-type]
+        if isinstance(adapter, LayerAttribution) and not isinstance(adapter, SaliencyAdapter):
+            adapter = CaptumAdapter.from_attribution(adapter)
+        if not isinstance(adapter, SaliencyAdapter):
+            raise TypeError(
+                f"adapter must be 'captum', 'gradcam', a SaliencyAdapter or a Captum layer attribution object, got "
+                f"{type(adapter).__name__}. For pytorch-grad-cam use GradCamAdapter(model, layer, method).")
+        if adapter.model is not self.model:
+            raise ValueError(
+                f"The adapter is built on another model instance ({_describe(adapter.model)}) than the one I2X "
+                f"explains ({_describe(self.model)}): checkpoints would load into the second while the maps come "
+                "from the first. Build the adapter on the model you pass to I2X.")
+        if adapter.layer is not self.layer:
+            raise ValueError(
+                f"The adapter attributes at layer {adapter.layer_name!r}, but I2X's prototypes are at layer "
+                f"{self.layer_name!r}: saliency and prototype assignments must come from the same layer. Build the "
+                f"adapter at {self.layer_name!r}, or pass layer={adapter.layer_name!r} to I2X.")
+        return adapter
 
     @contextmanager
     def _stage(self, name: str):
@@ -84,6 +110,11 @@ class I2X:
 
     def fit_prototypes(self, images: torch.Tensor, progress: bool = False) -> Prototypes:
         """Step 2 on the model as it is now (load the final checkpoint first)."""
+        with restored_model(self.model):
+            self.model.to(self.device)
+            return self._fit_prototypes(images, progress)
+
+    def _fit_prototypes(self, images: torch.Tensor, progress: bool) -> Prototypes:
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -108,22 +139,31 @@ class I2X:
         model_name: str | None = None,
         progress: bool = False,
     ) -> StructuredExplanation:
-        """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``."""
+        """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``.
+
+        ``class_names`` (default: the dataset's) needs one name per model class; ``sample_ids`` (default:
+        positions) one unique integer id per probe sample. The model is given back as it was found.
+        """
         cfg = self.config
         self.timings = {}
         infos = resolve_checkpoints(checkpoints)
-        data = as_image_dataset(dataset, class_names)
+        data = as_image_dataset(dataset)
         images, labels = data.images, data.labels
-        num_classes = self._check_labels(infos, checkpoints_load_func, images, labels, data.class_names)
-
-        with self._stage("prototypes"):
-            checkpoints_load_func(self.model, infos[-1].path)
-            prototypes = self.fit_prototypes(images, progress)
-            presence = prototypes.presence()
-        with self._stage("sweep"):
-            trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
-                               prototypes.assignments, cfg.k, num_classes, cfg.target, cfg.normalization,
-                               cfg.batch_size, self.device, progress)
+        given_names = tuple(class_names) if class_names is not None else (
+            data.class_names if isinstance(dataset, ImageDataset) else None)
+        ids = _sample_ids(sample_ids, len(labels))
+        with restored_model(self.model):
+            self.model.to(self.device)
+            num_classes = self._check_labels(infos, checkpoints_load_func, images, labels, given_names or ())
+            names = _class_names(given_names, num_classes)
+            with self._stage("prototypes"):
+                checkpoints_load_func(self.model, infos[-1].path)
+                prototypes = self._fit_prototypes(images, progress)
+                presence = prototypes.presence()
+            with self._stage("sweep"):
+                trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
+                                   prototypes.assignments, cfg.k, num_classes, cfg.target, cfg.normalization,
+                                   cfg.batch_size, self.device, progress)
         delta_p, delta_conf = trajectory.deltas()
         labels_np = labels.numpy()
         with self._stage("groups"):
@@ -141,13 +181,12 @@ class I2X:
             layer=self.layer_name,
             method=self.method_name,
             dataset=data.name,
-            class_names=list(data.class_names[:num_classes]) if len(data.class_names) >= num_classes
-            else [str(c) for c in range(num_classes)],
+            class_names=list(names),
             map_size=list(prototypes.map_size),
             checkpoints=[CheckpointSummary(i.index, i.name, str(i.path), i.epoch, i.step, i.train_loss,
                                            float(accuracy[i.index])) for i in infos],
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            sample_ids=np.arange(len(labels)) if sample_ids is None else np.asarray(sample_ids),
+            sample_ids=ids,
             labels=labels_np,
             assignments=prototypes.assignments,
             presence=presence,
@@ -177,3 +216,55 @@ class I2X:
             raise ValueError(f"Classes {names} have no samples in the probe set; every class needs probe samples "
                              "(use a stratified probe set).")
         return num_classes
+
+
+def _describe(model: nn.Module) -> str:
+    return f"{type(model).__name__} at {id(model):#x}"
+
+
+def _sample_ids(sample_ids: Any, n: int) -> np.ndarray:
+    """One unique integer id per probe sample (they key the samples in the graph and the report)."""
+    if sample_ids is None:
+        return np.arange(n)
+    ids = np.asarray(sample_ids)
+    if ids.ndim != 1 or len(ids) != n:
+        raise ValueError(f"sample_ids has shape {ids.shape} but the probe set has {n} samples; give one id per probe "
+                         "sample, in the probe set's order.")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"sample_ids must be integers (the samples' indices in their data set), got {ids.dtype}.")
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"sample_ids are not unique ({int(values[counts > 1][0])} appears "
+                         f"{int(counts.max())} times); each probe sample needs its own id.")
+    return ids
+
+
+def _class_names(given: tuple[str, ...] | None, num_classes: int) -> tuple[str, ...]:
+    """One name per model class: the given ones (their count must match), else the class indices."""
+    if given is None:
+        return tuple(str(c) for c in range(num_classes))
+    if len(given) != num_classes:
+        raise ValueError(f"class_names has {len(given)} names but the model has {num_classes} classes; give exactly "
+                         f"one name per class, in class-index order (or none to use 0..{num_classes - 1}).")
+    return tuple(str(name) for name in given)
+
+
+@contextmanager
+def restored_model(model: nn.Module) -> Iterator[None]:
+    """Give ``model`` back as found: parameter and buffer values and devices, gradients, training flags and
+    ``requires_grad`` are saved (a CPU copy of the weights) and restored on exit, even on error."""
+    tensors = [(t, t.detach().to("cpu", copy=True), t.device) for t in (*model.parameters(), *model.buffers())]
+    params = [(p, p.requires_grad, None if p.grad is None else (p.grad.detach().to("cpu", copy=True), p.grad.device))
+              for p in model.parameters()]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for tensor, saved, device in tensors:
+                tensor.data = saved.to(device)
+        for p, requires_grad, grad in params:
+            p.requires_grad_(requires_grad)
+            p.grad = None if grad is None else grad[0].to(grad[1])
+        for m, training in modes:
+            m.training = training

@@ -8,7 +8,8 @@ learning rate and batch-order rule, and a seed controls everything:
 * epoch ``e`` of every schedule visits the training set in one seeded permutation (``seed``, ``e``);
   a curated epoch is that same permutation with the removed samples skipped;
 * the optimiser is built fresh at the start of each schedule and kept across its stages;
-* the torch RNG is reseeded from (``seed``, ``e``) before every epoch (dropout, augmentation).
+* torch's RNG is seeded from (``seed``, ``e``) for every epoch (dropout, augmentation), locally: the caller's
+  global RNG state is restored afterwards.
 
 So ``full->full`` and ``curated->full`` see the very same second epoch, and a schedule that shares a
 prefix with another (``full`` is the first stage of ``full->full``) reuses that prefix's model and
@@ -37,12 +38,13 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
+from .atomic import atomic_open, write_text
 from .checkpoints import LoadFunc, default_load_func
 from .curation import (CurationSet, PairSelection, auto_min_positions, choose_target, curate,
                        training_assignments)
 from .data import ImageDataset
 from .structure import StructuredExplanation
-from .training import train_epoch
+from .training import seeded, train_epoch
 
 SCHEDULES: dict[str, tuple[str, ...]] = {
     "full": ("full",),
@@ -228,7 +230,7 @@ class ImproveResult:
     def save_json(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1))
+        write_text(path, json.dumps(self.to_dict(), indent=1))
         return path
 
     def rows(self) -> list[tuple[str, str, str]]:
@@ -437,16 +439,17 @@ def run_schedules(model: nn.Module, checkpoint: str | Path, train: ImageDataset,
                 model.load_state_dict(model_state)
                 optimizer.load_state_dict(copy.deepcopy(opt_state))
             for e in range(done, len(epochs)):
-                torch.manual_seed(epoch_seed(seed, e))
                 order = epoch_order(len(train), seed, e, keep if epochs[e] == "curated" else None)
-                train_epoch(model, _Loader(train, order, config.batch_size), optimizer, device)
+                with seeded(epoch_seed(seed, e), device):
+                    train_epoch(model, _Loader(train, order, config.batch_size), optimizer, device)
                 cache[epochs[: e + 1]] = _state(model, optimizer)
             scores = evaluate(model, test, pair, config.eval_batch_size, device)
             path = None
             if save_dir is not None:
                 path = save_dir / f"{name.replace('->', '-')}-seed{seed}.pt"
-                torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
-                path.with_suffix(".json").write_text(json.dumps({
+                with atomic_open(path) as f:
+                    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f)
+                write_text(path.with_suffix(".json"), json.dumps({
                     "schedule": name, "seed": seed, "fine_tuned_from": str(checkpoint), "epochs": len(epochs),
                     "accuracy": scores[0], "pair": list(pair), "a_to_b": scores[1], "b_to_a": scores[2]}))
             runs.append(ScheduleRun(name, seed, *scores, checkpoint=None if path is None else str(path)))

@@ -14,6 +14,7 @@ schema (``i2x improve`` writes CurationSet and fine-tuned Checkpoint nodes throu
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from i2x_plugin.store.graph import GraphStore
     from i2x_plugin.structure import StructuredExplanation
 
+_log = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]  # (label or type, rows done, rows of it)
 BATCH_SIZE = 5000  # rows per write transaction; fewer, larger batches keep up with one raw UNWIND per type
 _schema_ready: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -187,12 +189,13 @@ def write_graph_rows(store: GraphStore, rows: GraphRows, run_id: str, *, batch_s
     except BaseException as err:
         if isinstance(err, StoreConnectionError):
             raise  # the server is gone: the Run stays 'writing', which is not 'complete'
-        try:  # best effort
+        try:  # the write's own error is what the caller needs; this one is logged beside it
             store.run_write("MATCH (n:Run {runId: $runId, key: $runId}) SET n.status = 'failed', "
                             "n.error = $error, n.updatedAt = $now", runId=run_id, now=_now(),
                             error=f"{type(err).__name__}: {err}"[:1000])
-        except (StoreError, Exception):
-            pass
+        except StoreError as mark_err:
+            _log.warning("Writing run %r failed (%s: %s), and marking its Run node 'failed' failed too (%s); the "
+                         "Run stays 'writing', which is not 'complete'.", run_id, type(err).__name__, err, mark_err)
         raise
     finally:
         if bar is not None:

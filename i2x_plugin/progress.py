@@ -59,14 +59,18 @@ class Trajectory:
 
 
 class _OutputCatcher:
-    """Catches the model's first full-batch output during an attribution call (no second forward)."""
+    """Catches the model's output on exactly the clean batch during an attribution call (no second forward).
 
-    def __init__(self, model: nn.Module, batch: int):
+    Only a forward whose input *is* the batch counts: an adapter that augments (grad-cam's ``aug_smooth``),
+    perturbs or expands its inputs gives no logits here, and the sweep runs one clean forward instead.
+    """
+
+    def __init__(self, model: nn.Module, batch: torch.Tensor):
         self.batch, self.output = batch, None
         self.handle = model.register_forward_hook(self._hook)
 
-    def _hook(self, _module, _inputs, output) -> None:
-        if self.output is None and isinstance(output, torch.Tensor) and output.shape[0] == self.batch:
+    def _hook(self, _module, inputs, output) -> None:
+        if self.output is None and inputs and inputs[0] is self.batch and isinstance(output, torch.Tensor):
             self.output = output.detach()
 
     def __enter__(self) -> "_OutputCatcher":
@@ -95,7 +99,8 @@ def sweep(
     """Saliency of every checkpoint on the probe set, reduced to prototype intensities as it streams.
 
     ``attribute(inputs, target=...)`` is a saliency adapter's bound method returning ``(N, 1, h, w)``
-    maps at the prototype layer; its forward pass also yields the logits.
+    maps at the prototype layer; its forward pass on the clean batch also yields the logits (else one
+    clean forward does): confidences never come from augmented or perturbed inputs.
     """
     device = torch.device(device)
     n, t_count = len(images), len(checkpoints)
@@ -117,10 +122,10 @@ def sweep(
             for start in range(0, n, batch_size):
                 x = images[start : start + batch_size].to(device)
                 y = labels[start : start + batch_size].to(device)
-                with _OutputCatcher(model, len(x)) as catcher:
+                with _OutputCatcher(model, x) as catcher:
                     maps = attribute(x, target=y if target == "label" else None)
                 logits = catcher.output
-                if logits is None:  # an adapter that never ran a full-batch forward
+                if logits is None:  # the adapter never ran the model on the clean batch itself
                     with torch.no_grad():
                         logits = model(x)
                 if not torch.isfinite(logits).all():

@@ -18,6 +18,9 @@ from torch import nn
 from .adapters import resolve_layer
 
 
+MAX_K = int(np.iinfo(np.int16).max) + 1  # assignments are stored as int16 (0..K-1)
+
+
 @dataclass(frozen=True)
 class Prototypes:
     """K prototype centres (in PCA space) and the per-position assignment of every probe sample."""
@@ -95,6 +98,8 @@ def fit_prototypes(features: np.ndarray, k: int, pca_components: int = 32, max_r
     """PCA (min(d, ``pca_components``) components) → K-Means (K) → nearest-centre assignment of every position."""
     n, h, w, d = features.shape
     rows = features.reshape(-1, d)
+    if k > MAX_K:
+        raise ValueError(f"K={k} prototypes is more than the {MAX_K} that int16 assignments can number; lower K.")
     if k > len(rows):
         raise ValueError(f"K={k} prototypes but only {len(rows)} feature positions ({n} samples × {h}×{w}). "
                          "Lower K or use more probe samples.")

@@ -30,6 +30,7 @@ from matplotlib.colors import PowerNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .atomic import atomic_open, write_bytes, write_text
 from .data import ImageDataset
 from .structure import StructuredExplanation
 
@@ -84,7 +85,8 @@ def save_sample_images(images: torch.Tensor | np.ndarray, positions: Sequence[in
         scale = max(1, math.ceil(min_size / max(image.shape[:2])))
         image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
         name = f"sample-{int(sample_ids[i]) if sample_ids is not None else i}.png"
-        imsave(directory / name, image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        with atomic_open(directory / name) as f:
+            imsave(f, image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, format="png")
         uris[i] = (directory / name).resolve().as_uri()
     return uris
 
@@ -452,11 +454,11 @@ def write_report(
         if fig is None:
             continue
         png = _png(fig)
-        (directory / f"{name}.png").write_bytes(png)
+        write_bytes(directory / f"{name}.png", png)
         figures[name] = _Figure(f"{name}.png", png)
     page = _page(explanation, figures, test_accuracy, extra_sections)
     path = directory / "index.html"
-    path.write_text(page, encoding="utf-8")
+    write_text(path, page)
     return path
 
 
@@ -475,7 +477,7 @@ def add_report_section(report: str | Path, title: str, body_html: str, section_i
     page = path.read_text(encoding="utf-8")
     block = f'<section id="{html.escape(section_id)}"><h2>{html.escape(title)}</h2>{body_html}</section>\n'
     page = re.sub(rf'<section id="{re.escape(html.escape(section_id))}">.*?</section>\n', "", page, flags=re.S)
-    path.write_text(page.replace("</main>", block + "</main>", 1), encoding="utf-8")
+    write_text(path, page.replace("</main>", block + "</main>", 1))
     return path
 
 

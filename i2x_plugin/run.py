@@ -48,11 +48,12 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .answers import ExampleAnswer
+from .atomic import atomic_open, write_text
 from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import DATASET_CHOICES, ImageDataset, load_dataset
 from .models import MODEL_CHOICES, build_model, default_feature_layer
-from .training import seed_everything, train_with_checkpoints
+from .training import seeded, train_with_checkpoints
 
 STORE_NONE = "none"
 _OWN_TEST_SPLIT = ("fashion-mnist", "mnist", "cifar10")
@@ -405,18 +406,20 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
     run_id = config.run_id or new_run_id()
     config = config.updated(run_id=run_id)
     directory = prepare_output(config.out, run_id)
-    (directory / "config.yaml").write_text(config.to_yaml())
+    write_text(directory / "config.yaml", config.to_yaml())
 
     store = None
     summary: dict[str, Any] = {"run_id": run_id, "status": "running"}
     try:
         with stage("data", f"loading {config.dataset}"):
             data = load_run_data(config)
-            np.savez(directory / "split.npz", train=data.train_index, test=data.test_index,
-                     probe=data.probe_index, separate_test_source=data.separate_test_source)
+            with atomic_open(directory / "split.npz") as f:
+                np.savez(f, train=data.train_index, test=data.test_index, probe=data.probe_index,
+                         separate_test_source=data.separate_test_source)
             image_size = int(data.train.images.shape[-1])
-            seed_everything(config.seed)  # the initial weights too: a run is reproducible from its config
-            model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes, image_size)
+            with seeded(config.seed):  # the initial weights too: a run is reproducible from its config
+                model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes,
+                                    image_size)
             layer = config.layer or default_feature_layer(model)
 
         if config.store != STORE_NONE:
@@ -495,6 +498,6 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
                        stage_seconds={k: round(v, 3) for k, v in stages.seconds.items()})
         raise
     finally:
-        (directory / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        write_text(directory / "summary.json", json.dumps(summary, indent=1, default=str))
         if store is not None:
             store.close()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_open, write_text
 from .config import I2XConfig
 from .progress import Betas, Trajectory, class_pairs
 from .prototypes import Prototypes
@@ -180,26 +182,41 @@ class StructuredExplanation:
 
         return explanation_rows(self).to_networkx()
 
-    # Serialisation: JSON for the structure, NPZ for the arrays; no pickles.
+    # Serialisation: JSON for the structure, NPZ for the arrays; no pickles. Each file is written atomically,
+    # the JSON last; a save id in all three tells a directory whose files come from two saves (an interrupted one).
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(directory / "arrays.npz", **{name: getattr(self, name) for name in self._ARRAYS})
+        save_id = np.array(secrets.token_hex(8))
+        with atomic_open(directory / "arrays.npz") as f:
+            np.savez_compressed(f, save_id=save_id, **{name: getattr(self, name) for name in self._ARRAYS})
         if self.prototypes is not None:
-            np.savez_compressed(directory / "prototypes.npz", **prototypes_to_arrays(self.prototypes))
+            with atomic_open(directory / "prototypes.npz") as f:
+                np.savez_compressed(f, save_id=save_id, **prototypes_to_arrays(self.prototypes))
+        else:
+            (directory / "prototypes.npz").unlink(missing_ok=True)  # an earlier save's would not match
         meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name not in self._ARRAYS and f.name != "prototypes"}
         meta["config"] = self.config.model_dump()
         meta = {k: ([dataclasses.asdict(x) for x in v] if isinstance(v, list) and v and dataclasses.is_dataclass(v[0])
                     else v) for k, v in meta.items()}
-        (directory / "explanation.json").write_text(json.dumps(meta, indent=1))
+        meta["save_id"] = str(save_id)
+        write_text(directory / "explanation.json", json.dumps(meta, indent=1))
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "StructuredExplanation":
         directory = Path(directory)
         meta: dict[str, Any] = json.loads((directory / "explanation.json").read_text())
+        save_id = meta.pop("save_id", None)
+
+        def check(arrays: Any, name: str) -> None:
+            if save_id is not None and "save_id" in arrays and str(arrays["save_id"]) != save_id:
+                raise ValueError(f"{directory / name} and explanation.json come from different saves (a save was "
+                                 "interrupted); save the explanation again.")
+
         with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
+            check(arrays, "arrays.npz")
             data = {name: arrays[name] for name in cls._ARRAYS}
         types = {"checkpoints": CheckpointSummary, "drivers": Driver, "groups": GroupSummary, "shared": SharedPrototype,
                  "separators": Separator, "separations": PairSeparation, "uncertain": UncertainPrototype,
@@ -209,6 +226,7 @@ class StructuredExplanation:
         meta["config"] = I2XConfig.model_validate(meta["config"])
         if (directory / "prototypes.npz").is_file():
             with np.load(directory / "prototypes.npz", allow_pickle=False) as arrays:
+                check(arrays, "prototypes.npz")
                 meta["prototypes"] = prototypes_from_arrays(arrays)
         return cls(**meta, **data)
 

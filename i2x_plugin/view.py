@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from i2x_plugin.atomic import write_text
 from i2x_plugin.graph_schema import GRASS_PATH
 from i2x_plugin.ingest import read_run_graph
 
@@ -109,7 +110,7 @@ def write_html(graph: VisualizationGraph, out: str | Path, title: str = "i2x") -
     out.parent.mkdir(parents=True, exist_ok=True)
     html = graph.render(width="100%", height="95vh", theme="light", max_allowed_nodes=20_000).data
     html = html.replace("<head>", f"<head><title>{_escape(title)}</title>", 1)
-    out.write_text(html, encoding="utf-8")
+    write_text(out, html)
     return out
 
 

@@ -50,7 +50,7 @@ from pathlib import Path
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
 from i2x_plugin.data import ImageDataset, load_digits_8x8
 from i2x_plugin.models import SmallCNN
-from i2x_plugin.training import seed_everything, train_with_checkpoints
+from i2x_plugin.training import seeded, train_with_checkpoints
 
 DIGITS_CONFIG = I2XConfig(k=12, seed=0)
 
@@ -74,8 +74,8 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
     """SmallCNN trained 4 epochs on 1,200 digits (5 checkpoints), explained on 600 held-out digits."""
     data = load_digits_8x8()
     train, probe = data.subset(range(1200), "digits-train"), data.subset(range(1200, 1797), "digits-probe")
-    seed_everything(0)  # the initial weights too: the run must not depend on which tests ran before
-    model = SmallCNN(1, 10, pools=1)
+    with seeded(0):  # the initial weights too: the run must not depend on which tests ran before
+        model = SmallCNN(1, 10, pools=1)
     directory = tmp_path_factory.mktemp("digits-ckpts")
     train_with_checkpoints(model, train, directory, epochs=4, lr=3e-3, seed=0)
     explanation = I2X(model, "block3", config=DIGITS_CONFIG).explain(directory, probe, run_id="digits")

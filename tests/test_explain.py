@@ -11,7 +11,7 @@ from i2x_plugin import I2X, I2XConfig, StructuredExplanation
 from i2x_plugin.checkpoints import CheckpointRecorder
 from i2x_plugin.models import SmallCNN
 from i2x_plugin.synthetic import make_planted_shapes
-from i2x_plugin.training import seed_everything
+from i2x_plugin.training import seeded
 
 
 # --- a planted answer ---------------------------------------------------------------------------
@@ -20,24 +20,24 @@ def planted(tmp_path_factory):
     """Four texture classes; classes 0 and 1 share the bright ``solid`` block (method: trained from scratch)."""
     shapes = make_planted_shapes(n_per_class=200, size=32, noise=0.05, seed=2,
                                  brightness={"hstripes": 0.6, "vstripes": 0.6})
-    seed_everything(2)
-    model = SmallCNN(1, 4, pools=1, width=16)
-    recorder = CheckpointRecorder(tmp_path_factory.mktemp("planted-ckpts"))
-    loader = DataLoader(TensorDataset(shapes.data.images, shapes.data.labels), batch_size=32, shuffle=True,
-                        generator=torch.Generator().manual_seed(2))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    recorder.save(model, epoch=0, step=0)
-    step = 0
-    for epoch in range(6):
-        model.train()
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if step % 10 == 0:
-                recorder.save(model, epoch=epoch + 1, step=step, train_loss=loss.item())
+    with seeded(2):  # initial weights and dropout; the global RNG is left as it was
+        model = SmallCNN(1, 4, pools=1, width=16)
+        recorder = CheckpointRecorder(tmp_path_factory.mktemp("planted-ckpts"))
+        loader = DataLoader(TensorDataset(shapes.data.images, shapes.data.labels), batch_size=32, shuffle=True,
+                            generator=torch.Generator().manual_seed(2))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        recorder.save(model, epoch=0, step=0)
+        step = 0
+        for epoch in range(6):
+            model.train()
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                if step % 10 == 0:
+                    recorder.save(model, epoch=epoch + 1, step=step, train_loss=loss.item())
     model.eval()
     explanation = I2X(model, "block3", config=I2XConfig(k=16, seed=2)).explain(recorder.directory, shapes.data)
     return shapes, explanation

@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from i2x_plugin.atomic import write_text
 from i2x_plugin.store.server import (
     CREDENTIALS_FILE,
     DATABASE,
@@ -28,7 +29,6 @@ from i2x_plugin.store.server import (
     READER_USER,
     STATE_FILE,
     _read_credentials,
-    _write_json_atomic,
 )
 
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         _setup_security(server._java_server, creds)
         state = {"pid": os.getpid(), "bolt_port": args.bolt_port, "http_port": args.http_port,
                  "started_at": time.time(), "startup_s": round(time.monotonic() - t0, 3)}
-        _write_json_atomic(data_dir / STATE_FILE, state)
+        write_text(data_dir / STATE_FILE, json.dumps(state))
         print(f"i2x store ready: {json.dumps(state)}", flush=True)
         while not stop.wait(1.0):
             pass

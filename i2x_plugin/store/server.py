@@ -36,6 +36,8 @@ from typing import Any
 
 import platformdirs
 
+from i2x_plugin.atomic import atomic_open
+
 DATABASE = "i2x"
 ROOT_USER = "root"
 READER_USER = "i2x_reader"
@@ -89,15 +91,6 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_data_dir("i2x-plugin")) / "arcadedb"
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
-    """Write JSON through a temp file + rename so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 def _read_credentials(path: Path) -> dict[str, str]:
     return json.loads(path.read_text())
 
@@ -106,8 +99,8 @@ def _ensure_credentials(data_dir: Path) -> dict[str, str]:
     """Load the stored passwords, generating them (0600 file) on first use."""
     path = data_dir / CREDENTIALS_FILE
     if not path.exists():
-        _write_json_atomic(path, {"root": secrets.token_urlsafe(24),
-                                  "reader": secrets.token_urlsafe(24)}, mode=0o600)
+        with atomic_open(path, "w", permissions=0o600) as f:
+            json.dump({"root": secrets.token_urlsafe(24), "reader": secrets.token_urlsafe(24)}, f)
     os.chmod(path, 0o600)
     return _read_credentials(path)
 
