@@ -70,7 +70,9 @@ def test_schedules_are_deterministic_per_seed_and_reuse_prefixes_exactly(digits_
     train, test = split
     result, curation, model = outcome
     checkpoint = digits_run.explanation.checkpoints[-1].path
+    rng_before = torch.get_rng_state()
     again, _ = run_schedules(model, checkpoint, train, test, curation, CONFIG, seeds=[1])
+    assert torch.equal(torch.get_rng_state(), rng_before)  # seeded locally: the caller's RNG goes on untouched
     assert [dataclasses.replace(r, checkpoint=None) for r in result.runs if r.seed == 1] == again
     # curated->full alone (no shared prefix to reuse) equals the one computed after 'curated'.
     alone, _ = run_schedules(model, checkpoint, train, test, curation,

@@ -155,3 +155,26 @@ def test_values_are_stored_and_matched_literally(digits_graph) -> None:
     store.delete_run(weird)
     assert status(store, weird) is None
 
+
+
+def test_a_failed_failure_mark_is_logged_not_hidden(tmp_path, digits_run, caplog) -> None:
+    """The write fails, then marking the Run 'failed' fails too (server gone): the write's error is raised and
+    the second one logged beside it."""
+    e = dataclasses.replace(digits_run.explanation, run_id="graph-digits-mark")
+    server = EmbeddedServer(tmp_path / "mark-store").start()
+    try:
+        store = GraphStore.embedded(server.data_dir)
+
+        def fail_and_stop(what: str, done: int, total: int) -> None:
+            if what == "Sample":
+                os.kill(server.pid, signal.SIGKILL)  # the server this test started
+                raise RuntimeError("disk full (simulated)")
+
+        with caplog.at_level("WARNING", logger="i2x_plugin.ingest"), pytest.raises(RuntimeError, match="disk full"):
+            store.write(e, progress=fail_and_stop, retry_s=0)
+        store.close()
+        (record,) = [r for r in caplog.records if r.name == "i2x_plugin.ingest"]
+        assert "'graph-digits-mark'" in record.getMessage() and "RuntimeError: disk full" in record.getMessage()
+        assert "Cannot reach" in record.getMessage()  # why the mark failed
+    finally:
+        server.stop()
