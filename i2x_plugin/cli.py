@@ -281,7 +281,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     try:
         params = _key_values(args.param)
         with _graph_store(args) as store:
-            answer = ask(store, args.name, params, run_id=args.run, from_text=True)
+            answer = ask(store, args.name, args.run, from_text=True, **params)
     except (QuestionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -357,7 +357,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
         params = _key_values(args.param)
         with _graph_store(args) as store:
             if args.question:
-                answer = ask(store, args.question, params, run_id=args.run, from_text=True)
+                answer = ask(store, args.question, args.run, from_text=True, **params)
                 path = view_answer(store, answer, args.out)
             else:
                 if params:

@@ -9,7 +9,7 @@ upserts, so writing the same result twice changes nothing:
 * ``(:Checkpoint {schedule, seed})-[:FINE_TUNED_FROM {schedule}]->(:Checkpoint)`` for every fine-tuned
   model, pointing at the checkpoint it started from (the run's final one).
 
-The run's own graph (Run, Class, Checkpoint nodes) must be in the store first (``GraphStore.write``).
+The run's own graph (Run, Class, Checkpoint nodes) must be in the store first (``write_explanation``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .store.graph import GraphStore
 
 TRAIN = "train"
+RUN_STATUS_CYPHER = "MATCH (r:Run {runId: $runId}) RETURN r.status AS status"  # checked by tools/cypher-lint
 
 
 def curation_key(curation: CurationSet) -> str:
@@ -45,10 +46,10 @@ def write_improvement(store: GraphStore, explanation: StructuredExplanation, cur
     from .ingest import write_nodes, write_relationships
 
     run_id = explanation.run_id
-    found = store.read("MATCH (r:Run {runId: $runId}) RETURN r.status AS status", runId=run_id)
+    found = store.read(RUN_STATUS_CYPHER, runId=run_id)
     if not found:
         raise ValueError(f"Run {run_id!r} is not in the graph store {store.uri}; write the explanation first "
-                         "(GraphStore.write(explanation), as 'i2x run' does), then record the improvement.")
+                         "(write_explanation(store, explanation), as 'i2x run' does), then record the improvement.")
     names = explanation.class_names
     key = curation_key(curation)
     a, b = curation.target.pair

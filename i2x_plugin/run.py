@@ -454,13 +454,14 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
 
         if store is not None:
             with stage("graph", "writing the explanation graph"):
+                from .ingest import write_explanation
                 from .report import save_sample_images
 
                 shown = {e.sample for e in explanation.exemplars}
                 shown |= set(np.flatnonzero(explanation.predictions[-1] != explanation.labels).tolist())
                 uris = save_sample_images(data.probe.images, sorted(shown), directory / "samples",
                                           explanation.sample_ids)
-                store.write(explanation, progress=progress, image_uris=uris)
+                write_explanation(store, explanation, progress=progress, image_uris=uris)
 
         report_path = None
         if config.report:

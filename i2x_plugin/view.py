@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from i2x_plugin.atomic import write_text
 from i2x_plugin.graph_schema import GRASS_PATH
-from i2x_plugin.ingest import read_run_graph
+from i2x_plugin.ingest import list_runs, read_run_graph
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -133,7 +133,7 @@ def view_run(store: GraphStore, run_id: str, out: str | Path, all_relationships:
         graph.remove_edges_from([(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
                                  if d["type"] == "DRIVES_GROUP" and d.get("rank") is None])
     if graph.number_of_nodes() == 0:
-        runs = ", ".join(r.run_id for r in store.runs()) or "none"
+        runs = ", ".join(r.run_id for r in list_runs(store)) or "none"
         raise ValueError(f"Run {run_id!r} is not in the graph (runs: {runs}); nothing to view.")
     return write_html(to_visualization(graph), out, f"i2x run {run_id}")
 

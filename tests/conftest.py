@@ -49,6 +49,7 @@ from pathlib import Path
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
 from i2x_plugin.data import ImageDataset, load_digits_8x8
+from i2x_plugin.ingest import write_explanation
 from i2x_plugin.models import SmallCNN
 from i2x_plugin.training import seeded, train_with_checkpoints
 
@@ -101,7 +102,7 @@ class DigitsGraph:
 @pytest.fixture(scope="session")
 def digits_graph(graph_store: GraphStore, digits_run: DigitsRun) -> DigitsGraph:
     explanation = dataclasses.replace(digits_run.explanation, run_id=GRAPH_RUN)
-    summary = graph_store.write(explanation)
+    summary = write_explanation(graph_store, explanation)
     return DigitsGraph(graph_store, explanation, summary.seconds)
 
 
@@ -109,5 +110,5 @@ def digits_graph(graph_store: GraphStore, digits_run: DigitsRun) -> DigitsGraph:
 def digits_graph_other(digits_graph: DigitsGraph, digits_run: DigitsRun) -> StructuredExplanation:
     """A second run in the graph: the same checkpoints explained with I2X seed 1 (run ``graph-digits-seed1``)."""
     other = digits_run.i2x(seed=1).explain(digits_run.checkpoint_dir, digits_run.probe, run_id=GRAPH_OTHER_RUN)
-    digits_graph.store.write(other)
+    write_explanation(digits_graph.store, other)
     return other

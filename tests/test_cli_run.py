@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from i2x_plugin.cli import main
+from i2x_plugin.questions import ask
 from i2x_plugin.store import GraphStore
 
 I2X = [sys.executable, "-m", "i2x_plugin.cli"]
@@ -85,8 +86,8 @@ def test_run_end_to_end_through_the_cli(interrupted_then_complete, store_server)
     summary = json.loads((directory / "summary.json").read_text())
     assert summary["status"] == "complete" and len(summary["answers"]) == 3
     with GraphStore.embedded(store_server.data_dir) as store:  # what the run printed is what the graph answers
-        order = store.ask("learning_order", run_id="cli-e2e").to_dicts()
-        exemplars = store.ask("prototype_exemplars", run_id="cli-e2e", k=0).to_dicts()
+        order = ask(store, "learning_order", run_id="cli-e2e").to_dicts()
+        exemplars = ask(store, "prototype_exemplars", run_id="cli-e2e", k=0).to_dicts()
     assert summary["answers"][1]["rows"] == json.loads(json.dumps(order))
     # Exemplar samples point at their image files written beside the run.
     assert exemplars and all(r["imageUri"].startswith("file://") for r in exemplars)

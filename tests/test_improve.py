@@ -193,13 +193,14 @@ def test_cli_improve_errors_name_the_fix(tmp_path, capsys):
 
 def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, digits_run, outcome):
     from i2x_plugin.improve_graph import curation_key, write_improvement
+    from i2x_plugin.ingest import write_explanation
     from i2x_plugin.questions import ask
 
     result, curation, _ = outcome
     explanation = dataclasses.replace(digits_run.explanation, run_id="improve-graph")
     with pytest.raises(ValueError, match="not in the graph store"):
         write_improvement(graph_store, explanation, curation, result)
-    graph_store.write(explanation)
+    write_explanation(graph_store, explanation)
     counts = write_improvement(graph_store, explanation, curation, result)
     assert counts["removed"] == len(curation.removed) and counts["checkpoints"] == len(result.runs)
 
@@ -227,7 +228,7 @@ def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, di
     assert {t["path"] for t in tuned} == {r.checkpoint for r in result.runs}
 
     # Question 10 counts the removed training samples per class; writing again changes nothing.
-    answer = ask(graph_store, "prototype_samples", {"k": curation.target.prototypes[0]}, run_id="improve-graph")
+    answer = ask(graph_store, "prototype_samples", run_id="improve-graph", k=curation.target.prototypes[0])
     removed = {r.cls: r.removed_for_curation for r in answer.rows}
     assert {c: removed[c] for c in curation.target.pair} == curation.removed_per_class
     write_improvement(graph_store, explanation, curation, result)
@@ -238,10 +239,11 @@ def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, di
 def test_cli_improve_records_the_run_in_the_graph(run_dir, store_server, graph_store, capsys, request):
     from i2x_plugin import StructuredExplanation
     from i2x_plugin.cli import main
+    from i2x_plugin.ingest import write_explanation
 
     if request.node.callspec.params.get("graph_store") != "embedded":
         pytest.skip("the CLI is pointed at the embedded server here")
-    graph_store.write(StructuredExplanation.load(run_dir / "explanation"))  # what 'i2x run' does with a store
+    write_explanation(graph_store, StructuredExplanation.load(run_dir / "explanation"))  # what 'i2x run' does with a store
     code = main(["improve", "--run-dir", str(run_dir), "--seeds", "2", "--min-positions", "auto", "--quiet",
                  "--store", "embedded", "--store-dir", str(store_server.data_dir), "--no-save-checkpoints",
                  "--out", str(run_dir / "improve-graph")])
