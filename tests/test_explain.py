@@ -272,3 +272,12 @@ def test_files_of_two_different_saves_are_refused(digits_run, tmp_path):
     (tmp_path / "b" / "arrays.npz").replace(tmp_path / "a" / "arrays.npz")  # as if a save stopped half-way
     with pytest.raises(ValueError, match="come from different saves"):
         StructuredExplanation.load(tmp_path / "a")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_explain_on_the_gpu_gives_a_cpu_model_back_on_the_cpu(digits_run):
+    model = copy.deepcopy(digits_run.model)
+    e = I2X(model, "block3", config=I2XConfig(k=8), device="cuda").explain(digits_run.checkpoint_dir,
+                                                                         _small_probe(digits_run))
+    assert {p.device.type for p in model.parameters()} | {b.device.type for b in model.buffers()} == {"cpu"}
+    assert e.checkpoints[-1].accuracy > e.checkpoints[0].accuracy
