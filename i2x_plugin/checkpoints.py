@@ -63,7 +63,7 @@ class CheckpointRecorder:
         self.saved: list[CheckpointInfo] = []
         pattern = re.compile(rf"{re.escape(prefix)}-(\d+)\.pt")
         existing = sorted((int(m.group(1)), p) for p in self.directory.iterdir() if (m := pattern.fullmatch(p.name)))
-        self.recording = secrets.token_hex(6)
+        self.recording: str | None = secrets.token_hex(6)
         self._next = 0
         if existing:
             first, last = existing[0][1].name, existing[-1][1].name
@@ -73,7 +73,7 @@ class CheckpointRecorder:
                     f"{last}). Record into an empty directory, or pass resume=True to continue that recording "
                     f"(numbering goes on at {prefix}-{existing[-1][0] + 1:04d}).")
             self._next = existing[-1][0] + 1
-            self.recording = _read_meta(existing[-1][1]).get("recording") or self.recording
+            self.recording = _read_meta(existing[-1][1]).get("recording")  # None for files of an older recorder
 
     def save(self, model: nn.Module, epoch: float | None = None, step: int | None = None,
              train_loss: float | None = None) -> CheckpointInfo:
