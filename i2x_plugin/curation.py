@@ -101,7 +101,8 @@ class CurationSet:
             "pair_names": [name(c) for c in self.target.pair],
             "prototypes": list(self.target.prototypes),
             "uncertain": [{"prototype": u.prototype, "flips": u.flips, "flip_steps": list(u.flip_steps),
-                           "magnitude": u.magnitude, "score": u.score} for u in self.target.uncertain],
+                           "magnitude": u.magnitude, "score": u.score, "p": u.p, "q": u.q}
+                          for u in self.target.uncertain],
             "probe_confusions": self.target.probe_confusions,
             "min_positions": self.min_positions,
             "train_size": self.train_size,
@@ -129,8 +130,8 @@ def choose_target(explanation: StructuredExplanation, pair: Sequence[int] | None
     for u in explanation.uncertain:  # already ranked by score
         by_pair.setdefault((min(u.a, u.b), max(u.a, u.b)), []).append(u)
     cfg = explanation.config
-    hint = (f"Run I2X with a larger K (now {cfg.k}) or more checkpoints (now {len(explanation.checkpoints)}), "
-            f"or lower uncertain_min_flips (now {cfg.uncertain_min_flips}). No curated set was made.")
+    hint = (f"Run I2X with a larger K (now {cfg.k}), more checkpoints (now {len(explanation.checkpoints)}) or more "
+            f"probe samples (now {len(explanation.labels)}) so the test has more to go on. No curated set was made.")
     if pair is not None:
         if len(pair) != 2 or pair[0] == pair[1]:
             raise CurationError(f"pair must be two different classes, got {list(pair)}.")
@@ -146,11 +147,10 @@ def choose_target(explanation: StructuredExplanation, pair: Sequence[int] | None
                 "Choose one of those pairs, or " + hint[0].lower() + hint[1:])
     else:
         if not by_pair:
-            examined = sorted({(min(u.a, u.b), max(u.a, u.b)) for u in explanation.uncertain})
             raise NoUncertainPrototypesError(
-                f"The explanation of run {explanation.run_id!r} has no uncertain prototypes: no prototype's "
-                f"β[k,a] − β[k,b] flipped sign ≥ {cfg.uncertain_min_flips} times (above the noise floor) for the "
-                f"{cfg.confused_pairs} most confused pairs{' ' + str(examined) if examined else ''}. " + hint)
+                f"The explanation of run {explanation.run_id!r} has no uncertain prototypes: for the "
+                f"{cfg.confused_pairs} most confused pairs, no prototype's β[k,a] − β[k,b] flipped sign between "
+                f"significant steps more often than noise does (q ≤ {cfg.fdr_q:g}). " + hint)
         if selection == "most_confused":
             key = max(by_pair, key=lambda p: (confusions(*p), by_pair[p][0].score))
         elif selection == "top_uncertain":

@@ -6,8 +6,10 @@ checkpoints → deltas, groups and ridge β → the :class:`StructuredExplanatio
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator
@@ -22,7 +24,9 @@ from .checkpoints import CheckpointsType, LoadFunc, default_load_func, resolve_c
 from .config import I2XConfig
 from .data import ImageDataset
 from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
-from .progress import learning_groups, ridge_betas, sweep
+from .claims import ClaimCounts, calibrated_claims, claim_counts, null_claim_counts
+from .progress import learning_groups, sweep
+from .ridge import standardize_delta_p
 from .prototypes import Prototypes, extract_features, fit_prototypes
 from .structure import CheckpointSummary, StructuredExplanation, build_structure
 
@@ -169,10 +173,20 @@ class I2X:
         with self._stage("groups"):
             groups = learning_groups(delta_conf, labels_np, num_classes, cfg.min_cluster_size,
                                      cfg.min_cluster_fraction)
-        with self._stage("ridge"):
-            betas = ridge_betas(delta_p, delta_conf, labels_np, groups, num_classes, cfg.ridge_alpha)
+        x = standardize_delta_p(delta_p)
+        with self._stage("ridge"):  # every fit and every permutation test
+            claims = calibrated_claims(x, delta_conf, labels_np, groups, trajectory.confusion[-1], cfg)
+        if cfg.null_draws:
+            with self._stage("calibration"):  # the same procedure on noise, to report its false claims
+                null = null_claim_counts(x, delta_conf, labels_np, groups, trajectory.confusion[-1], cfg,
+                                         cfg.null_draws)
+                claims = dataclasses.replace(claims, counts=ClaimCounts(
+                    claim_counts(claims), {k: float(np.mean([d[k] for d in null])) for k in null[0]},
+                    {k: int(max(d[k] for d in null)) for k in null[0]}, cfg.null_draws))
+        for line in claims.skipped:
+            warnings.warn(f"I2X: {line}.", stacklevel=2)
         with self._stage("structure"):
-            structure = build_structure(trajectory, betas, groups, labels_np, prototypes.assignments, presence, cfg)
+            structure = build_structure(trajectory, claims, labels_np, prototypes.assignments, presence, cfg)
         accuracy = trajectory.accuracy
         return StructuredExplanation(
             run_id=run_id or uuid.uuid4().hex[:12],

@@ -1,8 +1,8 @@
-"""Steps 3–7 of I2X: replay checkpoints and link prototype intensity to confidence.
+"""Steps 3–6 of I2X: replay checkpoints, measure prototype intensity and confidence, group learning patterns.
 
 ``sweep`` streams over checkpoints (one loaded at a time into one model instance) and keeps only
 O(T·N·K) intensities and O(T·N·C) confidences, never T sets of saliency maps. ``learning_groups``
-and ``ridge_betas`` turn those into HDBSCAN groups and ridge coefficients β ∈ R^{K×C}.
+finds HDBSCAN groups of confidence changes; :mod:`.ridge` and :mod:`.claims` link intensity to confidence.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from sklearn.cluster import HDBSCAN
-from sklearn.linear_model import Ridge
 from torch import nn
 
 from .adapters import normalize
@@ -171,47 +170,3 @@ def learning_groups(delta_conf: np.ndarray, labels: np.ndarray, num_classes: int
         for t in range(steps):
             groups[t, members] = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(delta_conf[t, members])
     return groups
-
-
-def ridge_beta(delta_p: np.ndarray, delta_conf: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """β = (πᵀπ + λI)⁻¹ πᵀ C with both sides centred (scikit-learn Ridge with intercept): ``(K, C)``."""
-    return Ridge(alpha=alpha, fit_intercept=True).fit(delta_p, delta_conf).coef_.T.copy()
-
-
-def class_pairs(num_classes: int) -> list[tuple[int, int]]:
-    return [(a, b) for a in range(num_classes) for b in range(a + 1, num_classes)]
-
-
-@dataclass(frozen=True)
-class Betas:
-    """Ridge coefficients per fit scope; every β is ``(K, C)``."""
-
-    step: np.ndarray  # (T-1, K, C): all samples
-    per_class: np.ndarray  # (T-1, C, K, C): samples of one true class
-    per_pair: np.ndarray  # (T-1, P, K, C): samples of a ∪ b, pairs in class_pairs order
-    per_group: dict[tuple[int, int, int], np.ndarray]  # (step, class, group) -> (K, C)
-
-
-def ridge_betas(delta_p: np.ndarray, delta_conf: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                num_classes: int, alpha: float = 1.0, min_samples: int = 2) -> Betas:
-    """Fit β per step, per (step, class), per (step, class pair) and per (step, class, group ≠ −1)."""
-    steps, _, k = delta_p.shape
-    pairs = class_pairs(num_classes)
-    zeros = np.zeros((k, num_classes))
-    step_b = np.stack([ridge_beta(delta_p[t], delta_conf[t], alpha) for t in range(steps)])
-    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
-
-    def fit(t: int, idx: np.ndarray) -> np.ndarray:
-        return ridge_beta(delta_p[t, idx], delta_conf[t, idx], alpha) if len(idx) >= min_samples else zeros
-
-    class_b = np.stack([np.stack([fit(t, members[c]) for c in range(num_classes)]) for t in range(steps)])
-    pair_b = np.stack([np.stack([fit(t, np.concatenate([members[a], members[b]])) for a, b in pairs])
-                       for t in range(steps)]) if pairs else np.zeros((steps, 0, k, num_classes))
-    group_b: dict[tuple[int, int, int], np.ndarray] = {}
-    for t in range(steps):
-        for c in range(num_classes):
-            for g in np.unique(groups[t, members[c]]):
-                idx = members[c][groups[t, members[c]] == g]
-                if g >= 0 and len(idx) >= min_samples:
-                    group_b[(t, c, int(g))] = fit(t, idx)
-    return Betas(step_b, class_b, pair_b, group_b)

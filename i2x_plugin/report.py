@@ -208,9 +208,8 @@ def plot_final_confusion(explanation: StructuredExplanation) -> Figure:
 
 def plot_beta_heatmaps(explanation: StructuredExplanation) -> Figure:
     """β[k, c] of each class's own fit over the steps: rows = steps, columns = prototypes."""
-    beta = explanation.beta_class  # (T-1, C, K, C)
     classes = list(range(min(explanation.num_classes, _MAX_CLASSES_BETA)))
-    own = np.stack([beta[:, c, :, c] for c in classes])  # (C', T-1, K)
+    own = np.moveaxis(explanation.beta_class[:, classes], 1, 0)  # (C', T-1, K)
     vmax = float(np.quantile(np.abs(own), 0.99)) or 1e-6
     cols = min(5, len(classes))
     rows = math.ceil(len(classes) / cols)
@@ -235,7 +234,8 @@ def plot_beta_heatmaps(explanation: StructuredExplanation) -> Figure:
         ax.axis("off")
     if image is not None:
         fig.colorbar(image, ax=list(axes), shrink=0.7, label="β[k, c]  (red: raises class c's confidence)")
-    fig.supxlabel("prototype k   (▼ = one of the class's top drivers)", fontsize=9)
+    fig.supxlabel(f"prototype k   (▼ = a driver of the class: q ≤ {explanation.config.fdr_q:g} against the "
+                  "permutation null)", fontsize=9)
     return fig
 
 
@@ -267,25 +267,26 @@ def plot_learning_order(explanation: StructuredExplanation) -> Figure | None:
 
 
 def plot_uncertain(explanation: StructuredExplanation, index: int) -> Figure:
-    """β[k, a] and β[k, b] of the a ∪ b fit over steps for one uncertain prototype; flips marked."""
+    """β[k, a] and β[k, b] of the a ∪ b fit over steps for one uncertain prototype; the steps where
+    β[k, a] − β[k, b] is significant are shaded (blue: favours a, orange: favours b), flips dotted."""
     u = explanation.uncertain[index]
-    beta = explanation.pair_beta(u.a, u.b)[:, u.prototype]  # (T-1, C)
+    beta = explanation.pair_beta(u.a, u.b)[:, u.prototype]  # (T-1, 2)
     steps = np.arange(len(beta))
     cn = explanation.class_names
     fig = Figure(figsize=(5.2, 2.6))
     ax = fig.subplots()
-    floor = explanation.noise_floor
-    ax.axhspan(-floor, floor, color="#ddd", alpha=0.6, lw=0, label="noise floor")
+    for step, sign in zip(u.significant_steps, u.signs):
+        ax.axvspan(step - 0.4, step + 0.4, color="#1f77b4" if sign > 0 else "#ff7f0e", alpha=0.15, lw=0)
     ax.axhline(0, color="#888", lw=0.8)
-    ax.plot(steps, beta[:, u.a], "o-", color="#1f77b4", label=f"β toward {cn[u.a]}")
-    ax.plot(steps, beta[:, u.b], "s-", color="#ff7f0e", label=f"β toward {cn[u.b]}")
+    ax.plot(steps, beta[:, 0], "o-", color="#1f77b4", label=f"β toward {cn[u.a]}")
+    ax.plot(steps, beta[:, 1], "s-", color="#ff7f0e", label=f"β toward {cn[u.b]}")
     for s in u.flip_steps:
         ax.axvline(s, color="#b00", ls=":", lw=1)
     names = _step_labels(explanation)
     ax.set_xticks(steps, names if len(names) <= 10 else [n if i % 2 == 0 else "" for i, n in enumerate(names)],
                   fontsize=7, rotation=30)
-    ax.set_title(f"{_pname(u.prototype)} between {cn[u.a]} and {cn[u.b]}: {u.flips} flips (red dotted)",
-                 fontsize=9)
+    ax.set_title(f"{_pname(u.prototype)} between {cn[u.a]} and {cn[u.b]}: {u.flips} flips between significant "
+                 f"steps (shaded), q = {u.q:.2g}", fontsize=9)
     ax.legend(fontsize=7, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     ax.grid(alpha=0.25)
     return fig
@@ -356,17 +357,19 @@ def describe_prototype(explanation: StructuredExplanation, k: int) -> list[str]:
         facts.append("most common in: " + ", ".join(tops))
     drives = sorted((d for d in explanation.drivers if d.prototype == k), key=lambda d: -d.beta)
     if drives:
-        facts.append("drives: " + ", ".join(f"{cn[d.cls]} (β {d.beta:+.3f})" for d in drives))
+        facts.append("drives: " + ", ".join(f"{cn[d.cls]} (β {d.beta:+.3f}, q {d.q:.2g})" for d in drives))
     for kind in ("shared", "specialised"):
         entries = sorted((s for s in explanation.shared if s.prototype == k and s.kind == kind),
                          key=lambda s: -s.fraction)
         if entries:
             shown = ", ".join(f"{cn[s.cls]} ({100 * s.fraction:.0f}%)" for s in entries[:4])
             more = f" and {len(entries) - 4} more" if len(entries) > 4 else ""
-            facts.append(f"{kind} in class: {shown}{more} (share of the class's groups where it is a top driver)")
+            facts.append(f"{kind} in class: {shown}{more} (share of the class's tested groups where its β is "
+                         "significantly positive)")
     uncertain = [u for u in explanation.uncertain if u.prototype == k]
     if uncertain:
-        facts.append("uncertain between " + ", ".join(f"{cn[u.a]}↔{cn[u.b]} ({u.flips} flips)" for u in uncertain))
+        facts.append("uncertain between " + ", ".join(f"{cn[u.a]}↔{cn[u.b]} ({u.flips} flips, q {u.q:.2g})"
+                                                       for u in uncertain))
     return facts
 
 
@@ -481,6 +484,25 @@ def add_report_section(report: str | Path, title: str, body_html: str, section_i
     return path
 
 
+def _calibration_section(e: StructuredExplanation) -> str:
+    """Each claim kind's count in this run beside what the same procedure reports on noise."""
+    counts = e.claim_counts
+    if counts is None:
+        body = '<p class="muted">Not measured (I2XConfig.null_draws = 0).</p>'
+    else:
+        rows = "".join(f"<tr><td>{kind}</td><td>{counts.real[kind]}</td><td>{counts.null_mean[kind]:.1f}</td>"
+                       f"<td>{counts.null_max[kind]}</td></tr>" for kind in counts.real)
+        body = (f"<table><tr><th>claim kind</th><th>this run</th><th>noise: mean</th><th>noise: max</th></tr>{rows}"
+                "</table>")
+    skipped = "".join(f"<li>{html.escape(line)}</li>" for line in e.skipped)
+    return (f'<section id="calibration"><h2>Calibration: would noise have said the same?</h2><p class="how">Every '
+            "claim is tested against a null in which each sample's saliency changes are shuffled among the samples of "
+            "its class at each step, so no saliency change belongs to its own confidence change. The same procedure "
+            f"run on {counts.null_draws if counts else 0} such shuffles gives the counts on the right: the false "
+            f"claims to expect. Claims are shown at q ≤ {e.config.fdr_q:g}.</p>{body}"
+            + (f'<p class="how">Not tested:</p><ul class="muted">{skipped}</ul>' if skipped else "") + "</section>")
+
+
 def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_accuracy: Sequence[float] | None,
           extra_sections: Sequence[tuple[str, str]]) -> str:
     e, cn, esc = explanation, explanation.class_names, html.escape
@@ -494,7 +516,8 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
         ("prototypes", f"K = {e.k}; {len(e.drivers)} class drivers; "
          f"{sum(s.kind == 'shared' for s in e.shared)} shared, {sum(s.kind == 'specialised' for s in e.shared)} "
          f"specialised; {len(e.uncertain)} uncertain (prototype, pair) entries"),
-        ("noise floor", f"|β| > {e.noise_floor:.4f}"), ("created", e.created_at),
+        ("claims", f"each tested against a within-class permutation null; shown at Benjamini–Hochberg "
+         f"q ≤ {e.config.fdr_q:g}"), ("created", e.created_at),
     ]
     summary = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in rows)
 
@@ -511,8 +534,9 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
             f'<div style="flex:1 1 440px"><p class="muted">What {_pname(u.prototype)} covers:</p>{strip}</div>'
             "</div></div>")
     if not uncertain_html:
-        uncertain_html.append('<p class="muted">No prototype flips between the most confused pairs above the noise '
-                              "floor. More checkpoints or a larger K give the method more to compare.</p>")
+        uncertain_html.append(f'<p class="muted">No prototype of the most confused pairs flips between significant '
+                              f"steps more often than noise does (q ≤ {e.config.fdr_q:g}). More checkpoints or more "
+                              "probe samples give the test more to compare.</p>")
     gallery = []
     for k in range(e.k):
         facts = "".join(f"<li>{esc(f)}</li>" for f in describe_prototype(e, k))
@@ -521,7 +545,8 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
     extra = "".join(f'<section id="extra-{i}"><h2>{esc(title)}</h2>{body}</section>\n'
                     for i, (title, body) in enumerate(extra_sections))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("training", "Training"), ("beta", "β per class"), ("order", "Learning order"),
+        ("training", "Training"), ("calibration", "Calibration"), ("beta", "β per class"),
+        ("order", "Learning order"),
         ("uncertain", "Uncertain prototypes"), ("prototypes", "Prototype gallery")))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -538,10 +563,12 @@ which (off-diagonal counts, true class in rows) as training went on.</p>
 {fig("accuracy", "accuracy per checkpoint")}
 <div class="row"><div style="flex:2 1 560px">{fig("confusion_checkpoints", "confusion per checkpoint")}</div>
 <div style="flex:1 1 340px">{fig("confusion_final", "final confusion matrix")}</div></div></section>
+{_calibration_section(e)}
 <section id="beta"><h2>β per class over training steps</h2>
 <p class="how">For each class c, the ridge coefficient β[k, c] of its own samples at every step between two
-checkpoints: how a rise in prototype k's saliency moved the confidence in c. Red columns are prototypes the
-class relies on; ▼ marks its top drivers over all steps.</p>
+checkpoints: how a rise in prototype k's saliency (in standard deviations) moved the confidence in c. Red columns
+are prototypes the class relies on; ▼ marks its drivers: β of its own fit pooled over all steps is positive and
+passes the permutation test.</p>
 {fig("beta_per_class", "beta heatmaps per class")}</section>
 <section id="order"><h2>Learning order of class pairs</h2>
 <p class="how">Pairs that were ever confused, sorted by the checkpoint from which their confusions stay below
@@ -549,8 +576,9 @@ the threshold (◆). Order: {esc(order_text)}.</p>
 {fig("learning_order", "learning order timeline")}</section>
 <section id="uncertain"><h2>Uncertain prototypes</h2>
 <p class="how">For the most confused pairs at the final checkpoint: prototypes whose β toward a minus β toward b
-keeps changing sign across steps (above the grey noise floor). The model has not settled what this evidence
-means; samples containing it are the candidates for targeted fine-tuning.</p>
+is significant at several steps (shaded: against its permutation null) and changes sign between them more often
+than noise would. The model has not settled what this evidence means; samples containing it are the
+candidates for targeted fine-tuning.</p>
 {"".join(uncertain_html)}</section>
 <section id="prototypes"><h2>Prototype gallery: what each prototype is</h2>
 <p class="how">Every prototype is a cluster of the final model's feature vectors at layer {esc(e.layer)}. Each

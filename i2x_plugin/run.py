@@ -34,6 +34,7 @@ status (``interrupted`` / ``failed``) and the error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sys
@@ -210,9 +211,11 @@ class RunResult:
                      f"checkpoints; held-out test {100 * test[-1]:.1f}% ({m['test_samples']} samples)")
         lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
                      f"({m['method']})")
-        lines.append(f"  found         {m['uncertain']} uncertain (prototype, pair) entries, {m['separators']} "
-                     f"separator entries; first separated pairs: "
-                     + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
+        counts = m.get("claims")
+        if counts:
+            found = ", ".join(f"{counts['real'][k]} {k} (noise: {counts['null_mean'][k]:.1f})" for k in counts["real"])
+            lines.append(f"  claims        {found}; q ≤ {m['fdr_q']:g} against a within-class permutation null")
+        lines.append("  first separated pairs: " + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -485,6 +488,8 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             "probe_accuracy": [round(c.accuracy, 4) for c in explanation.checkpoints],
             "test_accuracy": [round(a, 4) for a in test_accuracy],
             "uncertain": len(explanation.uncertain), "separators": len(explanation.separators),
+            "drivers": len(explanation.drivers), "fdr_q": explanation.config.fdr_q,
+            "claims": dataclasses.asdict(explanation.claim_counts) if explanation.claim_counts else None,
             "learning_order": explanation.learning_order[:10],
             "sweep_images_checkpoints": len(data.probe) * len(infos),
         }
