@@ -34,13 +34,12 @@ def _cmd_store(args: argparse.Namespace) -> int:
             print(("bridge stopped; " if bridge_stopped else "")
                   + ("store stopped" if stopped else "store was not running"))
         elif args.action == "browser":
-            bridge = start_bridge(args.data_dir, args.port, args.host or "127.0.0.1")
+            bridge = start_bridge(args.data_dir, args.port, args.host)
             if bridge.reused:
                 print(f"A bridge for this store is already running (pid {bridge.pid}); it is reused.")
             if args.admin:
-                print(f"warning: these are the credentials of {'root'!r}, the store's administrator: anything "
-                      "typed into Browser can change or delete the graph. Omit --admin to log in read-only.",
-                      file=sys.stderr)
+                print("warning: this is the login of root, the store's administrator: anything typed into Browser "
+                      "can change or delete the graph. Omit --admin to log in read-only.", file=sys.stderr)
             print(connect_details(bridge, admin=args.admin))
         else:
             st = store_status(args.data_dir)
@@ -66,7 +65,7 @@ def _add_store(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     p.add_argument("--port", type=int, default=None,
                    help="start: the Bolt port; browser: the bridge's port, the one Browser connects to "
                    "(default: a free one)")
-    p.add_argument("--host", default=None, help="browser: a loopback address to listen on (default 127.0.0.1)")
+    p.add_argument("--host", default="127.0.0.1", help="browser: a loopback address to listen on (default 127.0.0.1)")
     p.add_argument("--admin", action="store_true",
                    help="browser: print the administrator's login instead of the read-only one (with a warning)")
     p.set_defaults(func=_cmd_store)

@@ -90,15 +90,16 @@ def _read(data_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def _status(state: dict[str, Any], data_dir: Path, reused: bool = False) -> BridgeStatus:
+    return BridgeStatus(state["pid"], state["host"], state["port"], state["bolt_port"], data_dir, reused,
+                        EmbeddedServer(data_dir).status().kept)
+
+
 def bridge_status(data_dir: str | os.PathLike[str] | None = None) -> BridgeStatus | None:
     """The bridge running for the store of ``data_dir``, or None."""
     directory = _data_dir(data_dir)
     state = _read(directory)
-    if not state or not pid_alive(state["pid"], BRIDGE_MODULE):
-        return None
-    server = EmbeddedServer(directory).status()
-    return BridgeStatus(state["pid"], state["host"], state["port"], state["bolt_port"], directory,
-                        server_kept=server.kept)
+    return _status(state, directory) if state and pid_alive(state["pid"], BRIDGE_MODULE) else None
 
 
 def start_bridge(data_dir: str | os.PathLike[str] | None = None, port: int | None = None,
@@ -129,20 +130,17 @@ def start_bridge(data_dir: str | os.PathLike[str] | None = None, port: int | Non
                     raise StorePortInUseError(
                         f"A bridge for this store already listens on port {state['port']}, not {port}. "
                         "Use that one, or stop it first (i2x store stop) and ask again.")
-                return BridgeStatus(state["pid"], state["host"], state["port"], state["bolt_port"],
-                                    server.data_dir, reused=True, server_kept=server.status().kept)
+                return _status(state, server.data_dir, reused=True)
             if state:  # stale: left by a bridge of an earlier server
                 _terminate(state["pid"])
                 (server.data_dir / BRIDGE_STATE_FILE).unlink(missing_ok=True)
-            pid = _launch(server, host, port or 0, start_timeout)
-            state = _read(server.data_dir) or {}
-            return BridgeStatus(pid, host, state["port"], server.bolt_port or 0, server.data_dir,
-                                server_kept=server.status().kept)
+            return _status(_launch(server, host, port or 0, start_timeout), server.data_dir)
     finally:
         server.release()  # stops a server started for a bridge that did not start
 
 
-def _launch(server: EmbeddedServer, host: str, port: int, timeout: float) -> int:
+def _launch(server: EmbeddedServer, host: str, port: int, timeout: float) -> dict[str, Any]:
+    """Start the bridge process; its state once it listens."""
     cmd = [sys.executable, "-m", BRIDGE_MODULE, "--data-dir", str(server.data_dir), "--host", host,
            "--port", str(port), "--bolt-port", str(server.bolt_port), "--server-pid", str(server.pid)]
     log_path = server.data_dir / BRIDGE_LOG_FILE
@@ -157,7 +155,7 @@ def _launch(server: EmbeddedServer, host: str, port: int, timeout: float) -> int
                                   f"starting. Last lines of {log_path}:\n{tail}")
         state = _read(server.data_dir)
         if state and state.get("pid") == proc.pid:
-            return proc.pid
+            return state
         time.sleep(0.05)
     _terminate(proc.pid)
     raise StoreStartError(f"The Browser bridge did not start within {timeout:.0f} s; see {log_path}.")

@@ -156,8 +156,7 @@ class EmbeddedServer:
 
     ``port`` fixes the Bolt port (an error if it is taken); by default a free one is
     picked at each start. ``uri``, ``auth`` and ``reader_auth`` are valid after
-    :meth:`start` (or when :meth:`status` finds a running server). ``launched`` says whether
-    this instance's :meth:`start` started the process (rather than finding it running).
+    :meth:`start` (or when :meth:`status` finds a running server).
     """
 
     database = DATABASE
@@ -170,7 +169,6 @@ class EmbeddedServer:
         self.pid: int | None = None
         self.bolt_port: int | None = None
         self.startup_s: float | None = None
-        self.launched = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._creds: dict[str, str] | None = None
         self._lease: Lease | None = None
@@ -294,7 +292,6 @@ class EmbeddedServer:
             if state and state.get("pid") == self._proc.pid and self._bolt_answers(bolt_port):
                 self.pid, self.bolt_port = self._proc.pid, bolt_port
                 self.startup_s = round(time.monotonic() - t0, 2)
-                self.launched = True
                 return
             time.sleep(0.1)
         self._terminate(self._proc.pid)
@@ -378,9 +375,6 @@ class EmbeddedServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
-        if self._lease is not None:
-            self._lease.release()
-            self._lease = None
         self.stop()
 
 
