@@ -196,8 +196,8 @@ def connect_details(bridge: BridgeStatus, admin: bool = False) -> str:
     user, key = (ROOT_USER, "root") if admin else (READER_USER, "reader")
     role = ("administrator: can change and delete everything" if admin
             else "read-only: the server refuses any write")
-    lifetime = ("it keeps running after the bridge stops (it was started with i2x store start)"
-                if bridge.server_kept else "it was started for the bridge and stops with it")
+    lifetime = ("The store keeps running without the bridge (i2x store start or --keep-store asked for that)."
+                if bridge.server_kept else "The store stops with the bridge, once no command uses it.")
     lines = [
         f"Neo4j Browser bridge: ws://{bridge.host}:{bridge.port} -> the embedded graph store "
         f"(Bolt port {bridge.bolt_port}, data {bridge.data_dir})",
@@ -210,6 +210,6 @@ def connect_details(bridge: BridgeStatus, admin: bool = False) -> str:
         f"                python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"{key}\"])' {creds}",
         "Type bolt://, not neo4j://: with neo4j:// the driver follows the server's routing table to the "
         "plain Bolt port, which Browser cannot reach.",
-        f"Stop: i2x store stop   (stops the bridge and the store; {lifetime})",
+        f"Stop: i2x store stop   (the bridge and the store). {lifetime}",
     ]
     return "\n".join(lines)

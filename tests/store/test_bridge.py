@@ -7,6 +7,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +47,7 @@ def test_browser_command_connect_details_reuse_and_stop(tmp_path: Path, capsys) 
     assert "  Database      i2x " in out
     assert "  Username      i2x_reader   (read-only" in out
     assert f'  Password      the "reader" value in {creds}' in out
-    assert "not neo4j://" in out and "it was started for the bridge and stops with it" in out
+    assert "not neo4j://" in out and "The store stops with the bridge, once no command uses it." in out
     assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only
     assert not EmbeddedServer(db).status().kept
 
@@ -102,3 +104,11 @@ def test_only_loopback_hosts(tmp_path: Path, host: str) -> None:
     with pytest.raises(StoreBridgeError, match="loopback addresses only"):
         start_bridge(tmp_path / "db", host=host)
     assert not (tmp_path / "db").exists()  # refused before the store was touched
+
+
+def test_bridge_process_itself_refuses_a_non_loopback_host(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", BRIDGE_MODULE, "--data-dir", str(tmp_path), "--host", "0.0.0.0",
+                           "--port", "0", "--bolt-port", "1", "--server-pid", "1"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and "loopback addresses only" in done.stderr
+    assert not any(tmp_path.iterdir())
