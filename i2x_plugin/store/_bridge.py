@@ -31,6 +31,7 @@ from i2x_plugin.store.bridge import BRIDGE_STATE_FILE, is_loopback
 from i2x_plugin.store.lifecycle import HOST, pid_alive
 from i2x_plugin.store.server import EmbeddedServer, _write_json_atomic
 
+
 async def _relay(ws: ServerConnection, bolt_port: int) -> None:
     """Copy one Browser connection to and from a fresh TCP connection to the Bolt port."""
     try:
