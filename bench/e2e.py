@@ -66,7 +66,7 @@ def child(out_dir: str, store_dir: str) -> None:
     from i2x_plugin.models import SmallCNN
     from i2x_plugin.run import RunConfig, load_run_data, run_main
 
-    config = RunConfig(out=Path(out_dir), store_dir=Path(store_dir), run_id="bench-e2e")
+    config = RunConfig(out=Path(out_dir), store_dir=Path(store_dir), run_id="bench-e2e", keep_store=True)  # measured, then stopped
     batch = I2XConfig().batch_size
     measured: dict[str, float] = {"hook_seconds": 0.0}
     probes: list = []

@@ -13,21 +13,40 @@ import sys
 from collections.abc import Sequence
 
 
+def _store_line(st) -> str:  # type: ignore[no-untyped-def]
+    if not st.running:
+        return f"store not running (data {st.data_dir})"
+    lifetime = ("kept: runs until i2x store stop" if st.kept
+                else "started for a command or bridge: stops when the last one ends")
+    return f"store running: {st.uri} (pid {st.pid}, data {st.data_dir}; {lifetime})"
+
+
 def _cmd_store(args: argparse.Namespace) -> int:
-    """``i2x store start|stop|status``: manage the embedded graph server."""
-    from i2x_plugin.store import StoreError, store_start, store_status, store_stop
+    """``i2x store start|stop|status|browser``: manage the embedded graph server and its Browser bridge."""
+    from i2x_plugin.store import StoreError, store_start, store_status
+    from i2x_plugin.store.bridge import bridge_status, connect_details, start_bridge, stop_store
 
     try:
         if args.action == "start":
-            st = store_start(args.data_dir, args.port)
-            print(f"store running: {st.uri} (pid {st.pid}, data {st.data_dir})")
+            print(_store_line(store_start(args.data_dir, args.port)))
         elif args.action == "stop":
-            stopped = store_stop(args.data_dir)
-            print("store stopped" if stopped else "store was not running")
+            bridge_stopped, stopped = stop_store(args.data_dir)
+            print(("bridge stopped; " if bridge_stopped else "")
+                  + ("store stopped" if stopped else "store was not running"))
+        elif args.action == "browser":
+            bridge = start_bridge(args.data_dir, args.port, args.host)
+            if bridge.reused:
+                print(f"A bridge for this store is already running (pid {bridge.pid}); it is reused.")
+            if args.admin:
+                print("warning: this is the login of root, the store's administrator: anything typed into Browser "
+                      "can change or delete the graph. Omit --admin to log in read-only.", file=sys.stderr)
+            print(connect_details(bridge, admin=args.admin))
         else:
             st = store_status(args.data_dir)
-            print(f"store running: {st.uri} (pid {st.pid}, data {st.data_dir})" if st.running
-                  else f"store not running (data {st.data_dir})")
+            print(_store_line(st))
+            bridge = bridge_status(args.data_dir) if st.running else None
+            if bridge is not None:
+                print(f"Browser bridge: {bridge.connect_url} (ws://{bridge.host}:{bridge.port}, pid {bridge.pid})")
             return 0 if st.running else 3
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -36,13 +55,24 @@ def _cmd_store(args: argparse.Namespace) -> int:
 
 
 def _add_store(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("store", help="start, stop or inspect the embedded graph server")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p = sub.add_parser("store", help="start, stop or inspect the embedded graph server; open it to Neo4j Browser",
+                       description="start: run the server until 'i2x store stop' (commands otherwise stop a server "
+                       "they started). browser: a loopback WebSocket bridge for Neo4j Browser, and what to type into "
+                       "its connect form. stop: the bridge and the server. status: both.")
+    p.add_argument("action", choices=["start", "stop", "status", "browser"])
     p.add_argument("--data-dir", default=None,
                    help="store directory (default: $I2X_STORE_DIR or the user data dir)")
     p.add_argument("--port", type=int, default=None,
-                   help="Bolt port for 'start' (default: a free one)")
+                   help="start: the Bolt port; browser: the bridge's port, the one Browser connects to "
+                   "(default: a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="browser: a loopback address to listen on (default 127.0.0.1)")
+    p.add_argument("--admin", action="store_true",
+                   help="browser: print the administrator's login instead of the read-only one (with a warning)")
     p.set_defaults(func=_cmd_store)
+
+
+_KEEP_STORE_HELP = ("keep the embedded store running afterwards (default: a store this command started is "
+                    "stopped when it ends; i2x store start also keeps it)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -65,7 +95,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             dataset=args.dataset, model=args.model, layer=args.layer, checkpoints=args.checkpoints,
             adapter=args.adapter, method=args.method, k=args.k, store=args.store, store_dir=args.store_dir,
             device=args.device, out=args.out, run_id=args.run_id, seed=args.seed, epochs=args.epochs,
-            probe_size=args.probe_size, report=False if args.no_report else None)
+            probe_size=args.probe_size, report=False if args.no_report else None,
+            keep_store=True if args.keep_store else None)
         result = run_main(config, progress=not args.quiet and args.format == "text")
     except ValidationError as e:
         print(f"error: invalid settings in the {source}:\n{format_validation_error(e)}", file=sys.stderr)
@@ -83,6 +114,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(result.directory)
     else:
         print(result.summary_text())
+        if config.store == "embedded" and not config.keep_store:
+            from i2x_plugin.store import store_status
+
+            if not store_status(config.store_dir).running:
+                print("\nThe embedded graph store was started for this run and is stopped again (the graph stays): "
+                      "i2x ask starts it when needed; --keep-store or i2x store start keeps it running.")
     return 0
 
 
@@ -102,6 +139,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--k", type=int, help="number of prototypes K (default 32)")
     p.add_argument("--store", help="embedded (default) | bolt://... or neo4j://... URI (NEO4J_* auth) | env | none")
     p.add_argument("--store-dir", help="data directory of the embedded store")
+    p.add_argument("--keep-store", action="store_true", help=_KEEP_STORE_HELP)
     p.add_argument("--device", help="cpu (default) | cuda | cuda:N | mps")
     p.add_argument("--out", help="output folder (default ./i2x-out); the run writes to OUT/RUN_ID/")
     p.add_argument("--run-id", help="run id (default: time stamp + random suffix)")
@@ -169,7 +207,7 @@ def _cmd_improve(args: argparse.Namespace) -> int:
 
         try:
             graph_note = _improve_to_graph(store_target, args.store_dir or inputs.store_dir, result, curation,
-                                           inputs.explanation)
+                                           inputs.explanation, args.keep_store)
         except (StoreError, ValueError) as e:
             print(f"warning: the table is written but the graph was not updated: {e}", file=sys.stderr)
     if args.format == "json":
@@ -183,12 +221,13 @@ def _cmd_improve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _improve_to_graph(target: str, store_dir, result, curation, explanation) -> str:
+def _improve_to_graph(target: str, store_dir, result, curation, explanation, keep_store: bool) -> str:
     """Write the CurationSet and the fine-tuned checkpoints of ``result`` to the graph; returns a one-line note."""
     from i2x_plugin.improve_graph import write_improvement
     from i2x_plugin.store import GraphStore
 
-    store = GraphStore.embedded(store_dir) if target == "embedded" else GraphStore.connect(target)
+    store = (GraphStore.embedded(store_dir, keep=keep_store) if target == "embedded"
+             else GraphStore.connect(target))
     try:
         counts = write_improvement(store, explanation, curation, result)
     finally:
@@ -228,6 +267,7 @@ def _add_improve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/improve)")
     p.add_argument("--store", help="graph store: embedded | bolt://... | env | none (default: the run's)")
     p.add_argument("--store-dir", help="data directory of the embedded store (default: the run's)")
+    p.add_argument("--keep-store", action="store_true", help=_KEEP_STORE_HELP)
     p.add_argument("--no-save-checkpoints", action="store_true", help="do not save the fine-tuned models")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--format", choices=["text", "json"], default="text", help="print the table or the JSON")
@@ -238,7 +278,8 @@ def _graph_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The store named by ``--store`` / ``--store-dir`` (ask, cypher, view)."""
     from i2x_plugin.store import GraphStore
 
-    return GraphStore.embedded(args.store_dir) if args.store == "embedded" else GraphStore.connect(args.store)
+    return (GraphStore.embedded(args.store_dir, keep=args.keep_store) if args.store == "embedded"
+            else GraphStore.connect(args.store))
 
 
 def _key_values(pairs: list[str] | None, flag: str = "--param") -> dict[str, str]:
@@ -255,6 +296,7 @@ def _add_graph_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="embedded",
                    help="embedded (default) | bolt://... or neo4j://... URI (NEO4J_* auth) | env")
     p.add_argument("--store-dir", default=None, help="data directory of the embedded store")
+    p.add_argument("--keep-store", action="store_true", help=_KEEP_STORE_HELP)
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:

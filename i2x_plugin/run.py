@@ -94,6 +94,8 @@ class RunConfig(BaseModel):
                        "NEO4J_* variables), 'env' (NEO4J_URI), or 'none' to skip the graph.")
     store_dir: Path | None = Field(None, description="Data directory of the embedded store (default: the user "
                                    "data dir or $I2X_STORE_DIR).")
+    keep_store: bool = Field(False, description="Keep the embedded store running after the run; by default a "
+                             "store this run started is stopped at its end.")
     device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N, mps.")
     out: Path = Field(Path("i2x-out"), description="Output folder; the run writes to out/<run_id>/.")
     run_id: str | None = Field(None, description="Run id (default: time stamp + random suffix).")
@@ -381,7 +383,7 @@ def _connect_store(config: RunConfig):
     from .store import GraphStore
 
     if config.store == "embedded":
-        return GraphStore.embedded(config.store_dir)
+        return GraphStore.embedded(config.store_dir, keep=config.keep_store)
     return GraphStore.connect(config.store)
 
 

@@ -127,9 +127,13 @@ class GraphStore:
     # -- constructors ------------------------------------------------------------------
     @classmethod
     def embedded(cls, data_dir: str | os.PathLike[str] | None = None,
-                 port: int | None = None) -> GraphStore:
-        """Start (or reuse) the embedded ArcadeDB server of ``data_dir`` and connect."""
-        server = EmbeddedServer(data_dir, port).start()
+                 port: int | None = None, keep: bool = True) -> GraphStore:
+        """Start (or reuse) the embedded ArcadeDB server of ``data_dir`` and connect.
+
+        ``keep=False`` (what ``i2x run`` / ``i2x ask`` use): :meth:`close` stops a server that
+        was started for a command and that no other command or bridge still holds.
+        """
+        server = EmbeddedServer(data_dir, port).start(keep=keep)
         source = f"the generated password in {server.credentials_path}"
         driver = neo4j.GraphDatabase.driver(server.uri, auth=server.auth)
         reader = neo4j.GraphDatabase.driver(server.uri, auth=server.reader_auth)
@@ -322,10 +326,13 @@ class GraphStore:
 
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
-        """Close the drivers; an embedded server keeps running (``i2x store stop``)."""
+        """Close the drivers. An embedded server keeps running (``i2x store stop``), unless
+        it was opened with ``keep=False`` and nothing else holds it: then it stops here."""
         for d in (self.driver, self._reader):
             if d is not None:
                 d.close()
+        if self.server is not None:
+            self.server.release()
 
     def __enter__(self) -> GraphStore:
         return self
