@@ -66,11 +66,13 @@ def run(seeds: list[int], alphas: list[float], adapters: list[str]) -> dict:
     for alpha in alphas:
         mine = [r for r in rows if r["ridge_alpha"] == alpha]
         for r in mine:
-            r.setdefault("uncertain_while_confused", {"checkpoint": None, "claims": 0, "correct": 0,
-                                                      "precision": float("nan"), "recall": float("nan")})
+            r.setdefault("uncertain_while_confused", {"checkpoint": None, "claims": 0, "right": 0, "wrong": 0,
+                                                      "undecided": 0, "precision": float("nan"),
+                                                      "recall": float("nan")})
         summary[str(alpha)] = {kind: {
-            "claims": int(sum(r[kind]["claims"] for r in mine)),
-            "precision": float(sum(r[kind]["correct"] for r in mine) / max(sum(r[kind]["claims"] for r in mine), 1)),
+            **{n: int(sum(r[kind][n] for r in mine)) for n in ("claims", "right", "wrong", "undecided")},
+            "precision": float(sum(r[kind]["right"] for r in mine)
+                               / max(sum(r[kind]["right"] + r[kind]["wrong"] for r in mine), 1)),
             "recall_mean": float(np.nanmean([r[kind]["recall"] for r in mine])),
             "runs_without_claims": int(sum(r[kind]["claims"] == 0 for r in mine)),
         } for kind in KINDS + ("uncertain_while_confused",)}

@@ -110,43 +110,55 @@ def prototype_shapes(shapes: PlantedShapes, assignments: np.ndarray, labels: np.
 
 
 def score_planted_claims(shapes: PlantedShapes, explanation) -> dict[str, dict[str, float | int]]:
-    """Precision and recall of each claim kind of ``explanation`` against the planted answer.
+    """Each claim of ``explanation`` judged against the planted answer: right, wrong, or not decided by the masks.
 
-    Expected, from the masks: a *driver* of class c covers one of c's own shapes; a *separator* favouring
-    a over b covers a shape of a that b does not have; an *uncertain* prototype is one between the two
-    classes that share a shape, covering that shared shape. Recall: drivers — the (class, own shape)
-    pairs with a driver covering the shape; separators — the (pair, favoured class) pairs with a
-    distinguishing shape that have a correct separator; uncertain — whether the sharing pair has one.
+    What a prototype covers comes from the masks (:func:`prototype_shapes`). A *driver* of c is right when it
+    covers one of c's shapes and wrong when it covers a shape c does not have. A *separator* favouring f over
+    o is right when it covers a shape of f that o lacks, wrong when it covers a shape of o that f lacks. An
+    *uncertain* prototype is right when its pair shares a shape and it covers that shape, wrong when the pair
+    shares nothing. Background, mixed cells and shared shapes (for separators) decide nothing.
+    Precision = right / (right + wrong). Recall: drivers, the (class, own shape) pairs with a right driver;
+    separators, the (pair, favoured class) with a distinguishing shape that have a right separator;
+    uncertain, the sharing pairs that have a right one.
     """
     e = explanation
     covers = prototype_shapes(shapes, e.assignments, e.labels, tuple(e.map_size), e.num_classes, e.k)
     own = [set(s) for s in shapes.class_shapes]
-    sharing = [(a, b) for a in range(len(own)) for b in range(a + 1, len(own)) if own[a] & own[b]]
+    everything = set(shapes.shape_names)
+    sharing = {(a, b) for a in range(len(own)) for b in range(a + 1, len(own)) if own[a] & own[b]}
 
-    def summary(correct: list[bool], found: set, wanted: set) -> dict[str, float | int]:
-        return {"claims": len(correct), "correct": int(sum(correct)),
-                "precision": float(np.mean(correct)) if correct else float("nan"),
+    def summary(verdicts: list[bool | None], found: set, wanted: set) -> dict[str, float | int]:
+        right, wrong = verdicts.count(True), verdicts.count(False)
+        return {"claims": len(verdicts), "right": right, "wrong": wrong, "undecided": len(verdicts) - right - wrong,
+                "precision": right / (right + wrong) if right + wrong else float("nan"),
                 "recall": len(found & wanted) / len(wanted) if wanted else float("nan")}
 
-    drivers = [covers.get((d.cls, d.prototype)) in own[d.cls] for d in e.drivers]
-    found = {(d.cls, covers.get((d.cls, d.prototype))) for d in e.drivers}
-    out = {"drivers": summary(drivers, found, {(c, s) for c in range(len(own)) for s in own[c]})}
+    def driver(d) -> bool | None:
+        shape = covers.get((d.cls, d.prototype))
+        return True if shape in own[d.cls] else False if shape in everything else None
 
-    def distinguishing(s) -> bool:
+    verdicts = [driver(d) for d in e.drivers]
+    found = {(d.cls, covers.get((d.cls, d.prototype))) for d, v in zip(e.drivers, verdicts) if v}
+    out = {"drivers": summary(verdicts, found, {(c, s) for c in range(len(own)) for s in own[c]})}
+
+    def separator(s) -> bool | None:
         other = s.b if s.favours == s.a else s.a
-        return covers.get((s.favours, s.prototype)) in own[s.favours] - own[other]
+        shape = covers.get((s.favours, s.prototype)) or covers.get((other, s.prototype))
+        return True if shape in own[s.favours] - own[other] else False if shape in own[other] - own[s.favours] else None
 
-    separators = [distinguishing(s) for s in e.separators]
-    found = {(s.a, s.b, s.favours) for s in e.separators if distinguishing(s)}
+    verdicts = [separator(s) for s in e.separators]
+    found = {(s.a, s.b, s.favours) for s, v in zip(e.separators, verdicts) if v}
     wanted = {(a, b, f) for a in range(len(own)) for b in range(a + 1, len(own)) for f, o in ((a, b), (b, a))
               if own[f] - own[o]}
-    out["separators"] = summary(separators, found, wanted)
+    out["separators"] = summary(verdicts, found, wanted)
 
-    def shared_shape(u) -> bool:
-        return (u.a, u.b) in sharing and covers.get((u.a, u.prototype)) in own[u.a] & own[u.b]
+    def uncertain(u) -> bool | None:
+        if (u.a, u.b) not in sharing:
+            return False
+        return True if covers.get((u.a, u.prototype)) in own[u.a] & own[u.b] else None
 
-    uncertain = [shared_shape(u) for u in e.uncertain]
-    out["uncertain"] = summary(uncertain, {(u.a, u.b) for u in e.uncertain if shared_shape(u)}, set(sharing))
+    verdicts = [uncertain(u) for u in e.uncertain]
+    out["uncertain"] = summary(verdicts, {(u.a, u.b) for u, v in zip(e.uncertain, verdicts) if v}, sharing)
     return out
 
 
