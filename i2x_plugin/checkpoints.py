@@ -18,6 +18,7 @@ from torch import nn
 
 CheckpointsType = Union[str, Path, Iterable[Union[str, Path]]]
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+OPTIMIZER_SUFFIX = ".optimizer"  # beside a checkpoint: its optimiser state (not a checkpoint itself)
 
 
 @dataclass(frozen=True)
@@ -51,16 +52,24 @@ class CheckpointRecorder:
         self.saved: list[CheckpointInfo] = []
 
     def save(self, model: nn.Module, epoch: float | None = None, step: int | None = None,
-             train_loss: float | None = None) -> CheckpointInfo:
-        """Save ``model.state_dict()`` (on CPU) with its metadata; returns what was written."""
+             train_loss: float | None = None, lr: float | None = None,
+             optimizer: torch.optim.Optimizer | None = None) -> CheckpointInfo:
+        """Save ``model.state_dict()`` (on CPU) with its metadata; returns what was written.
+
+        ``lr`` (the learning rate in force) and ``optimizer`` (its state goes to ``<name>.optimizer``)
+        let fine-tuning continue from this checkpoint where training stopped (``i2x improve``).
+        """
         index = len(self.saved)
         path = self.directory / f"{self.prefix}-{index:04d}.pt"
         state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         torch.save(state, path)
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), path.with_suffix(OPTIMIZER_SUFFIX))
         info = CheckpointInfo(path, index, epoch, step, None if train_loss is None else float(train_loss))
-        path.with_suffix(".json").write_text(
-            json.dumps({"epoch": epoch, "step": step, "train_loss": info.train_loss})
-        )
+        meta = {"epoch": epoch, "step": step, "train_loss": info.train_loss}
+        if lr is not None:
+            meta["lr"] = float(lr)
+        path.with_suffix(".json").write_text(json.dumps(meta))
         self.saved.append(info)
         return info
 
@@ -135,3 +144,15 @@ def default_load_func(model: nn.Module, path: str | Path) -> None:
 
 
 LoadFunc = Callable[[nn.Module, Union[str, Path]], None]
+
+
+def checkpoint_lr(path: str | Path) -> float | None:
+    """The learning rate recorded beside a checkpoint (``CheckpointRecorder.save(lr=...)``), else None."""
+    meta = Path(path).with_suffix(".json")
+    return json.loads(meta.read_text()).get("lr") if meta.is_file() else None
+
+
+def optimizer_state_path(path: str | Path) -> Path | None:
+    """Where the optimiser state saved with a checkpoint is, or None when none was saved."""
+    state = Path(path).with_suffix(OPTIMIZER_SUFFIX)
+    return state if state.is_file() else None
