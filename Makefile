@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.i2x-installed
 ARGS   ?=
 
-.PHONY: demo test bench install browser clean
+.PHONY: demo test bench study data install browser clean
 
 install: $(STAMP)
 
@@ -23,6 +23,13 @@ browser:
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	  else echo "note: chromium not found; browser tests will be skipped"; fi; }
 
+# Fashion-MNIST for the fine-tuning study (Debian package; skipped where it is already there).
+data:
+	@test -d /usr/share/datasets/fashion-mnist || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2; exit 1; fi; }
+
 demo: $(STAMP)
 	$(VENV)/bin/i2x run $(ARGS)
 
@@ -35,6 +42,10 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/graph.py
 	$(PY) bench/e2e.py
+
+# The pre-registered fine-tuning study (bench/improve_plan.md): about 1.3–1.6 h on two free cores, resumable.
+study: $(STAMP) data
+	nice -n 10 $(PY) bench/improve.py --plan bench/improve_plan.md $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results/*.tmp
