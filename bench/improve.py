@@ -394,6 +394,10 @@ def report(plan: StudyPlan, origin: dict, preps: dict, gate: dict, choice: dict,
         for k in s.split_seeds:
             for part, value in preps[(s.name, k)]["seconds"].items():
                 seconds[part] = seconds.get(part, 0.0) + value
+        for k in usable:  # CPU-side seconds of the fine-tuning units, summed over workers
+            for arm, seeds, _ in _arms(plan, s):
+                seconds[f"fine_tuning_{arm}"] = seconds.get(f"fine_tuning_{arm}", 0.0) + sum(
+                    _read(root(plan, s, k) / "runs" / arm / f"seed-{seed}.json")["seconds"] for seed in range(seeds))
     out = {"what": "Issue 11: the pre-registered fine-tuning study (I2X-guided curation vs random removal).",
            "plan": origin, "status": "complete",
            "machine": {"cpu": platform.processor() or platform.machine(), "cores_visible": os.cpu_count(),
