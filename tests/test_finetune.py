@@ -15,10 +15,12 @@ from i2x_plugin.models import SmallCNN
 from i2x_plugin.training import seed_everything, train_with_checkpoints
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(scope="module")
-def cosine_run(tmp_path_factory):
+def cosine_run(one_torch_thread, tmp_path_factory):
     """SmallCNN trained 3 epochs on 600 digits with a cosine learning rate from 3e-3 to 1e-4."""
-    torch.set_num_threads(1)
     data = load_digits_8x8()
     train = data.subset(range(600), "train")
     seed_everything(0)

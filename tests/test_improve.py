@@ -17,13 +17,7 @@ from i2x_plugin.improve import (SCHEDULES, ImproveConfig, ImproveError, ImproveR
 CONFIG = ImproveConfig(seeds=2, lr=1e-3, min_positions="auto")  # 4×4 maps: ≥ 1 position can empty a class
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These machines share 2 cores: one torch thread avoids oversubscription (≈10× faster under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

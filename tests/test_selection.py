@@ -17,12 +17,7 @@ from i2x_plugin.selection import (DEFAULT_VARIANT, GUIDED_VARIANTS, NoSamplesErr
                                   pair_uncertain, random_control, select)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
