@@ -69,7 +69,11 @@ class PairSignals:
 
 
 def pair_uncertain(explanation: StructuredExplanation, pair: tuple[int, int]) -> list[UncertainPrototype]:
-    """The pair's uncertain prototypes, in the explanation's own ranking."""
+    """The pair's uncertain prototypes, in the explanation's own ranking.
+
+    Every entry of ``explanation.uncertain`` counts: the explanation lists only the claims it makes
+    (with the calibrated explanation, those that passed its null test).
+    """
     key = {min(pair), max(pair)}
     return [u for u in explanation.uncertain if {u.a, u.b} == key]
 
