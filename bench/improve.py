@@ -38,7 +38,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from improve_plan import (COMMITTED_PLAN, Setting, StudyError, StudyPlan, calibrated_uncertain,  # noqa: E402
                           check_results_path, read_plan, resolve)
-from improve_table import PAPER, arm_statistics, choose_variant, conclusion, markdown, pooled  # noqa: E402
+from improve_table import choose_variant, pooled, study_report  # noqa: E402
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation  # noqa: E402
 from i2x_plugin.checkpoints import checkpoint_lr, default_load_func, resolve_checkpoints  # noqa: E402
@@ -324,13 +324,6 @@ def gates(plan: StudyPlan, preps: dict, workers: Workers) -> dict:
     return {key: decided.get(key, {"passed": False, "attempts": attempts[key]}) for key in preps}
 
 
-def _arms(plan: StudyPlan, s: Setting) -> list[tuple[str, int, list[str]]]:
-    arms = [("main", s.seeds, plan.variants)]
-    if plan.sensitivity is not None and s.name in plan.sensitivity.settings:
-        arms.append(("sensitivity", plan.sensitivity.seeds, plan.sensitivity.variants))
-    return arms
-
-
 def _validation(plan: StudyPlan, s: Setting, split: int, arm: str, seeds: int) -> dict[int, dict[str, dict]]:
     return {seed: {r["schedule"]: r for r in _read(root(plan, s, split) / "runs" / arm / f"seed-{seed}.json")
                    ["validation"]} for seed in range(seeds)}
@@ -354,61 +347,6 @@ def choose(plan: StudyPlan, preps: dict, gate: dict) -> dict:
     return choice
 
 
-def _selection_text(preps: list[dict], v: str) -> str:
-    if any("no_samples" in p["selections"][v] for p in preps):
-        return "; ".join(p["selections"][v]["no_samples"] for p in preps if "no_samples" in p["selections"][v])
-    per_class = [list(p["selections"][v]["summary"]["per_class"].values()) for p in preps]
-    return " / ".join(f"{sum(c[i]['removed'] for c in per_class)} of {sum(c[i]['of'] for c in per_class)}"
-                      for i in range(2))
-
-
-def report(plan: StudyPlan, origin: dict, preps: dict, gate: dict, choice: dict, jobs: int, wall: float) -> dict:
-    settings, seconds = {}, {"wall_this_invocation": wall}
-    for s in plan.settings:
-        splits_ = {k: {**{key: preps[(s.name, k)][key] for key in ("pair", "pair_names", "pair_chosen_on", "sizes",
-                                                                   "base_final_lr", "convergence", "start_validation",
-                                                                   "uncertain_for_pair", "uncertain_total", "seconds")},
-                       "gate": gate[(s.name, k)],
-                       "selections": {v: sel.get("summary", sel) for v, sel in preps[(s.name, k)]["selections"].items()}}
-                   for k in s.split_seeds}
-        entry = {"role": s.role, "dataset": s.dataset, "model": s.model, "splits": splits_}
-        usable = [k for k in s.split_seeds if gate[(s.name, k)]["passed"]]
-        if not usable:
-            settings[s.name] = {**entry, "status": "stopped by the gate: fine-tuning lowers validation accuracy by "
-                                "itself at every planned learning rate; no test number was computed"}
-            continue
-        entry["selections"] = {v: _selection_text([preps[(s.name, k)] for k in usable], v) for v in plan.variants}
-        entry["arms"] = {}
-        for arm, seeds, variants in _arms(plan, s):
-            tests = [{seed: test_unit(plan, s, k, arm, seed)["test"] for seed in range(seeds)} for k in usable]
-            entry["arms"][arm] = arm_statistics(pooled(tests), variants, plan.alpha, plan.max_accuracy_drop_pt,
-                                                plan.min_seeds)
-            entry["arms"][arm]["fine_tuning"] = {"lr": [gate[(s.name, k)]["lr"] for k in usable] if arm == "main"
-                                                 else plan.sensitivity.lr,
-                                                 "optimizer_state": plan.fine_tuning.optimizer_state if arm == "main"
-                                                 else plan.sensitivity.optimizer_state}
-        entry["start_test"] = {k: test_unit(plan, s, k, "main", 0)["test"]["start"] for k in usable}
-        entry["excluded_splits"] = [k for k in s.split_seeds if k not in usable]
-        entry["status"] = "complete"
-        settings[s.name] = entry
-        for k in s.split_seeds:
-            for part, value in preps[(s.name, k)]["seconds"].items():
-                seconds[part] = seconds.get(part, 0.0) + value
-        for k in usable:  # CPU-side seconds of the fine-tuning units, summed over workers
-            for arm, seeds, _ in _arms(plan, s):
-                seconds[f"fine_tuning_{arm}"] = seconds.get(f"fine_tuning_{arm}", 0.0) + sum(
-                    _read(root(plan, s, k) / "runs" / arm / f"seed-{seed}.json")["seconds"] for seed in range(seeds))
-    out = {"what": "Issue 11: the pre-registered fine-tuning study (I2X-guided curation vs random removal).",
-           "plan": origin, "status": "complete",
-           "machine": {"cpu": platform.processor() or platform.machine(), "cores_visible": os.cpu_count(),
-                       "workers": jobs, "torch_threads_per_worker": 1, "torch": torch.__version__,
-                       "python": sys.version.split()[0]},
-           "chosen_variant": choice["chosen_variant"], "choice": choice, "settings": settings, "paper": PAPER,
-           "seconds": seconds}
-    out["summary"] = {"markdown": markdown(out), "conclusion": conclusion(out, plan.guided_variants)}
-    return out
-
-
 def estimate(plan: StudyPlan) -> str:
     """Time a training epoch and an evaluation per setting on ≤ 2,000 images; project the whole study.
 
@@ -429,7 +367,7 @@ def estimate(plan: StudyPlan) -> str:
         t = time.process_time()
         evaluate(model, sample, (0, 1))
         per_eval = (time.process_time() - t) / len(sample)
-        n, arms = len(train), _arms(plan, s)
+        n, arms = len(train), plan.arms(s)
         probe = s.probe_size or n
         models = sum(seeds * (2 + 2 * len(v)) for _, seeds, v in arms)
         trained = n * (s.base.epochs + s.gate.seeds + sum(seeds * (2 + 4 * len(v)) for _, seeds, v in arms)) \
@@ -475,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             gate = gates(plan, preps, workers)
             units = [(plan, s, k, arm, seed, gate[(s.name, k)]["lr"] if arm == "main" else plan.sensitivity.lr)
                      for s in plan.settings for k in s.split_seeds if gate[(s.name, k)]["passed"]
-                     for arm, seeds, _ in _arms(plan, s) for seed in range(seeds)]
+                     for arm, seeds, _ in plan.arms(s) for seed in range(seeds)]
             log(f"runs (validation): {len(units)} seed units")
             workers.run(run_unit, units)
             choice = choose(plan, preps, gate)
@@ -485,7 +423,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             log("test: scoring the saved models once")
             workers.run(test_unit, [u[:5] for u in units])
-        out = report(plan, origin, preps, gate, choice, args.jobs, time.perf_counter() - started)
+        machine = {"cpu": platform.processor() or platform.machine(), "cores_visible": os.cpu_count(),
+                   "workers": args.jobs, "torch_threads_per_worker": 1, "torch": torch.__version__,
+                   "python": sys.version.split()[0]}
+        out = study_report(plan, origin, preps, gate, choice, machine, time.perf_counter() - started,
+                           lambda s, k, arm, seed: _read(root(plan, s, k) / "runs" / arm / f"seed-{seed}.json"),
+                           lambda s, k, arm, seed: test_unit(plan, s, k, arm, seed)["test"])
     except StudyError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

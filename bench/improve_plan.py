@@ -128,6 +128,13 @@ class StudyPlan(_Strict):
     def primary(self) -> Setting:
         return next(s for s in self.settings if s.role == "primary")
 
+    def arms(self, setting: Setting) -> list[tuple[str, int, list[str]]]:
+        """(arm, seeds, variants) of a setting: the main arm, and the sensitivity arm where planned."""
+        arms = [("main", setting.seeds, self.variants)]
+        if self.sensitivity is not None and setting.name in self.sensitivity.settings:
+            arms.append(("sensitivity", self.sensitivity.seeds, self.sensitivity.variants))
+        return arms
+
     def setting(self, name: str) -> Setting:
         return next(s for s in self.settings if s.name == name)
 

@@ -1,13 +1,14 @@
-"""Statistics, the validation choice and the markdown table of the fine-tuning study (bench/improve.py).
+"""Statistics, the validation choice, the markdown table and the results JSON of the study (bench/improve.py).
 
-Every function here is pure: it takes the per-seed scores the runner cached and returns JSON-ready
-dicts. Scores of a seed are pooled over the splits of a setting (confusions summed, accuracy, loss
-and margin averaged), so a secondary setting's seed counts its confusions over all its test images.
+The functions take the per-seed scores the runner cached (``study_report`` through the readers it is
+given) and return JSON-ready dicts; none trains or scores a model. Scores of a seed are pooled over
+the splits of a setting (confusions summed, accuracy, loss and margin averaged), so a secondary
+setting's seed counts its confusions over all its test images.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -193,3 +194,61 @@ def conclusion(report: dict[str, Any], guided: list[str]) -> str:
             text += f" Split(s) {setting['excluded_splits']} were stopped by the validation gate and left out."
         out.append(text)
     return " ".join(out)
+
+
+def _selection_text(preps: list[dict], v: str) -> str:
+    if any("no_samples" in p["selections"][v] for p in preps):
+        return "; ".join(p["selections"][v]["no_samples"] for p in preps if "no_samples" in p["selections"][v])
+    per_class = [list(p["selections"][v]["summary"]["per_class"].values()) for p in preps]
+    return " / ".join(f"{sum(c[i]['removed'] for c in per_class)} of {sum(c[i]['of'] for c in per_class)}"
+                      for i in range(2))
+
+
+def study_report(plan, origin: dict, preps: dict, gate: dict, choice: dict, machine: dict, wall: float,
+                 runs_of: Callable[..., dict], tests_of: Callable[..., dict]) -> dict[str, Any]:
+    """The results JSON: per setting its splits, selections and arms' statistics; the choice; the paper's rows.
+
+    ``runs_of(setting, split, arm, seed)`` and ``tests_of(...)`` read a seed's cached validation run and test
+    scores; ``preps[(name, split)]`` are the prepared splits, ``gate[(name, split)]`` their gate decisions.
+    """
+    settings, seconds = {}, {"wall_this_invocation": wall}
+    for s in plan.settings:
+        splits_ = {k: {**{key: preps[(s.name, k)][key] for key in ("pair", "pair_names", "pair_chosen_on", "sizes",
+                                                                   "base_final_lr", "convergence", "start_validation",
+                                                                   "uncertain_for_pair", "uncertain_total", "seconds")},
+                       "gate": gate[(s.name, k)],
+                       "selections": {v: sel.get("summary", sel) for v, sel in preps[(s.name, k)]["selections"].items()}}
+                   for k in s.split_seeds}
+        entry = {"role": s.role, "dataset": s.dataset, "model": s.model, "splits": splits_}
+        for k in s.split_seeds:
+            for part, value in preps[(s.name, k)]["seconds"].items():
+                seconds[part] = seconds.get(part, 0.0) + value
+        usable = [k for k in s.split_seeds if gate[(s.name, k)]["passed"]]
+        if not usable:
+            settings[s.name] = {**entry, "status": "stopped by the gate: fine-tuning lowers validation accuracy by "
+                                "itself at every planned learning rate; no test number was computed"}
+            continue
+        entry["selections"] = {v: _selection_text([preps[(s.name, k)] for k in usable], v) for v in plan.variants}
+        entry["arms"] = {}
+        for arm, seeds, variants in plan.arms(s):
+            tests = [{seed: tests_of(s, k, arm, seed) for seed in range(seeds)} for k in usable]
+            entry["arms"][arm] = arm_statistics(pooled(tests), variants, plan.alpha, plan.max_accuracy_drop_pt,
+                                                plan.min_seeds)
+            entry["arms"][arm]["fine_tuning"] = {"lr": [gate[(s.name, k)]["lr"] for k in usable] if arm == "main"
+                                                 else plan.sensitivity.lr,
+                                                 "optimizer_state": plan.fine_tuning.optimizer_state if arm == "main"
+                                                 else plan.sensitivity.optimizer_state}
+        entry["start_test"] = {k: tests_of(s, k, "main", 0)["start"] for k in usable}
+        entry["excluded_splits"] = [k for k in s.split_seeds if k not in usable]
+        entry["status"] = "complete"
+        settings[s.name] = entry
+        for k in usable:  # CPU-side seconds of the fine-tuning units, summed over workers
+            for arm, seeds, _ in plan.arms(s):
+                seconds[f"fine_tuning_{arm}"] = seconds.get(f"fine_tuning_{arm}", 0.0) + sum(
+                    runs_of(s, k, arm, seed)["seconds"] for seed in range(seeds))
+    out = {"what": "Issue 11: the pre-registered fine-tuning study (I2X-guided curation vs random removal).",
+           "plan": origin, "status": "complete", "machine": machine,
+           "chosen_variant": choice["chosen_variant"], "choice": choice, "settings": settings, "paper": PAPER,
+           "seconds": seconds}
+    out["summary"] = {"markdown": markdown(out), "conclusion": conclusion(out, plan.guided_variants)}
+    return out
