@@ -194,10 +194,12 @@ class ImproveResult:
             return {"helped": None, "text": f"Not compared: run {GUIDED} with {CONTROL} or {BASELINE}."}
         beat = [k for k in ("random", "full") if out.get(f"fewer_than_{k}") and out.get(f"significant_vs_{k}")]
         helped = (len(beat) == 2 and out["accuracy_vs_full_pt"] >= -0.1)
-        head = (f"{GUIDED} ({self.curation.get('variant', 'V0')}) beat random removal and {BASELINE} on the "
-                f"{self.pair_label} confusions" if helped else
-                f"{GUIDED} ({self.curation.get('variant', 'V0')}) did NOT beat "
-                + (" and ".join({'random': 'random removal', 'full': BASELINE}[k] for k in ("random", "full")
+        arrow = (lambda name: name.replace("->", "→"))
+        variant = self.curation.get("variant", "V0")
+        head = (f"{arrow(GUIDED)} ({variant}) beat random removal and {arrow(BASELINE)} on the {self.pair_label} "
+                "confusions" if helped else
+                f"{arrow(GUIDED)} ({variant}) did NOT beat "
+                + (" and ".join({"random": "random removal", "full": arrow(BASELINE)}[k] for k in ("random", "full")
                                 if f"fewer_than_{k}" in out and k not in beat) or "the controls")
                 + f" significantly on the {self.pair_label} confusions")
         return {"helped": bool(helped), **out, "text": head + ". " + "; ".join(parts) + "."}

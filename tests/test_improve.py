@@ -108,7 +108,7 @@ def test_the_verdict_says_plainly_when_curated_full_did_not_help():
         train_size=100, test_size=50)
     verdict = result.verdict()
     assert verdict["helped"] is False and verdict["fewer_than_random"] is False
-    assert "did NOT beat random removal and full->full" in verdict["text"]
+    assert "curated→full (V0) did NOT beat random removal and full→full" in verdict["text"]
     assert "vs random→full: not fewer 2↔7 confusions" in verdict["text"] and "paired t-test p = " in verdict["text"]
     assert "did NOT beat" in result.format_table()
     assert result.comparison()["confusions"]["differences"] == [2.0, 1.0, 0.0, 3.0, 1.0]
