@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.i2x-installed
 ARGS   ?=
 
-.PHONY: demo test bench install browser cypher-lint clean
+.PHONY: demo test bench study data install browser cypher-lint clean
 
 install: $(STAMP)
 
@@ -33,6 +33,13 @@ cypher-lint: $(STAMP)
 	  fi && $(PY) $(LINT)/statements.py > $(LINT)/statements.json && node $(LINT)/lint.mjs $(LINT)/statements.json; \
 	else echo "cypher-lint: SKIPPED: node and npm are not both installed, so the Cypher is not checked by Neo4j's analyser"; fi
 
+# Fashion-MNIST for the fine-tuning study (Debian package; skipped where it is already there).
+data:
+	@test -d /usr/share/datasets/fashion-mnist || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2; exit 1; fi; }
+
 demo: $(STAMP)
 	$(VENV)/bin/i2x run $(ARGS)
 
@@ -45,6 +52,10 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/graph.py
 	$(PY) bench/e2e.py
+
+# The pre-registered fine-tuning study (bench/improve_plan.md): about 1.3–1.6 h on two free cores, resumable.
+study: $(STAMP) data
+	nice -n 10 $(PY) bench/improve.py --plan bench/improve_plan.md $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results/*.tmp $(LINT)/node_modules $(LINT)/statements.json

@@ -151,10 +151,13 @@ class CurationSet(GraphNode):
 
     label: ClassVar[str] = "CurationSet"
     prototypes: list[int]
-    threshold: int
+    threshold: int | None = Field(None, description="V0: the position threshold; None for the capped variants.")
     pair: list[int]
     removed_by_class: str = Field(description="JSON object: class index -> removed sample count.")
     size: int | None = None
+    variant: str | None = Field(None, description="Selection variant V0–V4 (i2x_plugin.selection).")
+    cap: float | None = Field(None, description="V1–V4: the per-class cap (fraction).")
+    rule: str | None = Field(None, description="How the samples were chosen, in words.")
 
 
 class GraphRelationship(_GraphModel):

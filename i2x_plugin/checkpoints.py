@@ -21,6 +21,7 @@ from .atomic import atomic_open, write_text
 
 CheckpointsType = Union[str, Path, Iterable[Union[str, Path]]]
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+OPTIMIZER_SUFFIX = ".optimizer"  # beside a checkpoint: its optimiser state (not a checkpoint itself)
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,13 @@ class CheckpointRecorder:
             self.recording = _read_meta(existing[-1][1]).get("recording")  # None for files of an older recorder
 
     def save(self, model: nn.Module, epoch: float | None = None, step: int | None = None,
-             train_loss: float | None = None) -> CheckpointInfo:
-        """Save ``model.state_dict()`` (on CPU) with its metadata; returns what was written."""
+             train_loss: float | None = None, lr: float | None = None,
+             optimizer: torch.optim.Optimizer | None = None) -> CheckpointInfo:
+        """Save ``model.state_dict()`` (on CPU) with its metadata; returns what was written.
+
+        ``lr`` (the learning rate in force) and ``optimizer`` (its state goes to ``<name>.optimizer``)
+        let fine-tuning continue from this checkpoint where training stopped (``i2x improve``).
+        """
         index = self._next
         path = self.directory / f"{self.prefix}-{index:04d}.pt"
         if path.exists():
@@ -86,9 +92,14 @@ class CheckpointRecorder:
         state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         info = CheckpointInfo(path, index, epoch, step, None if train_loss is None else float(train_loss),
                               self.recording)
-        # The sidecar first: a checkpoint file never exists without its metadata.
-        write_text(path.with_suffix(".json"), json.dumps(
-            {"epoch": epoch, "step": step, "train_loss": info.train_loss, "recording": self.recording}))
+        meta = {"epoch": epoch, "step": step, "train_loss": info.train_loss, "recording": self.recording}
+        if lr is not None:
+            meta["lr"] = float(lr)
+        # The sidecars first: a checkpoint file never exists without its metadata.
+        write_text(path.with_suffix(".json"), json.dumps(meta))
+        if optimizer is not None:
+            with atomic_open(path.with_suffix(OPTIMIZER_SUFFIX)) as f:
+                torch.save(optimizer.state_dict(), f)
         with atomic_open(path) as f:
             torch.save(state, f)
         self._next += 1
@@ -190,3 +201,15 @@ def default_load_func(model: nn.Module, path: str | Path) -> None:
 
 
 LoadFunc = Callable[[nn.Module, Union[str, Path]], None]
+
+
+def checkpoint_lr(path: str | Path) -> float | None:
+    """The learning rate recorded beside a checkpoint (``CheckpointRecorder.save(lr=...)``), else None."""
+    meta = Path(path).with_suffix(".json")
+    return json.loads(meta.read_text()).get("lr") if meta.is_file() else None
+
+
+def optimizer_state_path(path: str | Path) -> Path | None:
+    """Where the optimiser state saved with a checkpoint is, or None when none was saved."""
+    state = Path(path).with_suffix(OPTIMIZER_SUFFIX)
+    return state if state.is_file() else None

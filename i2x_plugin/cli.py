@@ -168,8 +168,8 @@ def _cmd_improve(args: argparse.Namespace) -> int:
         config = ImproveConfig.from_file(args.config) if args.config else ImproveConfig()
         changes = {"seeds": args.seeds, "lr": args.lr, "batch_size": args.batch_size,
                    "num_prototypes": args.num_prototypes, "pair_selection": args.pair_selection,
-                   "pair": tuple(args.pair) if args.pair else None,
-                   "min_positions": args.min_positions}
+                   "pair": tuple(args.pair) if args.pair else None, "variant": args.variant, "cap": args.cap,
+                   "optimizer_state": args.optimizer_state, "min_positions": args.min_positions}
         config = ImproveConfig.model_validate({**config.model_dump(), **{k: v for k, v in changes.items()
                                                                          if v is not None}})
         if args.run_dir:
@@ -236,6 +236,15 @@ def _improve_to_graph(target: str, store_dir, result, curation, explanation, kee
             f"samples, {counts['checkpoints']} fine-tuned checkpoints (FINE_TUNED_FROM the final one)")
 
 
+def _lr(value: str) -> float | str:
+    if value == "base":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a learning rate or 'base'") from None
+
+
 def _positions_or_auto(value: str) -> int | str:
     if value == "auto" or (value.isdigit() and int(value) >= 1):
         return value if value == "auto" else int(value)
@@ -243,11 +252,14 @@ def _positions_or_auto(value: str) -> int | str:
 
 
 def _add_improve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from i2x_plugin.selection import DEFAULT_VARIANT, VARIANTS
+
     p = sub.add_parser("improve", help="targeted fine-tuning: does removing samples with uncertain prototypes "
-                       "for one epoch reduce the confusion? (the paper's table)",
+                       "for one epoch reduce the confusion more than removing random ones? (the paper's table)",
                        description="From the run's final checkpoint: 1 epoch on the full or curated training set, "
-                       "and full->full, curated->curated, curated->full, over several seeds; test accuracy and the "
-                       "targeted pair's confusions, mean ± std, and a paired test of curated->full vs full->full.")
+                       "and full->full, curated->curated, curated->full and random->full (as many samples of the same "
+                       "classes removed at random), over several seeds; test accuracy and the targeted pair's "
+                       "confusions, mean ± std, and paired tests of curated->full vs random->full and full->full.")
     p.add_argument("--run-dir", metavar="DIR", help="an 'i2x run' output directory (OUT/RUN_ID)")
     p.add_argument("--explanation", metavar="DIR", help="without --run-dir: a saved StructuredExplanation")
     p.add_argument("--checkpoint", metavar="FILE", help="the checkpoint to fine-tune (default: the run's final one)")
@@ -255,14 +267,20 @@ def _add_improve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--model", help="without --run-dir: small-cnn | resnet18 | module:factory")
     p.add_argument("--config", metavar="FILE", help="ImproveConfig as YAML or JSON; options below override it")
     p.add_argument("--seeds", type=int, help="fine-tuning seeds (default 5)")
-    p.add_argument("--lr", type=float, help="learning rate of every schedule (default 1e-3, Adam)")
+    p.add_argument("--variant", choices=list(VARIANTS), help="which samples the curated epoch leaves out (default "
+                   f"{DEFAULT_VARIANT}): " + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+    p.add_argument("--cap", type=float, help="V1–V4: at most this fraction of each class is removed (default 0.1)")
+    p.add_argument("--lr", type=_lr, help="learning rate of every schedule: a number, or 'base' (default): the one "
+                   "recorded with the checkpoint (the training's final learning rate)")
+    p.add_argument("--optimizer-state", choices=["carry", "fresh"], help="carry (default): continue from the "
+                   "optimiser state saved with the checkpoint; fresh: a new Adam")
     p.add_argument("--batch-size", type=int, help="batch size of every schedule (default 64)")
     p.add_argument("--pair", type=int, nargs=2, metavar=("A", "B"), help="target this class pair")
     p.add_argument("--pair-selection", choices=["most_confused", "top_uncertain"],
                    help="how to choose the pair when --pair is not given (default most_confused)")
-    p.add_argument("--num-prototypes", type=int, help="uncertain prototypes of the pair to use (default 1)")
-    p.add_argument("--min-positions", type=_positions_or_auto, help="a sample contains a prototype at ≥ this many "
-                   "positions (default 1, the paper's), or 'auto'")
+    p.add_argument("--num-prototypes", type=int, help="V0: uncertain prototypes of the pair to use (default 1)")
+    p.add_argument("--min-positions", type=_positions_or_auto, help="V0: a sample contains a prototype at ≥ this "
+                   "many positions (default 1, the paper's), or 'auto'")
     p.add_argument("--device", help="cpu (default: where the model is) | cuda | mps")
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/improve)")
     p.add_argument("--store", help="graph store: embedded | bolt://... | env | none (default: the run's)")

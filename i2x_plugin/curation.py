@@ -15,6 +15,7 @@ prototype at ``min_positions`` or more positions are removed. Nothing here looks
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -59,11 +60,14 @@ class CurationSet:
     """Training samples removed for the targeted pair: positions into the training set, with counts per class."""
 
     target: CurationTarget
-    min_positions: int
+    min_positions: int | None  # V0's position threshold; None for the capped variants (i2x_plugin.selection)
     removed: np.ndarray = field(repr=False)  # (R,) sorted positions into the training set
     labels: np.ndarray = field(repr=False)  # (N,) training labels
     class_names: tuple[str, ...] = ()
     sample_ids: np.ndarray | None = field(default=None, repr=False)  # (N,) id of each training sample (graph)
+    variant: str = "V0"  # the selection variant (V0–V4) or its random control "R(V…)"
+    cap: float | None = None  # the per-class cap (fraction) of a capped variant
+    rule: str = ""  # how the samples were chosen, in words
 
     @property
     def train_size(self) -> int:
@@ -100,10 +104,11 @@ class CurationSet:
             "pair": list(self.target.pair),
             "pair_names": [name(c) for c in self.target.pair],
             "prototypes": list(self.target.prototypes),
-            "uncertain": [{"prototype": u.prototype, "flips": u.flips, "flip_steps": list(u.flip_steps),
-                           "magnitude": u.magnitude, "score": u.score, "p": u.p, "q": u.q}
-                          for u in self.target.uncertain],
+            "uncertain": [dataclasses.asdict(u) for u in self.target.uncertain],
             "probe_confusions": self.target.probe_confusions,
+            "variant": self.variant,
+            "rule": self.rule,
+            "cap": self.cap,
             "min_positions": self.min_positions,
             "train_size": self.train_size,
             "removed": int(len(self.removed)),

@@ -64,26 +64,37 @@ def train_with_checkpoints(
     device: str | torch.device = "cpu",
     save_initial: bool = True,
     progress: bool = False,
+    final_lr: float | None = None,
 ) -> CheckpointRecorder:
-    """Train with Adam, saving a checkpoint before training (if asked) and after every epoch."""
+    """Train with Adam, saving a checkpoint before training (if asked) and after every epoch.
+
+    ``final_lr`` given: the learning rate decays per batch along a cosine from ``lr`` to ``final_lr``
+    (training to convergence); otherwise it stays ``lr``. Each checkpoint records the learning rate
+    in force, and the last one also the optimiser state, so fine-tuning can continue from it.
+    """
     device = torch.device(device)
     model.to(device)
     recorder = CheckpointRecorder(directory)
     loader = DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = None if final_lr is None else torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=epochs * len(loader), eta_min=final_lr)
     if save_initial:
-        recorder.save(model, epoch=0, step=0)
+        recorder.save(model, epoch=0, step=0, lr=lr)
     from tqdm.auto import tqdm
 
     with seeded(seed, device), tqdm(total=epochs * len(loader), desc="training", unit="batch",
                                     disable=not progress) as bar:
         def on_batch(loss: float) -> None:
+            if schedule is not None:
+                schedule.step()
             bar.update()
             bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}", refresh=False)
 
         for epoch in range(epochs):
-            loss = train_epoch(model, loader, optimizer, device, on_batch if progress else None)
-            recorder.save(model, epoch=epoch + 1, step=(epoch + 1) * len(loader), train_loss=loss)
+            loss = train_epoch(model, loader, optimizer, device, on_batch)
+            recorder.save(model, epoch=epoch + 1, step=(epoch + 1) * len(loader), train_loss=loss,
+                          lr=optimizer.param_groups[0]["lr"], optimizer=optimizer if epoch == epochs - 1 else None)
     model.eval()
     return recorder
