@@ -41,8 +41,10 @@ CLAIM_KINDS = ("drivers", "separators", "uncertain", "shared", "specialised")
 
 @dataclass(frozen=True)
 class Driver:
-    """Prototype ``prototype`` drives class ``cls``: β of the class's own fit pooled over steps, its z against
-    the permutation null, p and q; ``first_step`` = first step whose own fit is significantly positive."""
+    """Prototype ``prototype`` drives class ``cls``: β of the class's own fit pooled over steps is significantly
+    positive (z against the permutation null, p, q). ``saliency_share``: the share of the class's final
+    saliency that falls on the prototype; drivers are ranked by it. ``first_step``: the first step whose own
+    fit is significantly positive."""
 
     cls: int
     prototype: int
@@ -50,8 +52,10 @@ class Driver:
     z: float
     p: float
     q: float
-    rank: int  # among the class's drivers, by β
+    saliency_share: float
+    rank: int  # among the class's drivers, by saliency_share
     first_step: int | None
+    recurrence: float | None = None  # share of the stability test's re-fits that make the claim too
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Separator:
     z: float  # the scan statistic (min of the two Stouffer z over the window)
     p: float
     q: float
+    recurrence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class UncertainPrototype:
     score: float  # flips × magnitude (the paper's ranking)
     p: float
     q: float
+    recurrence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -211,20 +217,29 @@ def _group_fits(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: 
 # --- claims ----------------------------------------------------------------------------------------------
 
 
-def find_drivers(driver_fit: RidgeFit, class_p: np.ndarray, tested: np.ndarray, q_level: float,
-                 step_alpha: float) -> tuple[list[Driver], np.ndarray]:
-    """Drivers from the pooled class fits ``(C, K, 1)``; the per-step one-sided p-values ``class_p``
-    ``(T-1, C, K)`` of the class's own fits date their first step."""
+def find_drivers(driver_fit: RidgeFit, class_p: np.ndarray, saliency_share: np.ndarray, tested: np.ndarray,
+                 q_level: float, step_alpha: float) -> tuple[list[Driver], np.ndarray]:
+    """Drivers from the pooled class fits ``(C, K, 1)``: every significantly positive β, ranked by the share of
+    the class's final saliency on the prototype ``(C, K)``. The per-step one-sided p-values ``class_p``
+    ``(T-1, C, K)`` of the class's own fits date their first step.
+
+    (D) Why this ranking: the test says a prototype's saliency growth raised the class's confidence during
+    training; the share says how much the final model looks at it. Ranked by β, the top 5 drivers beat
+    95 % of matched random prototype sets in a deletion test for 1 of 10 classes of the default run (mean
+    confidence drop 0.11 against 0.69 for plain saliency); ranked by final saliency share, for 9 of 10
+    (0.61, 0.88× plain saliency). docs/method.md has the table.
+    """
     beta, z = driver_fit.beta[..., 0], driver_fit.score()[..., 0]
     p = np.where(tested[:, None], driver_fit.upper_p()[..., 0], np.nan)
     q = benjamini_hochberg(p)
     drivers = []
     for c in np.flatnonzero(tested):
-        hits = [k for k in np.argsort(-beta[c], kind="stable") if q[c, k] <= q_level and beta[c, k] > 0]
+        hits = [k for k in np.argsort(-saliency_share[c], kind="stable") if q[c, k] <= q_level and beta[c, k] > 0]
         for rank, k in enumerate(hits):
             early = np.flatnonzero(class_p[:, c, k] <= step_alpha)
             drivers.append(Driver(int(c), int(k), float(beta[c, k]), float(z[c, k]), float(p[c, k]),
-                                  float(q[c, k]), rank, int(early[0]) if len(early) else None))
+                                  float(q[c, k]), float(saliency_share[c, k]), rank,
+                                  int(early[0]) if len(early) else None))
     return drivers, q
 
 
@@ -348,8 +363,8 @@ def _summarise_groups(group_labels: np.ndarray, labels: np.ndarray, num_classes:
 
 
 def calibrated_claims(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: np.ndarray,
-                      final_confusion: np.ndarray, config: I2XConfig, seed: int | None = None,
-                      null_cache: dict | None = None) -> Claims:
+                      final_confusion: np.ndarray, saliency_share: np.ndarray, config: I2XConfig,
+                      seed: int | None = None, null_cache: dict | None = None) -> Claims:
     """Fit every scope from sufficient statistics and decide every claim against the permutation null.
 
     Args:
@@ -357,16 +372,20 @@ def calibrated_claims(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_la
         y: ΔŶ ``(T-1, N, C)``.
         labels: true class per sample ``(N,)``; group_labels: HDBSCAN group per step and sample ``(T-1, N)``.
         final_confusion: ``(C, C)`` at the final checkpoint (chooses the pairs examined for uncertainty).
+        saliency_share: ``(C, K)`` share of each class's final saliency on each prototype (ranks drivers;
+            :func:`saliency_share`).
         config: alpha, q level, permutations, minimum scope size and the claim settings.
         seed: seeds the Monte Carlo permutations (default ``config.seed``).
         null_cache: permutation draws to reuse across within-class shuffles of the same data (see
             :func:`find_uncertain`).
     """
     with threadpool_limits(1, "blas"):  # hundreds of K×K solves: threads cost more than they give
-        return _calibrated_claims(x, y, labels, group_labels, final_confusion, config, seed, null_cache)
+        return _calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, seed,
+                                  null_cache)
 
 
-def _calibrated_claims(x, y, labels, group_labels, final_confusion, config, seed, null_cache) -> Claims:
+def _calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, seed,
+                       null_cache) -> Claims:
     rng = np.random.default_rng(config.seed if seed is None else seed)
     num_classes = y.shape[2]
     pairs = class_pairs(num_classes)
@@ -382,8 +401,8 @@ def _calibrated_claims(x, y, labels, group_labels, final_confusion, config, seed
     class_fit = ridge_fit(stats, config.ridge_alpha, columns=_own_columns((len(x),), num_classes))
     driver_fit = ridge_fit(stats.moveaxis(0, 1), config.ridge_alpha, pool_axes=1,
                            columns=_own_columns((), num_classes))
-    drivers, q_driver = find_drivers(driver_fit, class_fit.upper_p()[..., 0], tested, config.fdr_q,
-                                     config.step_alpha)
+    drivers, q_driver = find_drivers(driver_fit, class_fit.upper_p()[..., 0], saliency_share, tested,
+                                     config.fdr_q, config.step_alpha)
     beta_pair, z_pair = _pair_fits(stats, pairs, config.ridge_alpha)
     separators = find_separators(beta_pair, z_pair, pairs, tested, config.fdr_q, config.min_separator_steps)
     confused = most_confused_pairs(final_confusion, config.confused_pairs)
@@ -406,6 +425,15 @@ def _calibrated_claims(x, y, labels, group_labels, final_confusion, config, seed
     )
 
 
+def saliency_share(intensities_final: np.ndarray, presence: np.ndarray, labels: np.ndarray,
+                   num_classes: int) -> np.ndarray:
+    """``(C, K)``: the share of class c's final saliency (intensity × cells, summed over its samples) on each
+    prototype; 0 for a class without saliency."""
+    mass = np.stack([(intensities_final[labels == c] * presence[labels == c]).sum(0) for c in range(num_classes)])
+    total = mass.sum(1, keepdims=True)
+    return np.where(total > 0, mass / np.where(total > 0, total, 1.0), 0.0)
+
+
 def claim_counts(claims: Claims) -> dict[str, int]:
     shared = sum(s.kind == "shared" for s in claims.shared)
     return {"drivers": len(claims.drivers), "separators": len(claims.separators), "uncertain": len(claims.uncertain),
@@ -413,17 +441,17 @@ def claim_counts(claims: Claims) -> dict[str, int]:
 
 
 def null_claim_counts(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: np.ndarray,
-                      final_confusion: np.ndarray, config: I2XConfig, draws: int,
+                      final_confusion: np.ndarray, saliency_share: np.ndarray, config: I2XConfig, draws: int,
                       shuffle: str = "class") -> list[dict[str, int]]:
     """Claim counts of the whole procedure on ΔP rows shuffled within (step, class) (``shuffle="class"``) or
     across all samples of a step (``"global"``), ``draws`` times: the false claims noise makes."""
     rng = np.random.default_rng(config.seed + 1)
     strata = labels if shuffle == "class" else np.zeros_like(labels)
     out, cache = [], {}
-    calibrated_claims(x, y, labels, group_labels, final_confusion, config, null_cache=cache)
+    calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, null_cache=cache)
     for draw in range(draws):
         shuffled = np.stack([x[t, within_strata_permutations(strata, 1, rng)[0]] for t in range(len(x))])
-        claims = calibrated_claims(shuffled, y, labels, group_labels, final_confusion, config,
+        claims = calibrated_claims(shuffled, y, labels, group_labels, final_confusion, saliency_share, config,
                                    seed=config.seed + 1000 + draw, null_cache=cache if shuffle == "class" else None)
         out.append(claim_counts(claims))
     return out

@@ -20,11 +20,12 @@ from captum.attr import LayerAttribution
 from torch import nn
 from torch.utils.data import Dataset
 
+from .faithfulness import Deleter, evaluate
 from .checkpoints import CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import ImageDataset
 from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
-from .claims import ClaimCounts, calibrated_claims, claim_counts, null_claim_counts
+from .claims import ClaimCounts, calibrated_claims, claim_counts, null_claim_counts, saliency_share
 from .progress import learning_groups, sweep
 from .ridge import standardize_delta_p
 from .prototypes import Prototypes, extract_features, fit_prototypes
@@ -167,18 +168,19 @@ class I2X:
             with self._stage("sweep"):
                 trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
                                    prototypes.assignments, cfg.k, num_classes, cfg.target, cfg.normalization,
-                                   cfg.batch_size, self.device, progress)
+                                   cfg.batch_size, self.device, progress, keep_maps=cfg.keep_maps)
         delta_p, delta_conf = trajectory.deltas()
         labels_np = labels.numpy()
         with self._stage("groups"):
             groups = learning_groups(delta_conf, labels_np, num_classes, cfg.min_cluster_size,
                                      cfg.min_cluster_fraction)
         x = standardize_delta_p(delta_p)
+        share = saliency_share(trajectory.intensities[-1], presence, labels_np, num_classes)
         with self._stage("ridge"):  # every fit and every permutation test
-            claims = calibrated_claims(x, delta_conf, labels_np, groups, trajectory.confusion[-1], cfg)
+            claims = calibrated_claims(x, delta_conf, labels_np, groups, trajectory.confusion[-1], share, cfg)
         if cfg.null_draws:
             with self._stage("calibration"):  # the same procedure on noise, to report its false claims
-                null = null_claim_counts(x, delta_conf, labels_np, groups, trajectory.confusion[-1], cfg,
+                null = null_claim_counts(x, delta_conf, labels_np, groups, trajectory.confusion[-1], share, cfg,
                                          cfg.null_draws)
                 claims = dataclasses.replace(claims, counts=ClaimCounts(
                     claim_counts(claims), {k: float(np.mean([d[k] for d in null])) for k in null[0]},
@@ -188,7 +190,7 @@ class I2X:
         with self._stage("structure"):
             structure = build_structure(trajectory, claims, labels_np, prototypes.assignments, presence, cfg)
         accuracy = trajectory.accuracy
-        return StructuredExplanation(
+        explanation = StructuredExplanation(
             run_id=run_id or uuid.uuid4().hex[:12],
             config=cfg,
             model_name=model_name or type(self.model).__name__,
@@ -209,9 +211,25 @@ class I2X:
             predictions=trajectory.predictions,
             confusion=trajectory.confusion,
             group_labels=groups,
+            saliency_maps=trajectory.maps,
             prototypes=prototypes,
+            faithfulness_results=[],
             **structure,
         )
+        if not cfg.faithfulness:
+            return explanation
+        with self._stage("faithfulness"), restored_model(self.model):
+            self.model.to(self.device)
+            checkpoints_load_func(self.model, infos[-1].path)
+            self.model.eval()
+            deleter = Deleter(self.model, self.layer, images, labels_np, prototypes.assignments, cfg.deletion,
+                              cfg.batch_size, self.device)
+            results, skipped = evaluate(explanation, deleter, cfg.top_prototypes, cfg.faithfulness_random_sets,
+                                        cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
+        for line in skipped:
+            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=2)
+        return dataclasses.replace(explanation, faithfulness_results=results,
+                                   skipped=explanation.skipped + [f"faithfulness: {line}" for line in skipped])
 
     @torch.no_grad()
     def _check_labels(self, infos, load_func, images, labels, class_names) -> int:

@@ -147,23 +147,24 @@ class Deleter:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.deletion = deletion
         self.head = head_after(model, self.layer, layer_name, images[:4].to(self.device))
-        self._features: dict[int, torch.Tensor] = {}
+        self._cached: tuple[bytes, torch.Tensor] | None = None
         self._class_mean: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()
     def features(self, rows: np.ndarray) -> torch.Tensor:
-        """The layer's output for probe ``rows`` (computed once per sample, then cached)."""
-        missing = [int(r) for r in rows if int(r) not in self._features]
-        for start in range(0, len(missing), self.batch_size):
-            block = missing[start : start + self.batch_size]
+        """The layer's output for probe ``rows`` (kept for the last rows asked: a claim and its random sets
+        are all tested on the same rows)."""
+        key = np.asarray(rows).tobytes()
+        if self._cached is None or self._cached[0] != key:
             captured: list[torch.Tensor] = []
             handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
             try:
-                self.model(self.images[block].to(self.device))
+                for start in range(0, len(rows), self.batch_size):
+                    self.model(self.images[rows[start : start + self.batch_size]].to(self.device))
             finally:
                 handle.remove()
-            self._features.update(zip(block, captured[0]))
-        return torch.stack([self._features[int(r)] for r in rows])
+            self._cached = (key, torch.cat(captured))
+        return self._cached[1]
 
     @torch.no_grad()
     def logits(self, rows: np.ndarray, prototypes: list[int] | None = None) -> torch.Tensor:
@@ -171,14 +172,15 @@ class Deleter:
         out = []
         mask = _CellMask(self.layer) if self.head is None else None
         try:
+            features = self.features(rows) if self.head is not None else None
             for start in range(0, len(rows), self.batch_size):
                 block = rows[start : start + self.batch_size]
                 cells = torch.isin(self.assignments[block], torch.as_tensor(prototypes or []))[:, None].to(self.device)
-                if self.head is not None:
-                    features = self.features(block)
+                if features is not None:
+                    chunk = features[start : start + self.batch_size]
                     if prototypes:
-                        features = torch.where(cells, self._fill(block).to(features.dtype), features)
-                    out.append(self.head(features).float().cpu())
+                        chunk = torch.where(cells, self._fill(block).to(chunk.dtype), chunk)
+                    out.append(self.head(chunk).float().cpu())
                     continue
                 if prototypes:
                     mask.mask, mask.fill = cells, self._fill(block)
@@ -197,8 +199,16 @@ class Deleter:
     def _mean_feature(self, cls: int) -> torch.Tensor:
         """The class's mean feature vector at the layer (over its probe samples and cells)."""
         if cls not in self._class_mean:
+            captured: list[torch.Tensor] = []
+            handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out.sum((0, 2, 3))))
             rows = np.flatnonzero(self.labels == cls)
-            self._class_mean[cls] = self.features(rows).mean((0, 2, 3))
+            try:
+                for start in range(0, len(rows), self.batch_size):
+                    self.model(self.images[rows[start : start + self.batch_size]].to(self.device))
+            finally:
+                handle.remove()
+            cells = len(rows) * self.assignments.shape[1] * self.assignments.shape[2]
+            self._class_mean[cls] = torch.stack(captured).sum(0) / cells
         return self._class_mean[cls]
 
 
@@ -215,8 +225,8 @@ def matched_random_sets(assignments: np.ndarray, rows: np.ndarray, size: int, ar
     size = min(size, len(present))
     per_prototype = np.bincount(assignments[rows].ravel(), minlength=int(assignments.max()) + 1)
     cells = assignments[rows].size
-    draws = [rng.choice(present, size, replace=False) for _ in range(20 * count)]
-    areas = np.array([per_prototype[d].sum() / cells for d in draws])
+    draws = present[np.argsort(rng.random((20 * count, len(present))), axis=1)[:, :size]]
+    areas = per_prototype[draws].sum(1) / cells
     order = np.argsort(np.abs(areas - area), kind="stable")[:count]
     return [sorted(int(k) for k in draws[i]) for i in order]
 
@@ -280,6 +290,18 @@ def static_prototypes(intensities_final: np.ndarray, presence: np.ndarray, rows:
 
 def evaluate(explanation, deleter: Deleter, top: int, random_sets: int, max_samples: int, min_samples: int,
              seed: int = 0) -> tuple[list[FaithfulnessResult], list[str]]:
+    """Faithfulness of every claim group (see :func:`_evaluate`), on one intra-op thread: thousands of passes
+    of a small head cost more in thread hand-offs than they gain."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _evaluate(explanation, deleter, top, random_sets, max_samples, min_samples, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(explanation, deleter: Deleter, top: int, random_sets: int, max_samples: int, min_samples: int,
+              seed: int = 0) -> tuple[list[FaithfulnessResult], list[str]]:
     """Faithfulness of every claim group of ``explanation``: each class's top drivers (with the static
     baseline), each pair's separators favouring each class, each pair's uncertain prototypes.
 
@@ -322,3 +344,40 @@ def evaluate(explanation, deleter: Deleter, top: int, random_sets: int, max_samp
         if rows is not None:
             results.append(delete_and_compare(deleter, "uncertain", a, b, rows, chosen, random_sets, rng))
     return results, skipped
+
+
+def check_model_and_data(explanation, model: nn.Module, images: torch.Tensor, labels: np.ndarray | None,
+                         device: torch.device, batch_size: int = 512) -> None:
+    """Refuse a model or probe set that is not the run's: other class count, layer, map size, data size or
+    labels, or weights that do not reproduce the final checkpoint's predictions."""
+    e = explanation
+    if len(images) != len(e.labels):
+        raise FaithfulnessError(f"The run explained {len(e.labels)} probe samples but {len(images)} were given; pass "
+                                "the same probe set, in the same order.")
+    if labels is not None and not np.array_equal(np.asarray(labels), e.labels):
+        raise FaithfulnessError("The probe labels differ from the run's: pass the same probe set, in the same order.")
+    try:
+        layer, _ = resolve_layer(model, e.layer)
+    except (AttributeError, KeyError, ValueError) as err:
+        raise FaithfulnessError(f"The model has no layer {e.layer!r}, the layer the run explained ({err}); pass a "
+                                f"{e.model_name} like the run's.") from err
+    captured: list[tuple[int, ...]] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(tuple(out.shape[2:])))
+    predicted = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(images), batch_size):
+                logits = model(images[start : start + batch_size].to(device))
+                if logits.shape[1] != e.num_classes:
+                    raise FaithfulnessError(f"The model has {logits.shape[1]} outputs but the run has {e.num_classes} "
+                                            f"classes; pass a {e.model_name} like the run's.")
+                predicted.append(logits.argmax(1).cpu().numpy())
+    finally:
+        handle.remove()
+    if list(captured[0]) != list(e.map_size):
+        raise FaithfulnessError(f"Layer {e.layer!r} gives {captured[0]} maps, the run's are {tuple(e.map_size)}: the "
+                                "model's architecture or input size is not the run's.")
+    agree = float((np.concatenate(predicted) == e.predictions[-1]).mean())
+    if agree < 0.99:
+        raise FaithfulnessError(f"The model agrees with the run's final predictions on {100 * agree:.1f}% of the probe "
+                                f"samples: load the run's final checkpoint ({e.checkpoints[-1].path}) into it first.")

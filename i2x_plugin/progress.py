@@ -46,6 +46,7 @@ class Trajectory:
     confidences: np.ndarray  # (T, N, C) float32, softmax of the logits
     predictions: np.ndarray  # (T, N) int64
     confusion: np.ndarray  # (T, C, C) int64
+    maps: np.ndarray | None = None  # (T, N, h, w) float16: the normalised saliency at the layer (keep_maps)
 
     @property
     def accuracy(self) -> np.ndarray:
@@ -94,6 +95,7 @@ def sweep(
     batch_size: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    keep_maps: bool = False,
 ) -> Trajectory:
     """Saliency of every checkpoint on the probe set, reduced to prototype intensities as it streams.
 
@@ -107,6 +109,7 @@ def sweep(
     intensities = np.zeros((t_count, n, k), dtype=np.float32)
     confidences = np.zeros((t_count, n, num_classes), dtype=np.float32)
     predictions = np.zeros((t_count, n), dtype=np.int64)
+    kept = np.zeros((t_count, n) + tuple(assign.shape[1:]), dtype=np.float16) if keep_maps else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -141,6 +144,8 @@ def sweep(
                 maps = normalize(maps, normalization)
                 block = slice(start, start + len(x))
                 intensities[ckpt.index, block] = prototype_intensity(maps, assign[block].to(maps.device), k).cpu().numpy()
+                if kept is not None:
+                    kept[ckpt.index, block] = maps.cpu().numpy()
                 probs = torch.softmax(logits.float(), dim=1)
                 confidences[ckpt.index, block] = probs.cpu().numpy()
                 predictions[ckpt.index, block] = probs.argmax(1).cpu().numpy()
@@ -151,7 +156,7 @@ def sweep(
             bar.close()
     labels_np = labels.cpu().numpy()
     confusion = np.stack([confusion_matrix(labels_np, p, num_classes) for p in predictions])
-    return Trajectory(intensities, confidences, predictions, confusion)
+    return Trajectory(intensities, confidences, predictions, confusion, kept)
 
 
 def learning_groups(delta_conf: np.ndarray, labels: np.ndarray, num_classes: int, min_cluster_size: int = 5,

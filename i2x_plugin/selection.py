@@ -80,8 +80,8 @@ def pair_uncertain(explanation: StructuredExplanation, pair: tuple[int, int]) ->
 
 def beta_gap(explanation: StructuredExplanation, a: int, b: int) -> np.ndarray:
     """(K,) mean over steps of |β[k,a] − β[k,b]| in the pair's own fit (the weight of V3)."""
-    beta = np.asarray(explanation.pair_beta(a, b))  # (T-1, K, C)
-    return np.abs(beta[..., a] - beta[..., b]).mean(0)
+    beta = np.asarray(explanation.pair_beta(a, b), dtype=float)  # (T-1, K, 2): β[k, a], β[k, b]
+    return np.abs(beta[..., 0] - beta[..., 1]).mean(0)
 
 
 def _adapter_for(explanation: StructuredExplanation, model: nn.Module):

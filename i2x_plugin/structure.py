@@ -29,6 +29,8 @@ from .claims import (
     class_pairs,
 )
 from .config import I2XConfig
+from .faithfulness import FaithfulnessResult
+from .stability import StabilityResult
 from .progress import Trajectory
 from .prototypes import Prototypes
 
@@ -99,6 +101,7 @@ class StructuredExplanation:
     claim_counts: ClaimCounts | None
     skipped: list[str]
     created_at: str
+    faithfulness_results: list[FaithfulnessResult]
     # Arrays (saved to NPZ).
     sample_ids: np.ndarray = field(repr=False)  # (N,) index of each probe sample in its data set
     labels: np.ndarray = field(repr=False)  # (N,)
@@ -122,9 +125,11 @@ class StructuredExplanation:
     beta_group_keys: np.ndarray = field(repr=False)  # (G, 3): step, class, group of the tested groups
     beta_group: np.ndarray = field(repr=False)  # (G, K) β[k, c] of the group's fit
     q_group: np.ndarray = field(repr=False)  # (G, K) one-sided q-values
+    saliency_maps: np.ndarray | None = field(default=None, repr=False)  # (T, N, h, w) float16 (keep_maps)
     # The fitted PCA + centres, to assign samples outside the probe set (e.g. the whole training set for
     # step 9's curated set).
     prototypes: Prototypes | None = field(default=None, repr=False, compare=False)
+    stability: StabilityResult | None = None  # the stability test's figures, once run (:meth:`stability_test`)
 
     _ARRAYS = ("sample_ids", "labels", "assignments", "presence", "intensities", "confidences", "predictions",
                "confusion", "group_labels", "beta_step", "z_step", "beta_overall", "q_overall", "beta_class",
@@ -132,7 +137,8 @@ class StructuredExplanation:
                "q_group")
     _CLAIM_TYPES = {"checkpoints": CheckpointSummary, "drivers": Driver, "groups": GroupSummary,
                     "shared": SharedPrototype, "separators": Separator, "separations": PairSeparation,
-                    "uncertain": UncertainPrototype, "exemplars": Exemplar}
+                    "uncertain": UncertainPrototype, "exemplars": Exemplar,
+                    "faithfulness_results": FaithfulnessResult}
 
     @property
     def k(self) -> int:
@@ -166,6 +172,67 @@ class StructuredExplanation:
                            f"fewer than min_scope_samples={self.config.min_scope_samples} samples (not tested).")
         return self.beta_group[hit[0]]
 
+    def faithfulness(self, model, data, device=None, deletion: str | None = None,
+                     random_sets: int | None = None) -> list[FaithfulnessResult]:
+        """Deletion tests of every claim group on ``model``, which must hold the run's final weights.
+
+        ``data`` is the run's probe set (an ImageDataset, ``(images, labels)`` or a map-style Dataset), in the
+        same order. Settings default to the run's config. Groups too small to test are named in a warning.
+        A model or probe set that is not the run's is refused (:class:`~.faithfulness.FaithfulnessError`).
+        """
+        import warnings
+
+        import torch
+
+        from .explain import as_image_dataset
+        from .faithfulness import Deleter, check_model_and_data, evaluate
+
+        cfg = self.config
+        probe = as_image_dataset(data)
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
+            deleter = Deleter(model, self.layer, probe.images, self.labels, self.assignments,
+                              deletion or cfg.deletion, device=device)
+            results, skipped = evaluate(self, deleter, cfg.top_prototypes, random_sets or cfg.faithfulness_random_sets,
+                                        cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
+        finally:
+            model.train(was_training)
+        for line in skipped:
+            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=2)
+        return results
+
+    def stability_test(self, model, data, device=None, kmeans_seeds: int | None = None,
+                       bootstraps: int | None = None) -> "StructuredExplanation":
+        """Re-fit the prototypes (other K-Means seeds, bootstrap resamples) and re-derive the claims.
+
+        ``model`` holds the run's final weights and ``data`` is its probe set, in order. Returns a copy with
+        ``stability`` set and each driver, separator and uncertain claim's ``recurrence`` filled in.
+        """
+        import torch
+
+        from .explain import as_image_dataset
+        from .faithfulness import check_model_and_data
+        from .prototypes import extract_features
+        from .stability import stability_test, with_recurrence
+
+        cfg = self.config
+        probe = as_image_dataset(data)
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
+            features = extract_features(model, self.layer, probe.images, cfg.batch_size, device)
+        finally:
+            model.train(was_training)
+        result, recurrence = stability_test(
+            self, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
+            cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)
+        return with_recurrence(self, result, recurrence)
+
     def to_networkx(self):
         """The same graph the store holds, as a networkx MultiDiGraph."""
         from .graph_schema.rows import explanation_rows
@@ -179,14 +246,16 @@ class StructuredExplanation:
         directory.mkdir(parents=True, exist_ok=True)
         save_id = np.array(secrets.token_hex(8))
         with atomic_open(directory / "arrays.npz") as f:
-            np.savez_compressed(f, save_id=save_id, **{name: getattr(self, name) for name in self._ARRAYS})
+            optional = {"saliency_maps": self.saliency_maps} if self.saliency_maps is not None else {}
+            np.savez_compressed(f, save_id=save_id, **{name: getattr(self, name) for name in self._ARRAYS},
+                                **optional)
         if self.prototypes is not None:
             with atomic_open(directory / "prototypes.npz") as f:
                 np.savez_compressed(f, save_id=save_id, **prototypes_to_arrays(self.prototypes))
         else:
             (directory / "prototypes.npz").unlink(missing_ok=True)  # an earlier save's would not match
         meta: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                                if f.name not in self._ARRAYS and f.name != "prototypes"}
+                                if f.name not in self._ARRAYS + ("prototypes", "saliency_maps")}
         meta["config"] = self.config.model_dump()
         meta = {k: ([dataclasses.asdict(x) for x in v] if isinstance(v, list) and v and dataclasses.is_dataclass(v[0])
                     else dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v) for k, v in meta.items()}
@@ -216,10 +285,11 @@ class StructuredExplanation:
 
         with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
             check(arrays, "arrays.npz")
-            data = {name: arrays[name] for name in cls._ARRAYS}
+            data = {name: arrays[name] for name in cls._ARRAYS + ("saliency_maps",) if name in arrays}
         for name, kind in cls._CLAIM_TYPES.items():
             meta[name] = [kind(**row) for row in meta[name]]
         meta["claim_counts"] = ClaimCounts(**meta["claim_counts"]) if meta["claim_counts"] else None
+        meta["stability"] = StabilityResult(**meta["stability"]) if meta.get("stability") else None
         meta["config"] = I2XConfig.model_validate(meta["config"])
         if (directory / "prototypes.npz").is_file():
             with np.load(directory / "prototypes.npz", allow_pickle=False) as arrays:
