@@ -5,8 +5,8 @@
 // empty: The prototype does not exist in this run.
 MATCH (p:Prototype {runId: $runId, index: $k})
 MATCH (c:Class {runId: $runId})
-OPTIONAL MATCH (s:Sample)-[:CONTAINS]->(p)
-WHERE s.label = c.index
+OPTIONAL MATCH (s:Sample {runId: $runId})
+WHERE s.label = c.index AND $k IN s.prototypes
 WITH p, c, s ORDER BY s.split, s.sampleId
 WITH p, c, collect(s.key) AS stored
 OPTIONAL MATCH (cs:CurationSet {runId: $runId})-[:REMOVES]->(t:Sample {split: 'train'})
