@@ -84,6 +84,8 @@ def test_run_end_to_end_through_the_cli(interrupted_then_complete, store_server)
         assert bar in done.stderr, f"no progress bar for {bar}"
     summary = json.loads((directory / "summary.json").read_text())
     assert summary["status"] == "complete" and len(summary["answers"]) == 3
+    # The store started and the graph was written in the background, each timed on its own.
+    assert {"store", "store.background", "graph", "graph.background"} <= set(summary["stage_seconds"])
     with GraphStore.embedded(store_server.data_dir) as store:  # what the run printed is what the graph answers
         order = store.ask("learning_order", run_id="cli-e2e").to_dicts()
         exemplars = store.ask("prototype_exemplars", run_id="cli-e2e", k=0).to_dicts()
