@@ -12,12 +12,12 @@ UNWIND range(0, size(ranked) - 1) AS i
 WITH ranked[i][0] AS a, ranked[i][1] AS b, ranked[i][2] AS confusions, i + 1 AS confusionRank
 WHERE EXISTS { MATCH (:Class {runId: $runId, index: a})<-[u:UNCERTAIN_BETWEEN]-(:Prototype) WHERE u.a = a AND u.b = b }
 WITH a, b, confusions, confusionRank ORDER BY confusionRank LIMIT 1
+OPTIONAL MATCH (s:Sample {runId: $runId, split: 'probe', correct: false})
+WHERE s.label IN [a, b]
+WITH a, b, confusions, confusionRank, s ORDER BY s.sampleId
+WITH a, b, confusions, confusionRank, collect(s) AS wrong
 MATCH (:Class {runId: $runId, index: a})<-[u:UNCERTAIN_BETWEEN]-(p:Prototype)
 WHERE u.a = a AND u.b = b
-OPTIONAL MATCH (s:Sample {runId: $runId, split: 'probe', correct: false})
-WHERE s.label IN [a, b] AND p.index IN s.prototypes
-WITH a, b, confusions, confusionRank, p, u, s ORDER BY s.sampleId
-WITH a, b, confusions, confusionRank, p, u, collect(s.sampleId) AS samples
 RETURN a, b, confusions, confusionRank, p.index AS prototype, p.name AS name, u.flips AS flips,
-       u.flipSteps AS flipSteps, u.score AS score, samples
+       u.flipSteps AS flipSteps, u.score AS score, [s IN wrong WHERE p.index IN s.prototypes | s.sampleId] AS samples
 ORDER BY score DESC, prototype
