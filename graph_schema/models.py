@@ -47,8 +47,9 @@ class _GraphModel(BaseModel):
 
     @model_validator(mode="after")
     def _parallel_lists_match(self) -> _GraphModel:
+        fields = type(self).model_fields
         for names in self.parallel:
-            sizes = {n: len(getattr(self, n)) for n in names if getattr(self, n) is not None}
+            sizes = {fields[n].alias or n: len(getattr(self, n)) for n in names if getattr(self, n) is not None}
             if len(set(sizes.values())) > 1:
                 raise ValueError(f"{type(self).__name__}: the lists {', '.join(sizes)} share one index and must "
                                  f"have equal lengths; got {', '.join(f'{n}={v}' for n, v in sizes.items())}.")

@@ -101,7 +101,8 @@ def test_a_sample_lists_what_it_contains(digits_run, rows) -> None:
 
 
 def test_lists_that_share_an_index_must_match() -> None:
-    with pytest.raises(ValidationError, match="prototypes, prototypePositions|share one index"):
+    with pytest.raises(ValidationError, match="prototypes, prototypePositions, prototypeIntensities share one index "
+                                              "and must have equal lengths; got prototypes=2, prototypePositions=1"):
         m.Sample(run_id="r", key="probe:1", name="#1", index=1, sample_id=1, split="probe", label=0,
                  prototypes=[1, 2], prototype_positions=[3], prototype_intensities=[0.5, 0.1])
     with pytest.raises(ValidationError, match="not a multiple of its 2 prototypes"):
