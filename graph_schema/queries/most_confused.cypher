@@ -8,12 +8,13 @@ WITH CASE WHEN x.index < y.index THEN x.index ELSE y.index END AS a,
 WITH a, b, sum(n) AS confusions WHERE confusions > 0
 WITH a, b, confusions ORDER BY confusions DESC, a, b
 WITH collect([a, b, confusions]) AS ranked
-UNWIND range(0, size(ranked) - 1) AS i
+MATCH (:Class {runId: $runId})<-[u:UNCERTAIN_BETWEEN]-(:Prototype)
+WITH ranked, collect(DISTINCT [u.a, u.b]) AS uncertain
+WITH ranked, [i IN range(0, size(ranked) - 1) WHERE [ranked[i][0], ranked[i][1]] IN uncertain][0] AS i
+WHERE i IS NOT NULL
 WITH ranked[i][0] AS a, ranked[i][1] AS b, ranked[i][2] AS confusions, i + 1 AS confusionRank
-WHERE EXISTS { MATCH (:Class {runId: $runId, index: a})<-[u:UNCERTAIN_BETWEEN]-(:Prototype) WHERE u.a = a AND u.b = b }
-WITH a, b, confusions, confusionRank ORDER BY confusionRank LIMIT 1
-OPTIONAL MATCH (s:Sample {runId: $runId, split: 'probe', correct: false})
-WHERE s.label IN [a, b]
+OPTIONAL MATCH (c:Class {runId: $runId})<-[:LABELLED_AS]-(s:Sample {split: 'probe', correct: false})
+WHERE c.index IN [a, b]
 WITH a, b, confusions, confusionRank, s ORDER BY s.sampleId
 WITH a, b, confusions, confusionRank, collect(s) AS wrong
 MATCH (:Class {runId: $runId, index: a})<-[u:UNCERTAIN_BETWEEN]-(p:Prototype)
