@@ -40,7 +40,15 @@ def interrupted_then_complete(tmp_path_factory, store_server, digits_run):
     out = tmp_path_factory.mktemp("cli-runs")
     command = [*I2X, "run", "--dataset", "digits", "--checkpoints", str(digits_run.checkpoint_dir), "--k", "8",
                "--out", str(out), "--store-dir", str(store_server.data_dir), "--run-id", "cli-sigint"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # A suite started as a background job inherits SIGINT ignored, and so would the run; a terminal's run does not.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler, not SIG_IGN, is reset by exec
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     err = bytearray()
     reader = threading.Thread(target=lambda: [err.extend(c) for c in iter(lambda: proc.stderr.read1(4096), b"")],
                               daemon=True)
