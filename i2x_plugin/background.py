@@ -70,7 +70,7 @@ class RowsWritten:
 
 
 def write_graph(store: Any, explanation: Any, images: torch.Tensor, directory: Path, cancelled: threading.Event,
-                 written: RowsWritten) -> Any:
+                written: RowsWritten) -> Any:
     """The sample images the graph refers to, then the explanation graph (stops early once cancelled)."""
     from .graph_schema import explanation_rows
     from .ingest import write_graph_rows
