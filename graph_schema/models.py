@@ -8,6 +8,11 @@ Nodes carry ``runId`` (runs coexist and are deleted by it), ``key`` (unique with
 the MERGE key) and ``name`` (Neo4j Browser's caption). A relationship model declares its
 ``source`` and ``target`` labels and its ``identity``: the properties that, with its two end nodes,
 make one relationship unique (the MERGE pattern); the other properties are set on it.
+
+A series (one value per step, per checkpoint or per prototype) is one list property, not one
+relationship per entry: ``DRIVES.betas[t]`` is β at step t. Lists that share an index are declared
+in a model's ``parallel`` groups and must have equal lengths, so a per-step statistic added later
+(p-values beside ``betas``) is one more field in the same group.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, Type, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 _SCALARS = (bool, int, float, str)
@@ -38,6 +43,17 @@ def _is_property_type(tp: Any) -> bool:
 
 class _GraphModel(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of list fields indexed alike
+
+    @model_validator(mode="after")
+    def _parallel_lists_match(self) -> _GraphModel:
+        fields = type(self).model_fields
+        for names in self.parallel:
+            sizes = {fields[n].alias or n: len(getattr(self, n)) for n in names if getattr(self, n) is not None}
+            if len(set(sizes.values())) > 1:
+                raise ValueError(f"{type(self).__name__}: the lists {', '.join(sizes)} share one index and must "
+                                 f"have equal lengths; got {', '.join(f'{n}={v}' for n, v in sizes.items())}.")
+        return self
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -120,7 +136,10 @@ class Prototype(GraphNode):
 
 
 class Group(GraphNode):
-    """A learning-pattern group (HDBSCAN on ΔŶ) of class ``cls`` at step ``step`` (checkpoint t → t+1)."""
+    """A learning-pattern group (HDBSCAN on ΔŶ) of class ``cls`` at step ``step`` (checkpoint t → t+1).
+
+    ``betas[k]``: β of prototype k toward the class in the group's own fit (absent when the group
+    was too small to fit); ``topPrototypes``: its top positive prototypes, best first."""
 
     label: ClassVar[str] = "Group"
     step: int
@@ -128,11 +147,19 @@ class Group(GraphNode):
     group: int
     size: int
     noise: bool
+    betas: list[float] | None = Field(None, description="Per prototype (index = prototype index).")
+    top_prototypes: list[int] = []
 
 
 class Sample(GraphNode):
     """A stored sample: exemplars, misclassified at the final checkpoint, and samples of an uncertain
-    pair's classes containing its uncertain prototypes (``reasons``); train samples of a CurationSet."""
+    pair's classes containing its uncertain prototypes (``reasons``); train samples of a CurationSet.
+
+    A probe sample lists the prototypes it contains (``prototypes``, ascending) with, at the same
+    index, the feature-map cells assigned to each (``prototypePositions``) and its saliency there at
+    the final checkpoint (``prototypeIntensities``); ``prototypeIntensitiesByCheckpoint`` holds the
+    saliency at every checkpoint, prototype by prototype: entry ``j * T + t`` is ``prototypes[j]`` at
+    checkpoint t (T checkpoints)."""
 
     label: ClassVar[str] = "Sample"
     index: int = Field(description="Position in its split's data set as given to I2X.")
@@ -144,6 +171,20 @@ class Sample(GraphNode):
     confidence: float | None = None
     reasons: list[str] = []
     image_uri: str | None = None
+    prototypes: list[int] | None = None
+    prototype_positions: list[int] | None = None
+    prototype_intensities: list[float] | None = None
+    prototype_intensities_by_checkpoint: list[float] | None = None
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("prototypes", "prototype_positions", "prototype_intensities"),)
+
+    @model_validator(mode="after")
+    def _one_trajectory_per_prototype(self) -> Sample:
+        by_checkpoint, count = self.prototype_intensities_by_checkpoint, len(self.prototypes or ())
+        if by_checkpoint is not None and (not count or len(by_checkpoint) % count):
+            raise ValueError(f"Sample {self.key}: prototypeIntensitiesByCheckpoint holds {len(by_checkpoint)} values, "
+                             f"not a multiple of its {count} prototypes (one per prototype and checkpoint).")
+        return self
 
 
 class CurationSet(GraphNode):
@@ -207,16 +248,17 @@ class FineTunedFrom(GraphRelationship):
 
 
 class Drives(GraphRelationship):
-    """β of the prototype toward the class at ``step``. ``scope`` 'step': the fit on all samples;
-    'class': the fit on the target class's own samples (β[k, c] of class c's fit)."""
+    """β of the prototype toward the class at every step: ``betas[t]`` is step t (checkpoint t → t+1).
+    ``scope`` 'step': the fit on all samples; 'class': the fit on the target class's own samples
+    (β[k, c] of class c's fit). Per-step statistics of the same β go beside ``betas`` (``parallel``)."""
 
     type: ClassVar[str] = "DRIVES"
     source: ClassVar[Type[GraphNode]] = Prototype
     target: ClassVar[Type[GraphNode]] = Class
-    identity: ClassVar[tuple[str, ...]] = ("scope", "step")
+    identity: ClassVar[tuple[str, ...]] = ("scope",)
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = (("betas",),)
     scope: Literal["step", "class"]
-    step: int
-    beta: float
+    betas: list[float] = Field(description="Per step (index = step).")
 
 
 class KeyDriverOf(GraphRelationship):
@@ -228,16 +270,6 @@ class KeyDriverOf(GraphRelationship):
     beta: float
     rank: int
     first_step: int | None = None
-
-
-class DrivesGroup(GraphRelationship):
-    """β of the prototype toward the group's class in the group's own fit; ``rank`` among its top prototypes."""
-
-    type: ClassVar[str] = "DRIVES_GROUP"
-    source: ClassVar[Type[GraphNode]] = Prototype
-    target: ClassVar[Type[GraphNode]] = Group
-    beta: float
-    rank: int | None = None
 
 
 class InClass(GraphRelationship):
@@ -312,14 +344,13 @@ class UncertainBetween(GraphRelationship):
 
 
 class ConfusedAs(GraphRelationship):
-    """``count`` probe samples of the source class predicted as the target class at ``checkpoint`` (non-zero only)."""
+    """``counts[t]`` probe samples of the source class predicted as the target class at checkpoint t
+    (one relationship per ordered pair that is confused at some checkpoint)."""
 
     type: ClassVar[str] = "CONFUSED_AS"
     source: ClassVar[Type[GraphNode]] = Class
     target: ClassVar[Type[GraphNode]] = Class
-    identity: ClassVar[tuple[str, ...]] = ("checkpoint",)
-    checkpoint: int
-    count: int
+    counts: list[int] = Field(description="Per checkpoint (index = checkpoint index).")
 
 
 class LabelledAs(GraphRelationship):
@@ -335,17 +366,6 @@ class PredictedAs(GraphRelationship):
     source: ClassVar[Type[GraphNode]] = Sample
     target: ClassVar[Type[GraphNode]] = Class
     confidence: float
-
-
-class Contains(GraphRelationship):
-    """``positions`` feature-map cells of the sample are assigned to the prototype; its saliency there."""
-
-    type: ClassVar[str] = "CONTAINS"
-    source: ClassVar[Type[GraphNode]] = Sample
-    target: ClassVar[Type[GraphNode]] = Prototype
-    positions: int
-    intensity: float = Field(description="At the final checkpoint.")
-    intensities: list[float] = Field(description="Per checkpoint.")
 
 
 class ExemplarOf(GraphRelationship):
@@ -376,9 +396,8 @@ NODE_MODELS: dict[str, type[GraphNode]] = {
     m.label: m for m in (Run, Checkpoint, Class, Prototype, Group, Sample, CurationSet)}
 RELATIONSHIP_MODELS: dict[str, type[GraphRelationship]] = {
     m.type: m for m in (HasCheckpoint, HasClass, HasPrototype, Next, FineTunedFrom, Drives, KeyDriverOf,
-                        DrivesGroup, InClass, SharedBy, SpecialisedTo, Separates, SeparatedFrom,
-                        UncertainBetween, ConfusedAs, LabelledAs, PredictedAs, Contains, ExemplarOf,
-                        Removes, ForPair)}
+                        InClass, SharedBy, SpecialisedTo, Separates, SeparatedFrom, UncertainBetween,
+                        ConfusedAs, LabelledAs, PredictedAs, ExemplarOf, Removes, ForPair)}
 
 
 def node_model(label: str) -> type[GraphNode]:

@@ -443,7 +443,7 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--run", default=None, help="run id (default: the latest complete run)")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--all-relationships", action="store_true",
-                   help="whole run: keep the per-step DRIVES and per-sample CONTAINS edges (large)")
+                   help="whole run: keep the DRIVES edges (β of every prototype toward every class)")
     _add_graph_options(p)
     p.set_defaults(func=_cmd_view)
 

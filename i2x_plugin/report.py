@@ -9,7 +9,8 @@ can be mailed as one file) plus the same PNGs beside it. Sections: accuracy and 
 checkpoint; β per class over steps; the learning order of class pairs; uncertain prototypes with
 their β trajectories; and a gallery with, for every prototype, the image regions it covers in its
 highest-intensity samples, under the final checkpoint's saliency. Figures use matplotlib's
-object API (no pyplot, no global backend change).
+object API (no pyplot, no global backend change); the gallery's exemplar strips are composed as
+pixels and written with Pillow, which is most of what makes the report fast.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import io
 import math
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -28,7 +30,6 @@ import torch
 from matplotlib import colormaps
 from matplotlib.colors import PowerNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
 from .atomic import atomic_open, write_bytes, write_text
 from .data import ImageDataset
@@ -304,39 +305,81 @@ def _crop_bounds(box: Sequence[int], map_size: Sequence[int], image_size: Sequen
     return y0, y1, x0, x1, sy, sx
 
 
-def plot_prototype_exemplars(explanation: StructuredExplanation, images: torch.Tensor | np.ndarray, k: int,
-                             saliency: Mapping[int, np.ndarray] | None = None) -> Figure | None:
-    """The regions prototype k covers in its highest-intensity samples: crops of the exemplar box (plus one
-    cell of context, the box outlined) under the final checkpoint's saliency."""
+_TILE, _GAP, _HEADER = 112, 10, 30  # exemplar strips: tile and gap width, title height (pixels)
+_OUTLINE = (0.0, 0.898, 1.0)  # the prototype's cells, cyan
+
+
+@cache
+def _title_font(size: int = 11):
+    """matplotlib's own DejaVu Sans, for titles drawn with Pillow (Pillow's bitmap font if it cannot be found)."""
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=True), size)
+    except OSError:
+        return ImageFont.load_default()
+
+
+def _exemplar_tile(image: np.ndarray, saliency: np.ndarray | None, cells: np.ndarray, box: Sequence[int],
+                   map_size: Sequence[int]) -> np.ndarray:
+    """One exemplar as RGB pixels: the box's crop (one cell of context) under the saliency overlay,
+    every cell of the prototype outlined, upscaled (nearest) to at most ``_TILE`` pixels a side."""
+    y0, y1, x0, x1, sy, sx = _crop_bounds(box, map_size, image.shape[:2])
+    tile = image[y0:y1, x0:x1]
+    tile = np.repeat(tile[..., None], 3, axis=2) if tile.ndim == 2 else tile[..., :3]
+    if saliency is not None:
+        heat = _heat_rgba(saliency[y0:y1, x0:x1])
+        tile = tile * (1 - heat[..., 3:]) + heat[..., :3] * heat[..., 3:]
+    f = max(1, _TILE // max(tile.shape[:2]))
+    tile = np.repeat(np.repeat(tile, f, axis=0), f, axis=1)
+    height, width = tile.shape[:2]
+    for r, c in cells:
+        top, left = round((r * sy - y0) * f), round((c * sx - x0) * f)
+        bottom, right = round(((r + 1) * sy - y0) * f) - 1, round(((c + 1) * sx - x0) * f) - 1
+        rows, cols = slice(max(top, 0), min(bottom, height - 1) + 1), slice(max(left, 0), min(right, width - 1) + 1)
+        for edge in (top, bottom):
+            if 0 <= edge < height:
+                tile[edge, cols] = _OUTLINE
+        for edge in (left, right):
+            if 0 <= edge < width:
+                tile[rows, edge] = _OUTLINE
+    return tile
+
+
+def exemplar_strip(explanation: StructuredExplanation, images: torch.Tensor | np.ndarray, k: int,
+                   saliency: Mapping[int, np.ndarray] | None = None) -> bytes | None:
+    """PNG of the regions prototype k covers in its highest-intensity samples: crops of the exemplar box
+    (plus one cell of context, the prototype's cells outlined in cyan) under the final checkpoint's
+    saliency, titled with sample id · true class and intensity I.
+
+    Composed as pixels and written by Pillow rather than drawn as a matplotlib figure: the same strip
+    in a fraction of the time (the gallery was most of the report's seconds)."""
+    from PIL import Image, ImageDraw
+
     exemplars = [e for e in explanation.exemplars if e.prototype == k]
     if not exemplars:
         return None
-    n = len(exemplars)
-    fig = Figure(figsize=(1.25 * max(n, 4), 1.6))
-    axes = np.atleast_1d(fig.subplots(1, max(n, 4), squeeze=False)).ravel()
-    height, width = images.shape[-2:]
-    assignments = explanation.assignments
-    for ax, e in zip(axes, exemplars):
-        image = _image_hwc(images[e.sample])
-        y0, y1, x0, x1, sy, sx = _crop_bounds(e.box, explanation.map_size, (height, width))
-        extent = (x0 - 0.5, x1 - 0.5, y1 - 0.5, y0 - 0.5)
-        ax.imshow(image[y0:y1, x0:x1], cmap="gray" if image.ndim == 2 else None, interpolation="nearest",
-                  extent=extent, vmin=0, vmax=1)
-        if saliency is not None and e.sample in saliency:
-            ax.imshow(_heat_rgba(saliency[e.sample][y0:y1, x0:x1]), interpolation="bilinear", extent=extent)
-        # Outline every feature-map cell of this sample assigned to k.
-        rows, cols = np.nonzero(assignments[e.sample] == k)
-        for r, c in zip(rows, cols):
-            ax.add_patch(Rectangle((c * sx - 0.5, r * sy - 0.5), sx, sy, fill=False, lw=0.8, ec="#00e5ff"))
-        ax.set_xlim(x0 - 0.5, x1 - 0.5)
-        ax.set_ylim(y1 - 0.5, y0 - 0.5)
-        ax.set_xticks([])
-        ax.set_yticks([])
+    slots = max(len(exemplars), 4)
+    canvas = np.ones((_HEADER + _TILE, slots * (_TILE + _GAP) - _GAP, 3))
+    titles = []
+    for n, e in enumerate(exemplars):
+        overlay = saliency.get(e.sample) if saliency is not None else None
+        cells = np.argwhere(explanation.assignments[e.sample] == k)
+        tile = _exemplar_tile(_image_hwc(images[e.sample]), overlay, cells, e.box, explanation.map_size)
+        height, width = tile.shape[:2]
+        top, left = _HEADER + (_TILE - height) // 2, n * (_TILE + _GAP) + (_TILE - width) // 2
+        canvas[top:top + height, left:left + width] = tile
         label = explanation.class_names[int(explanation.labels[e.sample])]
-        ax.set_title(f"#{int(explanation.sample_ids[e.sample])} · {label}\nI={e.intensity:.2f}", fontsize=7, pad=2)
-    for ax in axes[n:]:
-        ax.axis("off")
-    return fig
+        titles.append((n * (_TILE + _GAP) + _TILE // 2,
+                       f"#{int(explanation.sample_ids[e.sample])} · {label}\nI={e.intensity:.2f}"))
+    picture = Image.fromarray(np.round(np.clip(canvas, 0, 1) * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(picture)
+    for x, text in titles:
+        draw.multiline_text((x, 1), text, fill=(0, 0, 0), font=_title_font(), anchor="ma", align="center")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 # --- text about a prototype ----------------------------------------------------------------------------
@@ -445,7 +488,7 @@ def write_report(
     ]
     jobs += [(f"uncertain_{i}", (lambda i=i: plot_uncertain(explanation, i)))
              for i in range(min(len(explanation.uncertain), _MAX_UNCERTAIN))]
-    jobs += [(f"prototype_{k:03d}", (lambda k=k: plot_prototype_exemplars(explanation, images, k, saliency)))
+    jobs += [(f"prototype_{k:03d}", (lambda k=k: exemplar_strip(explanation, images, k, saliency)))
              for k in range(explanation.k)]
     iterator = jobs
     if progress:
@@ -453,10 +496,10 @@ def write_report(
 
         iterator = tqdm(jobs, desc="report", unit="fig")
     for name, make in iterator:
-        fig = make()  # type: ignore[operator]
-        if fig is None:
+        made = make()  # type: ignore[operator]
+        if made is None:
             continue
-        png = _png(fig)
+        png = made if isinstance(made, bytes) else _png(made)
         write_bytes(directory / f"{name}.png", png)
         figures[name] = _Figure(f"{name}.png", png)
     page = _page(explanation, figures, test_accuracy, extra_sections)

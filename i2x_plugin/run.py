@@ -26,10 +26,15 @@ Everything is written under ``out/<run_id>/``::
     samples/           PNGs of the exemplar and misclassified probe samples (the graph's Sample.imageUri)
     summary.json       status, seconds per stage, metrics, the example answers
 
-The graph store is connected before the long stages (so a missing server fails fast); the run is
-written to it once explained, and its Run node becomes ``complete`` only after every row is in. An
-interrupted or failed run therefore never shows as ``complete``, and ``summary.json`` records its
-status (``interrupted`` / ``failed``) and the error.
+The graph store starts in the background as the run begins, while the data loads and the model
+trains (the embedded server takes seconds to start); a store that cannot start or be reached stops
+the run at the next stage boundary, before the sweep. Once explained, the run is written to the
+store in the background while the held-out test and the report are computed, and the example
+questions wait for it. Its Run node becomes ``complete`` only after every row is in. An interrupted
+or failed run therefore never shows as ``complete``, and ``summary.json`` records its status
+(``interrupted`` / ``failed``) and the error. ``stage_seconds`` holds the seconds the run spent in
+(or waiting for) each stage; ``store.background`` and ``graph.background`` the seconds the store
+start and the graph write took in the background.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .answers import ExampleAnswer
 from .atomic import atomic_open, write_text
+from .background import Background, RowsWritten, wait_for_graph, write_graph
 from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import DATASET_CHOICES, ImageDataset, load_dataset
@@ -206,6 +212,7 @@ class RunResult:
         for name, seconds in self.stage_seconds.items():
             if name != "total":
                 label = f"  · {name.split('.', 1)[1]}" if "." in name else name
+                label = "  · in the background" if name.endswith(".background") else label
                 lines.append(f"  {label:<28}{seconds:>9.1f}")
         lines.append(f"  {'total':<28}{self.stage_seconds.get('total', 0.0):>9.1f}")
         probe, test = m["probe_accuracy"], m["test_accuracy"]
@@ -352,6 +359,16 @@ class _Stages:
     def __init__(self, verbose: bool):
         self.verbose, self.seconds = verbose, {}
 
+    def ordered(self) -> dict[str, float]:
+        """The seconds with each ``<stage>.background`` right after its stage."""
+        out: dict[str, float] = {}
+        for name, seconds in list(self.seconds.items()):
+            if not name.endswith(".background"):
+                out[name] = seconds
+                if f"{name}.background" in self.seconds:
+                    out[f"{name}.background"] = self.seconds[f"{name}.background"]
+        return {**out, **self.seconds}  # and a background job whose stage never came
+
     @contextmanager
     def __call__(self, name: str, message: str) -> Iterator[None]:
         if self.verbose:
@@ -415,7 +432,13 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
 
     store = None
     summary: dict[str, Any] = {"run_id": run_id, "status": "running"}
+    background = Background(stages.seconds)
     try:
+        if config.store != STORE_NONE:
+            if verbose:
+                print(f"[i2x] starting the graph store ({config.store}) in the background", file=sys.stderr,
+                      flush=True)
+            background.submit("store", _connect_store, config)
         with stage("data", f"loading {config.dataset}"):
             data = load_run_data(config)
             with atomic_open(directory / "split.npz") as f:
@@ -426,10 +449,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
                 model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes,
                                     image_size)
             layer = config.layer or default_feature_layer(model)
-
-        if config.store != STORE_NONE:
-            with stage("store", f"connecting to the graph store ({config.store})"):
-                store = _connect_store(config)
+        background.check()
 
         if given_infos is None:
             checkpoints_dir = directory / "checkpoints"
@@ -444,6 +464,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             infos = given_infos
             model.to(device)
 
+        background.check()
         i2x = I2X(model, layer, adapter=config.adapter, config=config.i2x, method=config.method, device=device)
         with stage("explain", f"I2X on {len(data.probe)} probe samples × {len(infos)} checkpoints "
                    f"(K={config.i2x.k}, {i2x.method_name} at {layer})"):
@@ -454,19 +475,17 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
         for name, seconds in i2x.timings.items():
             stages.seconds[f"explain.{name}"] = seconds
 
+        if "store" in background.jobs:
+            with stage("store", "waiting for the graph store"):
+                store = background.jobs["store"].result()
+            if verbose:
+                print("[i2x] writing the explanation graph in the background", file=sys.stderr, flush=True)
+            written = RowsWritten()
+            background.submit("graph", write_graph, store, explanation, data.probe.images, directory,
+                              background.cancelled, written)
+
         with stage("test", f"test accuracy of {len(infos)} checkpoints on {len(data.test)} held-out samples"):
             test_accuracy = checkpoint_accuracy(model, infos, data.test, device)
-
-        if store is not None:
-            with stage("graph", "writing the explanation graph"):
-                from .ingest import write_explanation
-                from .report import save_sample_images
-
-                shown = {e.sample for e in explanation.exemplars}
-                shown |= set(np.flatnonzero(explanation.predictions[-1] != explanation.labels).tolist())
-                uris = save_sample_images(data.probe.images, sorted(shown), directory / "samples",
-                                          explanation.sample_ids)
-                write_explanation(store, explanation, progress=progress, image_uris=uris)
 
         report_path = None
         if config.report:
@@ -477,6 +496,10 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
                 saliency = exemplar_saliency(i2x.adapter, data.probe, explanation, device)
                 report_path = write_report(explanation, data.probe.images, directory / "report", saliency=saliency,
                                            test_accuracy=test_accuracy, progress=progress)
+
+        if "graph" in background.jobs:
+            with stage("graph", "waiting for the explanation graph"):
+                wait_for_graph(background.jobs["graph"], written, f"graph {run_id}", progress)
 
         answers: list[ExampleAnswer] = []
         if store is not None:
@@ -497,15 +520,19 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
         }
         stages.seconds["total"] = time.perf_counter() - started
         result = RunResult(run_id, directory, "complete", report_path, directory / "explanation", checkpoints_dir,
-                           store.uri if store is not None else None, dict(stages.seconds), metrics, answers)
+                           store.uri if store is not None else None, stages.ordered(), metrics, answers)
         summary = result.to_dict()
         return result
     except BaseException as err:
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         summary.update(status=status, error=f"{type(err).__name__}: {err}",
-                       stage_seconds={k: round(v, 3) for k, v in stages.seconds.items()})
+                       stage_seconds={k: round(v, 3) for k, v in stages.ordered().items()})
         raise
     finally:
+        background.cancel()
+        background.close()  # a graph write still running stops at its next batch, marked 'failed'
+        if store is None and "store" in background.jobs and background.jobs["store"].exception() is None:
+            store = background.jobs["store"].result()  # started, but the run stopped before using it
         write_text(directory / "summary.json", json.dumps(summary, indent=1, default=str))
         if store is not None:
             store.close()

@@ -118,20 +118,16 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-BULK_TYPES = ("DRIVES", "CONTAINS")
+BULK_TYPES = ("DRIVES",)
 
 
 def view_run(store: GraphStore, run_id: str, out: str | Path, all_relationships: bool = False) -> Path:
     """Write the whole graph of one run as an offline HTML page.
 
-    By default the bulk relationships are left out — per-step β ``DRIVES`` and per-sample
-    ``CONTAINS`` (thousands of edges, summarised by ``KEY_DRIVER_OF`` and ``EXEMPLAR_OF``), and the
-    ``DRIVES_GROUP`` edges of prototypes outside a group's top ones; ``all_relationships`` keeps them.
+    By default the β of every prototype toward every class (``DRIVES``, summarised by
+    ``KEY_DRIVER_OF``) is left out; ``all_relationships`` keeps it.
     """
     graph = read_run_graph(store, run_id, skip_types=() if all_relationships else BULK_TYPES)
-    if not all_relationships:
-        graph.remove_edges_from([(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
-                                 if d["type"] == "DRIVES_GROUP" and d.get("rank") is None])
     if graph.number_of_nodes() == 0:
         runs = ", ".join(r.run_id for r in list_runs(store)) or "none"
         raise ValueError(f"Run {run_id!r} is not in the graph (runs: {runs}); nothing to view.")

@@ -6,12 +6,13 @@
 MATCH (s:Sample {runId: $runId, key: 'probe:' + toString($sample)})-[:PREDICTED_AS]->(w:Class)
 WHERE s.correct = false
 MATCH (s)-[:LABELLED_AS]->(t:Class)
-MATCH (s)-[c:CONTAINS]->(p:Prototype)
-MATCH (p)-[dw:DRIVES {scope: 'step'}]->(w)
-WITH s, t, w, c, p, avg(dw.beta) AS betaWrong
+UNWIND range(0, size(s.prototypes) - 1) AS i
+MATCH (p:Prototype {runId: $runId, index: s.prototypes[i]})-[dw:DRIVES {scope: 'step'}]->(w)
 MATCH (p)-[dt:DRIVES {scope: 'step'}]->(t)
-WITH s, t, w, c, p, betaWrong, avg(dt.beta) AS betaTrue
+WITH s, t, w, p, s.prototypePositions[i] AS positions, s.prototypeIntensities[i] AS intensity,
+     reduce(total = 0.0, b IN dw.betas | total + b) / size(dw.betas) AS betaWrong,
+     reduce(total = 0.0, b IN dt.betas | total + b) / size(dt.betas) AS betaTrue
 WHERE betaWrong > 0
 RETURN s.sampleId AS sample, t.index AS label, w.index AS predicted, p.index AS prototype, p.name AS name,
-       c.positions AS positions, c.intensity AS intensity, betaWrong, betaTrue, c.intensity * betaWrong AS push
+       positions, intensity, betaWrong, betaTrue, intensity * betaWrong AS push
 ORDER BY push DESC, prototype

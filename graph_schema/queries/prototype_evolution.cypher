@@ -5,7 +5,6 @@
 // returns: cls:int, name:str, steps:list[int], betas:list[float], finalBeta:float
 // empty: No β is stored for this prototype.
 MATCH (p:Prototype {runId: $runId, index: $k})-[d:DRIVES {scope: $scope}]->(c:Class)
-WITH c, d ORDER BY d.step
-WITH c, collect(d.step) AS steps, collect(d.beta) AS betas
-RETURN c.index AS cls, c.name AS name, steps, betas, betas[size(betas) - 1] AS finalBeta
+RETURN c.index AS cls, c.name AS name, range(0, size(d.betas) - 1) AS steps, d.betas AS betas,
+       d.betas[size(d.betas) - 1] AS finalBeta
 ORDER BY cls

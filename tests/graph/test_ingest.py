@@ -104,11 +104,11 @@ def test_server_stopped_mid_write(tmp_path, digits_run) -> None:
         store = GraphStore.embedded(server.data_dir)
 
         def stop_server(what: str, done: int, total: int) -> None:
-            if what == "DRIVES" and done >= 400:
+            if what == "DRIVES" and done >= 100:
                 os.kill(server.pid, signal.SIGKILL)  # the server this test started
 
         with pytest.raises(StoreConnectionError, match="Cannot reach"):
-            write_explanation(store, e, progress=stop_server, batch_size=200, retry_s=0)
+            write_explanation(store, e, progress=stop_server, batch_size=100, retry_s=0)
         store.close()
         server.stop()  # clears the dead server's state file
         server.start()
