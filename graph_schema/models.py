@@ -92,7 +92,16 @@ class Run(GraphNode):
     num_samples: int = Field(description="Probe samples N (not all are stored as Sample nodes).")
     class_names: list[str]
     map_size: list[int]
-    noise_floor: float
+    schema_version: int = Field(description="Layout of the run's graph: 2 = compact series, calibrated claims.")
+    fdr_q: float = Field(description="Claims are shown at Benjamini–Hochberg q ≤ this.")
+    claim_kinds: list[str] = Field(description="Claim kinds, in the order of claimsReal and claimsNoise.")
+    claims_real: list[int] = Field(description="Claims of each kind in this run.")
+    claims_noise: list[float] = Field(description="Mean claims of each kind the same procedure makes on ΔP shuffled "
+                                      "within (step, class): the false claims to expect. Empty when not measured.")
+    stability_jaccard: list[float] = Field(description="Mean Jaccard overlap of drivers, separators and uncertain "
+                                           "prototypes with re-fitted prototypes; empty when not measured.")
+    stability_tau: float | None = Field(None, description="Mean Kendall τ of the learning order across re-fits.")
+    skipped: list[str] = Field(description="Scopes too small to test, and why.")
     created_at: str
     status: Literal["writing", "complete", "failed", "deleting"] | None = None
     updated_at: str | None = None
@@ -248,28 +257,39 @@ class FineTunedFrom(GraphRelationship):
 
 
 class Drives(GraphRelationship):
-    """β of the prototype toward the class at every step: ``betas[t]`` is step t (checkpoint t → t+1).
-    ``scope`` 'step': the fit on all samples; 'class': the fit on the target class's own samples
-    (β[k, c] of class c's fit). Per-step statistics of the same β go beside ``betas`` (``parallel``)."""
+    """β of the prototype toward the class at every step: ``betas[t]`` is step t (checkpoint t → t+1), with
+    ``zs[t]`` its normal score against the within-class permutation null. ``scope`` 'step': the fit on all
+    samples; 'class': the fit on the target class's own samples (β[k, c] of class c's fit). ``beta`` and ``q``:
+    the same fit pooled over all steps, with its Benjamini–Hochberg q-value (two-sided for 'step', one-sided
+    positive for 'class'; absent where the class was not tested)."""
 
     type: ClassVar[str] = "DRIVES"
     source: ClassVar[Type[GraphNode]] = Prototype
     target: ClassVar[Type[GraphNode]] = Class
     identity: ClassVar[tuple[str, ...]] = ("scope",)
-    parallel: ClassVar[tuple[tuple[str, ...], ...]] = (("betas",),)
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = (("betas", "zs"),)
     scope: Literal["step", "class"]
     betas: list[float] = Field(description="Per step (index = step).")
+    zs: list[float] = Field(description="Per step: β's normal score against its permutation null.")
+    beta: float = Field(description="Pooled over all steps.")
+    q: float | None = None
 
 
 class KeyDriverOf(GraphRelationship):
-    """A top driver of the class over all steps (step-weighted mean β of the class fit)."""
+    """A driver of the class: β of the class's own fit pooled over steps is significantly positive (q), ranked by
+    the share of the class's final saliency on the prototype."""
 
     type: ClassVar[str] = "KEY_DRIVER_OF"
     source: ClassVar[Type[GraphNode]] = Prototype
     target: ClassVar[Type[GraphNode]] = Class
     beta: float
+    z: float
+    p: float
+    q: float
+    saliency_share: float
     rank: int
     first_step: int | None = None
+    recurrence: float | None = Field(None, description="Share of the stability test's re-fits that make it too.")
 
 
 class InClass(GraphRelationship):
@@ -282,24 +302,27 @@ class _Sharing(GraphRelationship):
     source: ClassVar[Type[GraphNode]] = Prototype
     target: ClassVar[Type[GraphNode]] = Class
     fraction: float
-    steps: list[int] = Field(description="With ``groups``: the (step, group) pairs where it is a top prototype.")
+    steps: list[int] = Field(description="With ``groups``: the (step, group) pairs where its β is significantly "
+                             "positive.")
     groups: list[int]
+    q: float = Field(description="The largest q-value over those groups.")
 
 
 class SharedBy(_Sharing):
-    """A top positive prototype in (nearly) every learning-pattern group of the class."""
+    """Significantly positive in (nearly) every tested learning-pattern group of the class."""
 
     type: ClassVar[str] = "SHARED_BY"
 
 
 class SpecialisedTo(_Sharing):
-    """A top positive prototype in some of the class's groups only."""
+    """Significantly positive in some of the class's tested groups only."""
 
     type: ClassVar[str] = "SPECIALISED_TO"
 
 
 class Separates(GraphRelationship):
-    """The prototype favours the target class over ``against`` (pair a < b) on the pooled a ∪ b fit."""
+    """The prototype favours the target class over ``against`` (pair a < b) on the a ∪ b fits, from step
+    ``firstStep`` to the last (a tested sequence: z, p, q)."""
 
     type: ClassVar[str] = "SEPARATES"
     source: ClassVar[Type[GraphNode]] = Prototype
@@ -309,8 +332,12 @@ class Separates(GraphRelationship):
     b: int
     against: int
     first_step: int
-    steps: list[int]
-    margin: float
+    steps: list[int] = Field(description="Steps of the window whose own fit shows β[k, favours] > 0 > β[k, against].")
+    margin: float = Field(description="Mean over the window of β[k, favours] − β[k, against].")
+    z: float
+    p: float
+    q: float
+    recurrence: float | None = None
 
 
 class SeparatedFrom(GraphRelationship):
@@ -338,9 +365,53 @@ class UncertainBetween(GraphRelationship):
     b: int
     flips: int
     flip_steps: list[int]
+    significant_steps: list[int] = Field(description="Steps where β[k,a] − β[k,b] is significant, with ``signs``.")
+    signs: list[int] = Field(description="+1 favours a, −1 favours b, at each significant step.")
     magnitude: float
     score: float
+    p: float
+    q: float
     rank: int
+    recurrence: float | None = None
+
+
+class DeletionTest(GraphNode):
+    """Faithfulness of one claim group on the final model (validation.md §2): its prototypes' cells deleted at the
+    explained layer, the effect the claim predicts, and where it falls among matched random prototype sets.
+    Drivers: the drop in the class's confidence (``staticEffect``: the same for the prototypes with most final
+    saliency); separators: the drop in the logit margin cls − other; uncertain: the change in confusions."""
+
+    label: ClassVar[str] = "DeletionTest"
+    kind: Literal["drivers", "separators", "uncertain"]
+    cls: int
+    other: int | None = None
+    prototypes: list[int]
+    samples: int
+    area: float
+    effect: float
+    random_median: float
+    percentile: float
+    p: float
+    static_prototypes: list[int]
+    static_effect: float | None = None
+    static_percentile: float | None = None
+
+
+class Tests(GraphRelationship):
+    """A deletion test -> the class whose claim it tests (for drivers; the favoured class for separators; class a
+    for uncertain prototypes)."""
+
+    type: ClassVar[str] = "TESTS"
+    source: ClassVar[Type[GraphNode]] = DeletionTest
+    target: ClassVar[Type[GraphNode]] = Class
+
+
+class Deletes(GraphRelationship):
+    """A deletion test -> each prototype it deleted."""
+
+    type: ClassVar[str] = "DELETES"
+    source: ClassVar[Type[GraphNode]] = DeletionTest
+    target: ClassVar[Type[GraphNode]] = Prototype
 
 
 class ConfusedAs(GraphRelationship):
@@ -393,11 +464,11 @@ class ForPair(GraphRelationship):
 
 
 NODE_MODELS: dict[str, type[GraphNode]] = {
-    m.label: m for m in (Run, Checkpoint, Class, Prototype, Group, Sample, CurationSet)}
+    m.label: m for m in (Run, Checkpoint, Class, Prototype, Group, Sample, CurationSet, DeletionTest)}
 RELATIONSHIP_MODELS: dict[str, type[GraphRelationship]] = {
     m.type: m for m in (HasCheckpoint, HasClass, HasPrototype, Next, FineTunedFrom, Drives, KeyDriverOf,
                         InClass, SharedBy, SpecialisedTo, Separates, SeparatedFrom, UncertainBetween,
-                        ConfusedAs, LabelledAs, PredictedAs, ExemplarOf, Removes, ForPair)}
+                        ConfusedAs, LabelledAs, PredictedAs, ExemplarOf, Removes, ForPair, Tests, Deletes)}
 
 
 def node_model(label: str) -> type[GraphNode]:

@@ -36,6 +36,14 @@ if TYPE_CHECKING:
     from i2x_plugin.structure import StructuredExplanation
 
 PROBE = "probe"
+SCHEMA_VERSION = 2
+CLAIM_KINDS = ("drivers", "separators", "uncertain", "shared", "specialised")
+STABILITY_KINDS = ("drivers", "separators", "uncertain")
+
+
+def _q(value: float) -> float | None:
+    """A q-value as a property: absent (None) where the scope was not tested (NaN)."""
+    return None if np.isnan(value) else float(value)
 
 
 def node_id(label: str, key: str) -> str:
@@ -130,6 +138,7 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
     """
     e, rows = explanation, GraphRows()
     rid = e.run_id
+    counts, stable = e.claim_counts, e.stability
     T, N, C, K = len(e.checkpoints), len(e.labels), e.num_classes, e.k
     ids = np.asarray(e.sample_ids)
     if len(np.unique(ids)) != len(ids):
@@ -145,7 +154,12 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
     rows.add(m.Run(run_id=rid, key=rid, name=f"{e.model_name} · {e.dataset} · {rid}", config=e.config.to_json(),
                    model=e.model_name, layer=e.layer, method=e.method, dataset=e.dataset, k=K, num_classes=C,
                    num_checkpoints=T, num_samples=N, class_names=list(names), map_size=list(e.map_size),
-                   noise_floor=float(e.noise_floor), created_at=e.created_at))
+                   schema_version=SCHEMA_VERSION, fdr_q=e.config.fdr_q, claim_kinds=list(CLAIM_KINDS),
+                   claims_real=[counts.real[k] for k in CLAIM_KINDS] if counts else [],
+                   claims_noise=[float(counts.null_mean[k]) for k in CLAIM_KINDS] if counts else [],
+                   stability_jaccard=[stable.mean_jaccard[k] for k in STABILITY_KINDS] if stable else [],
+                   stability_tau=float(np.mean(stable.learning_order_tau)) if stable and stable.refits else None,
+                   skipped=list(e.skipped), created_at=e.created_at))
     for ck in e.checkpoints:
         rows.add(m.Checkpoint(run_id=rid, key=str(ck.index), name=ck.name, index=ck.index, step=ck.step,
                               epoch=ck.epoch, accuracy=ck.accuracy, train_loss=ck.train_loss, path=ck.path))
@@ -169,18 +183,19 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
             exemplar_samples=[key_of(x.sample) for x in xs], exemplar_boxes=[int(v) for x in xs for v in x.box]))
         rows.add(m.HasPrototype(run_id=rid, source_key=rid, target_key=str(k)))
 
-    # β toward each class, one list over the steps: the all-samples fit and each class's own fit.
+    # β toward each class, one list over the steps with its scores: the all-samples fit and each class's own fit.
     for k in range(K):
         for c in range(C):
             rows.add(m.Drives(run_id=rid, source_key=str(k), target_key=str(c), scope="step",
-                              betas=e.beta_step[:, k, c].tolist()))
+                              betas=e.beta_step[:, k, c].tolist(), zs=e.z_step[:, k, c].tolist(),
+                              beta=float(e.beta_overall[k, c]), q=_q(e.q_overall[k, c])))
             rows.add(m.Drives(run_id=rid, source_key=str(k), target_key=str(c), scope="class",
-                              betas=e.beta_class[:, c, k, c].tolist()))
-    rank: dict[int, int] = defaultdict(int)
+                              betas=e.beta_class[:, c, k].tolist(), zs=e.z_class[:, c, k].tolist(),
+                              beta=float(e.beta_driver[c, k]), q=_q(e.q_driver[c, k])))
     for d in e.drivers:
-        rows.add(m.KeyDriverOf(run_id=rid, source_key=str(d.prototype), target_key=str(d.cls), beta=float(d.beta),
-                               rank=rank[d.cls], first_step=d.first_step))
-        rank[d.cls] += 1
+        rows.add(m.KeyDriverOf(run_id=rid, source_key=str(d.prototype), target_key=str(d.cls), beta=d.beta, z=d.z,
+                               p=d.p, q=d.q, saliency_share=d.saliency_share, rank=d.rank, first_step=d.first_step,
+                               recurrence=d.recurrence))
 
     # Learning-pattern groups with their own fit's β per prototype.
     fitted = {tuple(int(v) for v in key): i for i, key in enumerate(e.beta_group_keys)}
@@ -189,19 +204,20 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
         fit = fitted.get((g.step, g.cls, g.group))
         rows.add(m.Group(run_id=rid, key=gkey, name=f"{names[g.cls]} s{g.step} g{g.group}", step=g.step, cls=g.cls,
                          group=g.group, size=g.size, noise=g.group == -1,
-                         betas=None if fit is None else e.beta_group[fit, :, g.cls].tolist(),
+                         betas=None if fit is None else e.beta_group[fit].tolist(),
                          top_prototypes=[int(k) for k in g.top_prototypes]))
         rows.add(m.InClass(run_id=rid, source_key=gkey, target_key=str(g.cls)))
     for s in e.shared:
         kind = m.SharedBy if s.kind == "shared" else m.SpecialisedTo
         rows.add(kind(run_id=rid, source_key=str(s.prototype), target_key=str(s.cls), fraction=float(s.fraction),
-                      steps=[int(st) for st, _ in s.groups], groups=[int(gr) for _, gr in s.groups]))
+                      steps=[int(st) for st, _ in s.groups], groups=[int(gr) for _, gr in s.groups], q=s.q))
 
     # Between classes: separators, separation checkpoints and order, uncertainty, confusion.
     for sp in e.separators:
         rows.add(m.Separates(run_id=rid, source_key=str(sp.prototype), target_key=str(sp.favours), a=sp.a, b=sp.b,
                              against=sp.b if sp.favours == sp.a else sp.a, first_step=sp.first_step,
-                             steps=list(sp.steps), margin=float(sp.margin)))
+                             steps=list(sp.steps), margin=float(sp.margin), z=sp.z, p=sp.p, q=sp.q,
+                             recurrence=sp.recurrence))
     order = {(a, b): i for i, (a, b) in enumerate(e.learning_order)}
     for ps in e.separations:
         rows.add(m.SeparatedFrom(run_id=rid, source_key=str(ps.a), target_key=str(ps.b),
@@ -212,8 +228,23 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
     for r, u in enumerate(e.uncertain):
         for cls in (u.a, u.b):
             rows.add(m.UncertainBetween(run_id=rid, source_key=str(u.prototype), target_key=str(cls), a=u.a, b=u.b,
-                                        flips=u.flips, flip_steps=list(u.flip_steps), magnitude=float(u.magnitude),
-                                        score=float(u.score), rank=r))
+                                        flips=u.flips, flip_steps=list(u.flip_steps),
+                                        significant_steps=list(u.significant_steps), signs=list(u.signs),
+                                        magnitude=float(u.magnitude), score=float(u.score), p=u.p, q=u.q, rank=r,
+                                        recurrence=u.recurrence))
+    for t in e.faithfulness_results:
+        tkey = f"{t.kind}:{t.a}:{'' if t.b is None else t.b}"
+        what = (f"drivers of {names[t.a]}" if t.b is None else
+                f"{t.kind} {names[t.a]} over {names[t.b]}" if t.kind == "separators" else
+                f"{t.kind} {names[t.a]}↔{names[t.b]}")
+        rows.add(m.DeletionTest(run_id=rid, key=tkey, name=f"deletion: {what}", kind=t.kind, cls=t.a, other=t.b,
+                                prototypes=list(t.prototypes), samples=t.samples, area=t.area, effect=t.effect,
+                                random_median=t.random_median, percentile=t.percentile, p=t.p,
+                                static_prototypes=list(t.static_prototypes), static_effect=t.static_effect,
+                                static_percentile=t.static_percentile))
+        rows.add(m.Tests(run_id=rid, source_key=tkey, target_key=str(t.a)))
+        for k in t.prototypes:
+            rows.add(m.Deletes(run_id=rid, source_key=tkey, target_key=str(k)))
     off_diagonal = e.confusion * (1 - np.eye(C, dtype=e.confusion.dtype))
     for i, j in zip(*np.nonzero(off_diagonal.any(0))):
         rows.add(m.ConfusedAs(run_id=rid, source_key=str(i), target_key=str(j), counts=e.confusion[:, i, j].tolist()))

@@ -1,6 +1,6 @@
 // For the most confused pair with uncertain prototypes (final checkpoint): which prototypes are uncertain, and which misclassified samples contain them?
 // question: 9
-// returns: a:int, b:int, confusions:int, confusionRank:int, prototype:int, name:str, flips:int, flipSteps:list[int], score:float, samples:list[int]
+// returns: a:int, b:int, confusions:int, confusionRank:int, prototype:int, name:str, flips:int, flipSteps:list[int], score:float, q:float, samples:list[int]
 // empty: No confused pair has an uncertain prototype (or nothing is confused at the final checkpoint).
 MATCH (x:Class {runId: $runId})-[c:CONFUSED_AS]->(y:Class)
 WITH CASE WHEN x.index < y.index THEN x.index ELSE y.index END AS a,
@@ -20,5 +20,5 @@ WITH a, b, confusions, confusionRank, collect(s) AS wrong
 MATCH (:Class {runId: $runId, index: a})<-[u:UNCERTAIN_BETWEEN]-(p:Prototype)
 WHERE u.a = a AND u.b = b
 RETURN a, b, confusions, confusionRank, p.index AS prototype, p.name AS name, u.flips AS flips,
-       u.flipSteps AS flipSteps, u.score AS score, [s IN wrong WHERE p.index IN s.prototypes | s.sampleId] AS samples
+       u.flipSteps AS flipSteps, u.score AS score, u.q AS q, [s IN wrong WHERE p.index IN s.prototypes | s.sampleId] AS samples
 ORDER BY score DESC, prototype
