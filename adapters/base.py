@@ -53,7 +53,7 @@ LayerLike = Union[nn.Module, str]
 CamTarget = Callable[[Tensor], Tensor]
 #: Captum's ``TargetType`` (None, int, list/tuple of ints, 1-D tensor) plus grad-cam callables.
 TargetLike = Union[None, int, Tensor, np.ndarray, CamTarget, Sequence[Union[int, CamTarget]]]
-NormMode = Literal["minmax", "max", "none"]
+NormMode = Literal["minmax", "max", "sum", "none"]
 InputsLike = Union[Tensor, tuple[Tensor, ...]]
 
 _EPS = 1e-12
@@ -226,15 +226,19 @@ def normalize(maps: Tensor, mode: NormMode = "minmax") -> Tensor:
     """Normalise each sample's map on its own.
 
     ``"minmax"``: ``(m - min) / (max - min)`` into [0, 1] (method.md's default); ``"max"``:
-    ``m / max``; ``"none"``: unchanged. A constant map becomes zeros, never NaN.
+    ``m / max``; ``"sum"``: ``m / sum(m)``, each cell's share of the map's total (for non-negative maps);
+    ``"none"``: unchanged. A constant (minmax) or all-zero map becomes zeros, never NaN.
     """
     if mode == "none":
         return maps
-    if mode not in ("minmax", "max"):
-        raise ValueError(f"Unknown normalisation mode {mode!r}; choose 'minmax', 'max' or 'none'.")
+    if mode not in ("minmax", "max", "sum"):
+        raise ValueError(f"Unknown normalisation mode {mode!r}; choose 'minmax', 'max', 'sum' or 'none'.")
     if maps.ndim < 2:
         raise ValueError(f"maps must be batched (N, ...), got shape {tuple(maps.shape)}.")
     flat = maps.reshape(len(maps), -1)
+    if mode == "sum":
+        total = flat.sum(dim=1, keepdim=True)
+        return torch.where(total > _EPS, flat / total.clamp_min(_EPS), torch.zeros_like(flat)).reshape(maps.shape)
     high = flat.amax(dim=1, keepdim=True)
     low = flat.amin(dim=1, keepdim=True) if mode == "minmax" else torch.zeros_like(high)
     span = high - low

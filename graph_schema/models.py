@@ -98,8 +98,9 @@ class Run(GraphNode):
     claims_real: list[int] = Field(description="Claims of each kind in this run.")
     claims_noise: list[float] = Field(description="Mean claims of each kind the same procedure makes on ΔP shuffled "
                                       "within (step, class): the false claims to expect. Empty when not measured.")
-    stability_jaccard: list[float] = Field(description="Mean Jaccard overlap of drivers, separators and uncertain "
-                                           "prototypes with re-fitted prototypes; empty when not measured.")
+    stability_jaccard: list[float] = Field(description="Mean Jaccard overlap with re-fitted prototypes' claims: all "
+                                           "drivers, each class's top drivers, separators, uncertain prototypes "
+                                           "(that order); empty when not measured.")
     stability_tau: float | None = Field(None, description="Mean Kendall τ of the learning order across re-fits.")
     skipped: list[str] = Field(description="Scopes too small to test, and why.")
     created_at: str

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 PROBE = "probe"
 SCHEMA_VERSION = 2
 CLAIM_KINDS = ("drivers", "separators", "uncertain", "shared", "specialised")
-STABILITY_KINDS = ("drivers", "separators", "uncertain")
+STABILITY_KINDS = ("drivers", "top drivers", "separators", "uncertain")
 
 
 def _q(value: float) -> float | None:

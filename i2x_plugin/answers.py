@@ -41,6 +41,13 @@ def _listing(items: list[str], total: int | None = None) -> str:
     return shown + (f", … ({total} in all)" if total > _MAX_LISTED else "")
 
 
+def _evidence(q: float | None, level: float) -> str:
+    """A q-value in words: significant at the run's level, or not distinguishable from noise."""
+    if q is None:
+        return "not tested"
+    return f"q = {q:.2g}" + ("" if q <= level else f", not distinguishable from noise at q ≤ {level:g}")
+
+
 def _checkpoint_name(explanation: StructuredExplanation, index: int | None) -> str:
     if index is None:
         return "not yet"
@@ -59,7 +66,8 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
     pair = (rows[0]["a"], rows[0]["b"]) if rows else None
     if rows:
         first = rows[0]
-        protos = [f"{r['name']} ({r['flips']} flips, at steps {', '.join(map(str, r['flipSteps']))})" for r in rows]
+        protos = [f"{r['name']} ({r['flips']} flips, at steps {', '.join(map(str, r['flipSteps']))}; q = {r['q']:.2g})"
+                  for r in rows]
         rank = first.get("confusionRank", 1)
         which = "the most confused pair" if rank == 1 else f"the most confused pair with uncertain prototypes (#{rank})"
         text = (f"{cn[first['a']]} ↔ {cn[first['b']]} is {which}: {first['confusions']} confusions at the final "
@@ -95,7 +103,8 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
             verdict = "correctly" if r["label"] == r["predicted"] else "wrongly"
             text = (f"Sample #{r['sample']} (true {cn[r['label']]}, {verdict} predicted {cn[r['predicted']]}) looks "
                     f"most at {r['name']} (intensity {r['intensity']:.2f} over {r['positions']} of {cells} cells). "
-                    f"{r['name']}'s β toward {cn[r['predicted']]} is {r['beta']:+.3f} (mean over steps): "
+                    f"{r['name']}'s β toward {cn[r['predicted']]}, pooled over steps, is {r['beta']:+.3f} "
+                    f"({_evidence(r['q'], explanation.config.fdr_q)}): "
                     + ("more saliency on it raises the confidence in that class." if r["beta"] > 0 else
                        "more saliency on it lowers the confidence in that class."))
         else:

@@ -224,10 +224,10 @@ def find_drivers(driver_fit: RidgeFit, class_p: np.ndarray, saliency_share: np.n
     ``(T-1, C, K)`` of the class's own fits date their first step.
 
     (D) Why this ranking: the test says a prototype's saliency growth raised the class's confidence during
-    training; the share says how much the final model looks at it. Ranked by β, the top 5 drivers beat
-    95 % of matched random prototype sets in a deletion test for 1 of 10 classes of the default run (mean
-    confidence drop 0.11 against 0.69 for plain saliency); ranked by final saliency share, for 9 of 10
-    (0.61, 0.88× plain saliency). docs/method.md has the table.
+    training; the share says how much the final model looks at it. On the default run the top 5 drivers
+    ranked by β beat 95 % of matched random prototype sets in a deletion test for 1 of 10 classes (mean
+    confidence drop 0.11, plain saliency's top 5: 0.69); ranked by final saliency share, for 4 of 10 (0.20).
+    docs/method.md and docs/limits.md say what that leaves.
     """
     beta, z = driver_fit.beta[..., 0], driver_fit.score()[..., 0]
     p = np.where(tested[:, None], driver_fit.upper_p()[..., 0], np.nan)

@@ -96,6 +96,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             adapter=args.adapter, method=args.method, k=args.k, store=args.store, store_dir=args.store_dir,
             device=args.device, out=args.out, run_id=args.run_id, seed=args.seed, epochs=args.epochs,
             probe_size=args.probe_size, report=False if args.no_report else None,
+            stability=False if args.no_stability else None,
             keep_store=True if args.keep_store else None)
         result = run_main(config, progress=not args.quiet and args.format == "text")
     except ValidationError as e:
@@ -148,6 +149,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--epochs", type=int, help="training epochs (default 8)")
     p.add_argument("--probe-size", type=int, help="at most this many training samples are explained (default 5000)")
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
+    p.add_argument("--no-stability", action="store_true",
+                   help="skip the stability test (i2x stability --run-dir runs it later)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; print only the output directory")
     p.add_argument("--format", choices=["text", "json"], default="text", help="result as text (default) or JSON")
     p.set_defaults(func=_cmd_run)
@@ -448,6 +451,39 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.set_defaults(func=_cmd_view)
 
 
+def _cmd_stability(args: argparse.Namespace) -> int:
+    """``i2x stability``: re-fit a saved run's prototypes, re-derive its claims, record how often each recurs."""
+    from i2x_plugin.saved_run import SavedRunError, load_saved_run
+    from i2x_plugin.stability import StabilityError, update_saved_run
+
+    try:
+        run = load_saved_run(args.run_dir)
+        explanation = run.explanation.stability_test(run.model, run.probe, args.device, args.kmeans_seeds,
+                                                     args.bootstraps)
+        where = update_saved_run(run, explanation, None if args.store == "none" else args.store, args.store_dir,
+                                 args.keep_store)
+    except (SavedRunError, StabilityError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    s = explanation.stability
+    print(f"stability of run {explanation.run_id}: {len(s.refits)} re-fits ({', '.join(s.refits)})")
+    for kind, value in s.mean_jaccard.items():
+        print(f"  {kind:<11} mean Jaccard {value:.2f}")
+    print(f"  learning order: Kendall tau {sum(s.learning_order_tau) / max(len(s.learning_order_tau), 1):.2f}")
+    print("updated: " + ", ".join(where))
+    return 0
+
+
+def _add_stability(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("stability", help="re-fit a saved run's prototypes and measure how stable its claims are")
+    p.add_argument("--run-dir", required=True, help="OUT/RUN_ID of a finished 'i2x run'")
+    p.add_argument("--kmeans-seeds", type=int, default=None, help="re-fits with other K-Means seeds (default: config)")
+    p.add_argument("--bootstraps", type=int, default=None, help="re-fits on bootstrap resamples (default: config)")
+    p.add_argument("--device", default="cpu")
+    _add_graph_options(p)
+    p.set_defaults(func=_cmd_stability)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``i2x`` parser, one subparser per verb."""
     parser = argparse.ArgumentParser(prog="i2x", description="I2X explanations for image classifiers.")
@@ -458,6 +494,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ask(sub)
     _add_cypher(sub)
     _add_view(sub)
+    _add_stability(sub)
     return parser
 
 

@@ -147,24 +147,31 @@ class Deleter:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.deletion = deletion
         self.head = head_after(model, self.layer, layer_name, images[:4].to(self.device))
-        self._cached: tuple[bytes, torch.Tensor] | None = None
+        self._slot = np.full(len(images), -1, dtype=np.int64)  # row -> position in _kept
+        self._kept: torch.Tensor | None = None
+        self._last: tuple[bytes, torch.Tensor] | None = None
         self._class_mean: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()
     def features(self, rows: np.ndarray) -> torch.Tensor:
-        """The layer's output for probe ``rows`` (kept for the last rows asked: a claim and its random sets
-        are all tested on the same rows)."""
-        key = np.asarray(rows).tobytes()
-        if self._cached is None or self._cached[0] != key:
+        """The layer's output for probe ``rows``, each sample computed once and kept (the claim groups' rows
+        overlap, and each is tested against dozens of random sets)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        missing = np.setdiff1d(rows, np.flatnonzero(self._slot >= 0))
+        if len(missing):
             captured: list[torch.Tensor] = []
             handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
             try:
-                for start in range(0, len(rows), self.batch_size):
-                    self.model(self.images[rows[start : start + self.batch_size]].to(self.device))
+                for start in range(0, len(missing), self.batch_size):
+                    self.model(self.images[missing[start : start + self.batch_size]].to(self.device))
             finally:
                 handle.remove()
-            self._cached = (key, torch.cat(captured))
-        return self._cached[1]
+            self._slot[missing] = np.arange(len(missing)) + (0 if self._kept is None else len(self._kept))
+            self._kept = torch.cat(([] if self._kept is None else [self._kept]) + captured)
+        key = rows.tobytes()
+        if self._last is None or self._last[0] != key:  # a claim and its random sets share their rows
+            self._last = (key, self._kept[torch.as_tensor(self._slot[rows])])
+        return self._last[1]
 
     @torch.no_grad()
     def logits(self, rows: np.ndarray, prototypes: list[int] | None = None) -> torch.Tensor:
@@ -324,10 +331,9 @@ def _evaluate(explanation, deleter: Deleter, top: int, random_sets: int, max_sam
         rows = rows_of((c,), f"drivers of class {c}")
         if rows is None:
             continue
-        static = static_prototypes(e.intensities[-1], e.presence, rows, top)
         if not drivers:
-            skipped.append(f"class {c} has no driver claim; its static baseline alone is not tested")
-            continue
+            continue  # nothing claimed, nothing to test
+        static = static_prototypes(e.intensities[-1], e.presence, rows, top)
         results.append(delete_and_compare(deleter, "drivers", c, None, rows, [d.prototype for d in drivers],
                                           random_sets, rng, static[: len(drivers)]))
     pairs = sorted({(s.a, s.b, s.favours) for s in e.separators})

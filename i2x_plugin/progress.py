@@ -46,7 +46,7 @@ class Trajectory:
     confidences: np.ndarray  # (T, N, C) float32, softmax of the logits
     predictions: np.ndarray  # (T, N) int64
     confusion: np.ndarray  # (T, C, C) int64
-    maps: np.ndarray | None = None  # (T, N, h, w) float16: the normalised saliency at the layer (keep_maps)
+    maps: np.ndarray | None = None  # (T, N, h, w) float32: the normalised saliency at the layer (keep_maps)
 
     @property
     def accuracy(self) -> np.ndarray:
@@ -109,7 +109,7 @@ def sweep(
     intensities = np.zeros((t_count, n, k), dtype=np.float32)
     confidences = np.zeros((t_count, n, num_classes), dtype=np.float32)
     predictions = np.zeros((t_count, n), dtype=np.int64)
-    kept = np.zeros((t_count, n) + tuple(assign.shape[1:]), dtype=np.float16) if keep_maps else None
+    kept = np.zeros((t_count, n) + tuple(assign.shape[1:]), dtype=np.float32) if keep_maps else None
     bar = None
     if progress:
         from tqdm.auto import tqdm

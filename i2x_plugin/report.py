@@ -33,6 +33,7 @@ from matplotlib.figure import Figure
 
 from .atomic import atomic_open, write_bytes, write_text
 from .data import ImageDataset
+from .report_checks import calibration_section, faithfulness_section, plot_faithfulness, stability_section
 from .structure import StructuredExplanation
 
 _DPI = 110
@@ -400,7 +401,9 @@ def describe_prototype(explanation: StructuredExplanation, k: int) -> list[str]:
         facts.append("most common in: " + ", ".join(tops))
     drives = sorted((d for d in explanation.drivers if d.prototype == k), key=lambda d: -d.beta)
     if drives:
-        facts.append("drives: " + ", ".join(f"{cn[d.cls]} (β {d.beta:+.3f}, q {d.q:.2g})" for d in drives))
+        facts.append("drives: " + ", ".join(f"{cn[d.cls]} (β {d.beta:+.3f}, q {d.q:.2g}"
+                                            + (f", recurs in {100 * d.recurrence:.0f}% of re-fits" if d.recurrence
+                                               is not None else "") + ")" for d in drives))
     for kind in ("shared", "specialised"):
         entries = sorted((s for s in explanation.shared if s.prototype == k and s.kind == kind),
                          key=lambda s: -s.fraction)
@@ -485,6 +488,7 @@ def write_report(
         ("confusion_final", lambda: plot_final_confusion(explanation)),
         ("beta_per_class", lambda: plot_beta_heatmaps(explanation)),
         ("learning_order", lambda: plot_learning_order(explanation)),
+        ("faithfulness", lambda: plot_faithfulness(explanation)),
     ]
     jobs += [(f"uncertain_{i}", (lambda i=i: plot_uncertain(explanation, i)))
              for i in range(min(len(explanation.uncertain), _MAX_UNCERTAIN))]
@@ -525,25 +529,6 @@ def add_report_section(report: str | Path, title: str, body_html: str, section_i
     page = re.sub(rf'<section id="{re.escape(html.escape(section_id))}">.*?</section>\n', "", page, flags=re.S)
     write_text(path, page.replace("</main>", block + "</main>", 1))
     return path
-
-
-def _calibration_section(e: StructuredExplanation) -> str:
-    """Each claim kind's count in this run beside what the same procedure reports on noise."""
-    counts = e.claim_counts
-    if counts is None:
-        body = '<p class="muted">Not measured (I2XConfig.null_draws = 0).</p>'
-    else:
-        rows = "".join(f"<tr><td>{kind}</td><td>{counts.real[kind]}</td><td>{counts.null_mean[kind]:.1f}</td>"
-                       f"<td>{counts.null_max[kind]}</td></tr>" for kind in counts.real)
-        body = (f"<table><tr><th>claim kind</th><th>this run</th><th>noise: mean</th><th>noise: max</th></tr>{rows}"
-                "</table>")
-    skipped = "".join(f"<li>{html.escape(line)}</li>" for line in e.skipped)
-    return (f'<section id="calibration"><h2>Calibration: would noise have said the same?</h2><p class="how">Every '
-            "claim is tested against a null in which each sample's saliency changes are shuffled among the samples of "
-            "its class at each step, so no saliency change belongs to its own confidence change. The same procedure "
-            f"run on {counts.null_draws if counts else 0} such shuffles gives the counts on the right: the false "
-            f"claims to expect. Claims are shown at q ≤ {e.config.fdr_q:g}.</p>{body}"
-            + (f'<p class="how">Not tested:</p><ul class="muted">{skipped}</ul>' if skipped else "") + "</section>")
 
 
 def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_accuracy: Sequence[float] | None,
@@ -588,7 +573,8 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
     extra = "".join(f'<section id="extra-{i}"><h2>{esc(title)}</h2>{body}</section>\n'
                     for i, (title, body) in enumerate(extra_sections))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("training", "Training"), ("calibration", "Calibration"), ("beta", "β per class"),
+        ("training", "Training"), ("calibration", "Calibration"), ("faithfulness", "Faithfulness"),
+        ("stability", "Stability"), ("beta", "β per class"),
         ("order", "Learning order"),
         ("uncertain", "Uncertain prototypes"), ("prototypes", "Prototype gallery")))
     return f"""<!DOCTYPE html>
@@ -606,7 +592,9 @@ which (off-diagonal counts, true class in rows) as training went on.</p>
 {fig("accuracy", "accuracy per checkpoint")}
 <div class="row"><div style="flex:2 1 560px">{fig("confusion_checkpoints", "confusion per checkpoint")}</div>
 <div style="flex:1 1 340px">{fig("confusion_final", "final confusion matrix")}</div></div></section>
-{_calibration_section(e)}
+{calibration_section(e)}
+{faithfulness_section(e, fig("faithfulness", "deletion tests of the drivers"))}
+{stability_section(e)}
 <section id="beta"><h2>β per class over training steps</h2>
 <p class="how">For each class c, the ridge coefficient β[k, c] of its own samples at every step between two
 checkpoints: how a rise in prototype k's saliency (in standard deviations) moved the confidence in c. Red columns

@@ -108,6 +108,9 @@ class RunConfig(BaseModel):
     seed: int = Field(0, description="Seeds the split, the probe subset, the initial weights and training "
                       "(--seed also sets i2x.seed).")
     report: bool = Field(True, description="Write the HTML report.")
+    stability: bool = Field(True, description="Run the stability test (i2x.stability_kmeans_seeds and "
+                            "i2x.stability_bootstraps re-fits of the prototypes) so every claim carries how often it "
+                            "recurs; 'i2x stability --run-dir' runs it on a saved run.")
     i2x: I2XConfig = Field(default_factory=I2XConfig, description="The I2X method's settings.")
 
     @field_validator("dataset")
@@ -474,6 +477,11 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             explanation.save(directory / "explanation")
         for name, seconds in i2x.timings.items():
             stages.seconds[f"explain.{name}"] = seconds
+        if config.stability and explanation.saliency_maps is not None:
+            with stage("stability", "stability test: re-fitting the prototypes and re-deriving the claims"):
+                default_load_func(model, infos[-1].path)
+                explanation = explanation.stability_test(model, data.probe, device)
+                explanation.save(directory / "explanation")
 
         if "store" in background.jobs:
             with stage("store", "waiting for the graph store"):

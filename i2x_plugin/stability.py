@@ -3,8 +3,8 @@
 The prototypes are re-fitted with other K-Means seeds and on bootstrap resamples of the probe set. Each
 re-fit re-derives the intensities from the saliency maps the sweep kept (no new sweep: maps do not
 depend on the prototypes), then the claims, with the same tests. Re-fitted prototypes are matched to
-the run's by their mean feature vectors at the explained layer (Hungarian assignment on Euclidean
-distance), so a claim of a re-fit can be compared with the run's. Reported: the Jaccard overlap of
+the run's by the cells they share (Hungarian assignment on the overlap of the two partitions), so a
+claim of a re-fit can be compared with the run's. Reported: the Jaccard overlap of
 drivers, separators and uncertain prototypes with the run's, the Kendall rank correlation of the
 pairs' separation checkpoints (the learning order), and per claim how often it recurs.
 """
@@ -12,7 +12,7 @@ pairs' separation checkpoints (the learning order), and per claim how often it r
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -25,6 +25,7 @@ from .prototypes import fit_prototypes
 from .ridge import standardize_delta_p
 
 KINDS = ("drivers", "separators", "uncertain")
+OVERLAPS = ("drivers", "top drivers", "separators", "uncertain")
 
 
 class StabilityError(ValueError):
@@ -36,18 +37,22 @@ class StabilityResult:
     """Overlap of the claims of each re-fit with the run's claims, and the learning order's rank correlation."""
 
     refits: list[str]  # "kmeans-seed-1", "bootstrap-0", ...
-    jaccard: dict[str, list[float]]  # kind -> one value per re-fit
+    jaccard: dict[str, list[float]]  # kind (OVERLAPS) -> one value per re-fit
     learning_order_tau: list[float]  # Kendall τ of the separation checkpoints, per re-fit
+    cell_agreement: list[float] = field(default_factory=list)  # per re-fit: share of cells whose prototypes agree
 
     @property
     def mean_jaccard(self) -> dict[str, float]:
         return {kind: float(np.mean(v)) if v else float("nan") for kind, v in self.jaccard.items()}
 
 
-def claim_keys(claims, kind: str) -> set[tuple[int, ...]]:
-    """The identity of each claim of a kind: (class, k), (a, b, favours, k) or (a, b, k)."""
+def claim_keys(claims, kind: str, top: int = 5) -> set[tuple[int, ...]]:
+    """The identity of each claim of a kind: (class, k), (a, b, favours, k) or (a, b, k); "top drivers" are the
+    ``top`` drivers of each class by rank (those the answers show and the deletion test deletes)."""
     if kind == "drivers":
         return {(d.cls, d.prototype) for d in claims.drivers}
+    if kind == "top drivers":
+        return {(d.cls, d.prototype) for d in claims.drivers if d.rank < top}
     if kind == "separators":
         return {(s.a, s.b, s.favours, s.prototype) for s in claims.separators}
     return {(u.a, u.b, u.prototype) for u in claims.uncertain}
@@ -62,23 +67,19 @@ def _jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
-def feature_means(features: np.ndarray, assignments: np.ndarray, k: int) -> np.ndarray:
-    """``(K, d)`` mean feature vector of the cells assigned to each prototype (0 for an empty one)."""
-    flat = features.reshape(-1, features.shape[-1])
-    index = assignments.reshape(-1).astype(np.int64)
-    sums = np.zeros((k, flat.shape[1]))
-    np.add.at(sums, index, flat)
-    counts = np.bincount(index, minlength=k)[:, None]
-    return sums / np.maximum(counts, 1)
+def match_prototypes(reference: np.ndarray, other: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """Match a re-fit's prototypes to the run's by the cells they share (Hungarian assignment on the overlap).
 
-
-def match_prototypes(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """``mapping[j]`` = the reference prototype matched to prototype j of ``other`` (Hungarian, Euclidean)."""
-    cost = ((other[:, None, :] - reference[None, :, :]) ** 2).sum(-1)
-    rows, cols = linear_sum_assignment(cost)
-    mapping = np.empty(len(other), dtype=np.int64)
+    ``reference`` and ``other`` are the two assignments of the same cells ``(n, h, w)``. Returns
+    ``mapping[j]`` = the run's prototype matched to prototype j of the re-fit, and the share of cells whose
+    matched prototypes agree (1.0: the same partition).
+    """
+    overlap = np.zeros((k, k), dtype=np.int64)
+    np.add.at(overlap, (other.reshape(-1).astype(np.int64), reference.reshape(-1).astype(np.int64)), 1)
+    rows, cols = linear_sum_assignment(-overlap)
+    mapping = np.empty(k, dtype=np.int64)
     mapping[rows] = cols
-    return mapping
+    return mapping, float(overlap[rows, cols].sum() / max(overlap.sum(), 1))
 
 
 def _separation_ranks(confusion: np.ndarray, labels: np.ndarray, fraction: float) -> np.ndarray:
@@ -111,32 +112,34 @@ def stability_test(explanation, features: np.ndarray, kmeans_seeds: int | list[i
     if features.shape[:3] != e.assignments.shape:
         raise StabilityError(f"Features {features.shape[:3]} do not match the run's assignments {e.assignments.shape}: "
                              "pass the final model's features for the run's own probe set.")
-    reference = feature_means(features, e.assignments, e.k)
     rng = np.random.default_rng(seed)
-    run_keys = {kind: claim_keys(e, kind) for kind in KINDS}
+    top = cfg.top_prototypes
+    run_keys = {kind: claim_keys(e, kind, top) for kind in OVERLAPS}
     hits = {kind: {key: 0 for key in run_keys[kind]} for kind in KINDS}
     ranks = _separation_ranks(e.confusion, e.labels, cfg.separation_confusion_fraction)
     seeds = kmeans_seeds if isinstance(kmeans_seeds, list) else [cfg.seed + 1 + i for i in range(kmeans_seeds)]
     plans = [(f"kmeans-seed-{s}", s, None) for s in seeds]
     plans += [(f"bootstrap-{i}", cfg.seed, rng.choice(len(e.labels), len(e.labels), replace=True))
               for i in range(bootstraps)]
-    names, jaccard, taus = [], {kind: [] for kind in KINDS}, []
+    names, jaccard, taus, agreements = [], {kind: [] for kind in OVERLAPS}, [], []
     for name, kmeans_seed, rows in plans:
         rows = np.arange(len(e.labels)) if rows is None else np.sort(rows)
         fitted = fit_prototypes(features[rows], e.k, cfg.pca_components, cfg.pca_max_rows, cfg.minibatch_kmeans_rows,
                                 kmeans_seed)
-        mapping = match_prototypes(reference, feature_means(features[rows], fitted.assignments, e.k))
+        mapping, agreement = match_prototypes(e.assignments[rows], fitted.assignments, e.k)
+        agreements.append(agreement)
         claims, confusion = _refit_claims(e, rows, fitted.assignments, fitted.presence())
-        for kind in KINDS:
-            keys = _renamed(claim_keys(claims, kind), mapping)
+        for kind in OVERLAPS:
+            keys = _renamed(claim_keys(claims, kind, top), mapping)
             jaccard[kind].append(_jaccard(run_keys[kind], keys))
-            for key in run_keys[kind] & keys:
-                hits[kind][key] += 1
+            if kind in hits:
+                for key in run_keys[kind] & keys:
+                    hits[kind][key] += 1
         tau = kendalltau(ranks, _separation_ranks(confusion, e.labels[rows], cfg.separation_confusion_fraction))
         taus.append(float(tau.statistic) if np.isfinite(tau.statistic) else 1.0)
         names.append(name)
     recurrence = {kind: {key: count / max(len(plans), 1) for key, count in hits[kind].items()} for kind in KINDS}
-    return StabilityResult(names, jaccard, taus), recurrence
+    return StabilityResult(names, jaccard, taus, agreements), recurrence
 
 
 def _refit_claims(e, rows: np.ndarray, assignments: np.ndarray, presence: np.ndarray):
@@ -165,3 +168,29 @@ def with_recurrence(explanation, result: StabilityResult, recurrence: dict[str, 
                     for s in explanation.separators],
         uncertain=[dataclasses.replace(u, recurrence=recurrence["uncertain"].get((u.a, u.b, u.prototype)))
                    for u in explanation.uncertain])
+
+
+def update_saved_run(run, explanation, store: str | None, store_dir=None, keep_store: bool = False) -> list[str]:
+    """Write a stability-tested explanation back: the run's explanation files, its report's stability section
+    and, unless ``store`` is None, its graph (the claims' recurrence; rewriting a run only updates it).
+    Returns what was updated."""
+    from .report import add_report_section
+    from .report_checks import stability_section
+
+    explanation.save(run.directory / "explanation")
+    updated = [str(run.directory / "explanation")]
+    report = run.directory / "report" / "index.html"
+    if report.is_file():
+        section = stability_section(explanation)
+        title, body = "Stability: would another fit say the same?", section.split("</h2>", 1)[1].rsplit("</section>", 1)[0]
+        add_report_section(report, title, body, section_id="stability")
+        updated.append(str(report))
+    if store is not None:
+        from .ingest import write_explanation
+        from .store import GraphStore
+
+        with (GraphStore.embedded(store_dir, keep=keep_store) if store == "embedded"
+              else GraphStore.connect(store)) as graph:
+            write_explanation(graph, explanation)
+            updated.append(f"graph {graph.uri} runId={explanation.run_id}")
+    return updated

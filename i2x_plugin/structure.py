@@ -125,7 +125,7 @@ class StructuredExplanation:
     beta_group_keys: np.ndarray = field(repr=False)  # (G, 3): step, class, group of the tested groups
     beta_group: np.ndarray = field(repr=False)  # (G, K) β[k, c] of the group's fit
     q_group: np.ndarray = field(repr=False)  # (G, K) one-sided q-values
-    saliency_maps: np.ndarray | None = field(default=None, repr=False)  # (T, N, h, w) float16 (keep_maps)
+    saliency_maps: np.ndarray | None = field(default=None, repr=False)  # (T, N, h, w) float32 (keep_maps)
     # The fitted PCA + centres, to assign samples outside the probe set (e.g. the whole training set for
     # step 9's curated set).
     prototypes: Prototypes | None = field(default=None, repr=False, compare=False)

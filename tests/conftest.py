@@ -59,7 +59,10 @@ def graph_store(request: pytest.FixtureRequest) -> Iterator[GraphStore]:
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
+from i2x_plugin.checkpoints import default_load_func
 from i2x_plugin.data import ImageDataset, load_digits_8x8
 from i2x_plugin.ingest import write_explanation
 from i2x_plugin.models import SmallCNN
@@ -124,3 +127,32 @@ def digits_graph_other(digits_graph: DigitsGraph, digits_run: DigitsRun) -> Stru
     other = digits_run.i2x(seed=1).explain(digits_run.checkpoint_dir, digits_run.probe, run_id=GRAPH_OTHER_RUN)
     write_explanation(digits_graph.store, other)
     return other
+
+
+# --- the planted-shapes run (tests/test_explain.py, test_faithfulness.py, test_stability.py) -------------
+from i2x_plugin.synthetic import PlantedShapes, make_planted_shapes, train_planted_model
+
+
+@dataclass
+class PlantedRun:
+    shapes: PlantedShapes
+    model: SmallCNN
+    checkpoint_dir: Path
+    explanation: StructuredExplanation  # all checkpoints: the planted pair ends fully separated
+    while_confused: StructuredExplanation  # the checkpoints up to the last at which 0 ↔ 1 is still confused
+
+
+@pytest.fixture(scope="session")
+def planted(tmp_path_factory: pytest.TempPathFactory) -> PlantedRun:
+    """Four texture classes; classes 0 and 1 share the bright ``solid`` block (synthetic.py), SmallCNN from scratch."""
+    shapes = make_planted_shapes(n_per_class=200, size=32, noise=0.05, seed=2,
+                                 brightness={"hstripes": 0.6, "vstripes": 0.6})
+    model, recorder = train_planted_model(shapes, tmp_path_factory.mktemp("planted-ckpts"), seed=2)
+    i2x = I2X(model, "block3", config=I2XConfig(k=16, seed=2))
+    explanation = i2x.explain(recorder.directory, shapes.data)
+    series = explanation.confusion[:, 0, 1] + explanation.confusion[:, 1, 0]
+    end = int(np.flatnonzero((series >= 1) & (series <= 100))[-1])  # chosen from the confusions alone
+    quick = I2X(model, "block3", config=I2XConfig(k=16, seed=2, faithfulness=False, null_draws=0))
+    while_confused = quick.explain([c.path for c in explanation.checkpoints[: end + 1]], shapes.data)
+    default_load_func(model, explanation.checkpoints[-1].path)
+    return PlantedRun(shapes, model.eval(), recorder.directory, explanation, while_confused)

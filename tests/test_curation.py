@@ -99,7 +99,7 @@ def test_a_curated_set_that_empties_a_class_is_refused(train_set, train_assignme
     labels = train_set.labels.numpy()
     planted = train_assignments.copy()
     planted[labels == 3, 0, 0] = 5  # prototype 5 now sits in every training 3
-    target = CurationTarget(3, 8, (UncertainPrototype(3, 8, 5, 2, [1, 2], 0.1, 0.2),), 4)
+    target = CurationTarget(3, 8, (UncertainPrototype(3, 8, 5, 2, [1, 2], [0, 1, 2], [1, -1, 1], 0.1, 0.2, 0.001, 0.01),), 4)
     with pytest.raises(CurationError, match="remove all .* samples of class 3"):
         curate(target, planted, labels, 1)
     # The training-data-only 'auto' threshold keeps at least half of each class instead.
@@ -109,7 +109,7 @@ def test_a_curated_set_that_empties_a_class_is_refused(train_set, train_assignme
 
 
 def test_a_curated_set_that_removes_nothing_is_refused(train_set, train_assignments):
-    target = CurationTarget(3, 8, (UncertainPrototype(3, 8, 5, 2, [1, 2], 0.1, 0.2),), 4)
+    target = CurationTarget(3, 8, (UncertainPrototype(3, 8, 5, 2, [1, 2], [0, 1, 2], [1, -1, 1], 0.1, 0.2, 0.001, 0.01),), 4)
     with pytest.raises(CurationError, match="would equal the training set"):
         curate(target, train_assignments, train_set.labels.numpy(), train_assignments[0].size + 1)
 
