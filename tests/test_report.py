@@ -45,9 +45,10 @@ def test_report_is_one_self_contained_file(report, digits_run):
     sources = re.findall(r'<img src="([^"]+)"', page)
     with_exemplars = len({e.prototype for e in explanation.exemplars})
     shown_uncertain = min(len(explanation.uncertain), 8)
-    # accuracy, 2 confusion figures, β heatmaps, learning order (if any pair was confused), one β plot and
-    # one exemplar strip per shown uncertain prototype, one exemplar strip per prototype.
-    expected = 4 + bool(explanation.learning_order) + 2 * shown_uncertain + with_exemplars
+    # accuracy, 2 confusion figures, β heatmaps, learning order (if any pair was confused), the drivers' deletion
+    # tests (if any), one β plot and one exemplar strip per shown uncertain prototype, one strip per prototype.
+    tested = any(r.kind == "drivers" for r in explanation.faithfulness_results)
+    expected = 4 + bool(explanation.learning_order) + tested + 2 * shown_uncertain + with_exemplars
     assert len(sources) == expected
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r'(src|href)="(https?:)?//', page), "the report must not load anything from the network"
@@ -101,7 +102,7 @@ def test_prototype_facts_come_from_the_explanation(digits_run):
     explanation = digits_run.explanation
     driver = explanation.drivers[0]
     facts = " ".join(describe_prototype(explanation, driver.prototype))
-    assert f"{explanation.class_names[driver.cls]} (β {driver.beta:+.3f})" in facts
+    assert f"{explanation.class_names[driver.cls]} (β {driver.beta:+.3f}, q {driver.q:.2g}" in facts
     share = (explanation.presence[:, driver.prototype] > 0).mean()
     assert facts.startswith(f"in {100 * share:.0f}% of probe samples")
 

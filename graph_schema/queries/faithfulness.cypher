@@ -1,4 +1,4 @@
-// Does the final model use what the claims name? Deletion tests of each claim group against matched random prototype sets.
+// Does the final model use what the claims name (each claim group deleted, against matched random prototype sets)?
 // question: 15
 // param: kind:all|drivers|separators|uncertain=all — which claim groups
 // returns: kind:str, cls:int, name:str, other:int?, prototypes:list[int], samples:int, effect:float, randomMedian:float, percentile:float, p:float, staticEffect:float?, staticPercentile:float?

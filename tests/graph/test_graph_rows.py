@@ -56,6 +56,8 @@ def test_rows_mirror_the_explanation(digits_run, rows) -> None:
     assert count["DRIVES"] == 2 * K * C  # step fit + class fit: one per (prototype, class), β over the steps
     assert count["NEXT"] == T - 1
     assert count["KEY_DRIVER_OF"] == len(e.drivers)
+    assert len(rows.nodes["DeletionTest"]) == count["TESTS"] == len(e.faithfulness_results) > 0
+    assert count["DELETES"] == sum(len(t.prototypes) for t in e.faithfulness_results)
     assert count["SEPARATES"] == len(e.separators)
     assert count["SEPARATED_FROM"] == len(e.separations)
     assert count["UNCERTAIN_BETWEEN"] == 2 * len(e.uncertain)
@@ -72,14 +74,14 @@ def test_rows_mirror_the_explanation(digits_run, rows) -> None:
     assert len(stored) < len(e.labels)
     drives = {(r["scope"], r["from"], r["to"]): r["betas"] for r in rows.relationships["DRIVES"]}
     assert drives[("step", "3", "7")] == e.beta_step[:, 3, 7].astype(float).tolist()
-    assert drives[("class", "4", "5")] == e.beta_class[:, 5, 4, 5].astype(float).tolist()
+    assert drives[("class", "4", "5")] == e.beta_class[:, 5, 4].astype(float).tolist()
     confused = {(r["from"], r["to"]): r["counts"] for r in rows.relationships["CONFUSED_AS"]}
     i, j = np.argwhere(off_diagonal[-1] > 0)[0]
     assert confused[(str(i), str(j))] == e.confusion[:, i, j].tolist()
     groups = {r["key"]: r for r in rows.nodes["Group"]}
     (step, cls, group) = e.beta_group_keys[0]
     fitted = groups[f"{step}:{cls}:{group}"]
-    assert fitted["betas"] == e.group_beta(step, cls, group)[:, cls].astype(float).tolist()
+    assert fitted["betas"] == e.group_beta(step, cls, group).astype(float).tolist()
     assert fitted["topPrototypes"] == next(g.top_prototypes for g in e.groups if (g.step, g.cls, g.group) ==
                                            (step, cls, group))
 
@@ -162,7 +164,7 @@ def test_schema_covers_every_label() -> None:
 
 def test_catalog_files_declare_what_they_use() -> None:
     catalog = load_catalog()
-    assert sorted(q.number for q in catalog.values()) == list(range(1, 15))
+    assert sorted(q.number for q in catalog.values()) == list(range(1, 16))
     for q in catalog.values():
         used = set(re.findall(r"\$(\w+)", q.cypher)) - {"runId"}
         declared = {p.name for p in q.params}

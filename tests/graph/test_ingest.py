@@ -148,7 +148,7 @@ def test_values_are_stored_and_matched_literally(digits_graph) -> None:
     answer = ask(store, "learning_order", run_id=weird)
     assert [r.a for r in answer] == [a for a, _ in e.learning_order]
     assert answer[0].name_a == names[answer[0].a]
-    drivers = ask(store, "class_drivers", run_id=weird, cls=2)
+    drivers = ask(store, "class_drivers", run_id=weird, cls=e.drivers[0].cls)
     assert len(drivers) > 0
     assert counts(store, digits_graph.explanation.run_id) == before  # nothing else touched
     none = ask(store, "compare_runs", run_id=weird, other='x" OR 1=1 //')
