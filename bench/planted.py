@@ -47,7 +47,7 @@ def run(seeds: list[int], alphas: list[float], adapters: list[str]) -> dict:
             model, recorder = train_planted_model(shapes, tmp, seed=seed)
             for adapter in adapters:
                 for alpha in alphas:
-                    config = I2XConfig(k=16, seed=seed, ridge_alpha=alpha, null_draws=0)
+                    config = I2XConfig(k=16, seed=seed, ridge_alpha=alpha, null_draws=0, faithfulness=False)
                     start = time.perf_counter()
                     i2x = I2X(model, "block3", adapter=adapter, config=config)
                     e = i2x.explain(recorder.directory, shapes.data)

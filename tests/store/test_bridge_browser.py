@@ -45,8 +45,8 @@ STARTUP = [("SHOW DATABASES", "SYSTEM", "read"),  # the connect form's check
            ("SHOW FUNCTIONS YIELD name, description, signature", "@chosen", "read"),
            ("CALL db.schema.visualization()", "@chosen", "write")]  # :schema
 # A graph as Browser draws it: the uncertain prototypes between two classes (docs/neo4j-browser.md).
-GRAPH = ("MATCH (a:Class {runId: $runId, index: $a})<-[u:UNCERTAIN_BETWEEN]-(p:Prototype)-[v:UNCERTAIN_BETWEEN]->"
-         "(b:Class {runId: $runId, index: $b}) RETURN a, u, p, v, b")
+GRAPH = ("MATCH (a:Class {runId: $runId, index: $a})<-[u:UNCERTAIN_BETWEEN {a: $a, b: $b}]-(p:Prototype)"
+         "-[v:UNCERTAIN_BETWEEN {a: $a, b: $b}]->(b:Class {runId: $runId, index: $b}) RETURN a, u, p, v, b")
 WRITE = "CREATE (n:BridgeWrite {at: timestamp()}) RETURN n"
 
 
