@@ -51,6 +51,7 @@ from .answers import ExampleAnswer
 from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import DATASET_CHOICES, ImageDataset, load_dataset
+from .distributed import Ranks, process_group, rank_device
 from .models import MODEL_CHOICES, build_model, default_feature_layer
 from .training import seed_everything, train_with_checkpoints
 
@@ -98,6 +99,8 @@ class RunConfig(BaseModel):
     seed: int = Field(0, description="Seeds the split, the probe subset, the initial weights and training "
                       "(--seed also sets i2x.seed).")
     report: bool = Field(True, description="Write the HTML report.")
+    dist_timeout: float = Field(1800.0, gt=0, description="Under torchrun: seconds a rank waits for the others "
+                                "before failing (it must cover rank 0's training when no checkpoints are given).")
     i2x: I2XConfig = Field(default_factory=I2XConfig, description="The I2X method's settings.")
 
     @field_validator("dataset")
@@ -382,15 +385,27 @@ def _connect_store(config: RunConfig):
 
 
 def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = None,
-             on_stage: Callable[[str], None] | None = None) -> RunResult:
+             on_stage: Callable[[str], None] | None = None) -> RunResult | None:
     """Run the whole job described by ``config``; see the module docstring for what is written where.
 
     ``progress`` shows tqdm bars on the long stages; ``verbose`` (default: as ``progress``) prints one
     line per stage. ``on_stage(name)`` is called as each stage starts (e.g. to cancel from a UI).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs this: rank 0 prepares the output, trains
+    (the others wait, up to ``dist_timeout``), explains its shard of the probe set like every rank,
+    then alone writes the graph, the report and the summary and returns the result; the other ranks
+    return ``None``. Any rank's error fails every rank (see :mod:`i2x_plugin.distributed`).
     """
+    device = resolve_device(config.device)
+    with process_group(device, config.dist_timeout) as ranks:
+        verbose = (progress if verbose is None else verbose) and ranks.is_root
+        return _run(config, rank_device(device), ranks, progress and ranks.is_root, verbose, on_stage)
+
+
+def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, verbose: bool,
+         on_stage: Callable[[str], None] | None) -> RunResult | None:
     from . import I2X
 
-    verbose = progress if verbose is None else verbose
     stages = _Stages(verbose)
     started = time.perf_counter()
 
@@ -400,48 +415,58 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
         return stages(name, message)
 
     # Fail fast: everything a user can get wrong is checked before the first long stage.
-    device = resolve_device(config.device)
-    given_infos = resolve_checkpoints(config.checkpoints) if config.checkpoints is not None else None
-    run_id = config.run_id or new_run_id()
+    run_id = ranks.broadcast(config.run_id or new_run_id(), "agreeing on the run id")
     config = config.updated(run_id=run_id)
-    directory = prepare_output(config.out, run_id)
-    (directory / "config.yaml").write_text(config.to_yaml())
+    directory = Path(config.out).expanduser() / run_id
+    with ranks.checked("checking the run's settings"):
+        given_infos = resolve_checkpoints(config.checkpoints) if config.checkpoints is not None else None
+        if ranks.is_root:
+            directory = prepare_output(config.out, run_id)
+            (directory / "config.yaml").write_text(config.to_yaml())
 
     store = None
     summary: dict[str, Any] = {"run_id": run_id, "status": "running"}
     try:
-        with stage("data", f"loading {config.dataset}"):
+        with stage("data", f"loading {config.dataset}"), ranks.checked("loading the data"):
             data = load_run_data(config)
-            np.savez(directory / "split.npz", train=data.train_index, test=data.test_index,
-                     probe=data.probe_index, separate_test_source=data.separate_test_source)
+            if ranks.is_root:
+                np.savez(directory / "split.npz", train=data.train_index, test=data.test_index,
+                         probe=data.probe_index, separate_test_source=data.separate_test_source)
             image_size = int(data.train.images.shape[-1])
             seed_everything(config.seed)  # the initial weights too: a run is reproducible from its config
             model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes, image_size)
             layer = config.layer or default_feature_layer(model)
 
         if config.store != STORE_NONE:
-            with stage("store", f"connecting to the graph store ({config.store})"):
-                store = _connect_store(config)
+            with stage("store", f"connecting to the graph store ({config.store})"), \
+                    ranks.checked("connecting to the graph store"):
+                store = _connect_store(config) if ranks.is_root else None
 
         if given_infos is None:
             checkpoints_dir = directory / "checkpoints"
             with stage("training", f"training {config.model} on {len(data.train)} samples for {config.epochs} "
-                       f"epochs ({device})"):
-                train_with_checkpoints(model, data.train, checkpoints_dir, epochs=config.epochs, lr=config.lr,
-                                       batch_size=config.batch_size, seed=config.seed, device=device,
-                                       progress=progress)
-            infos = resolve_checkpoints(checkpoints_dir)
+                       f"epochs ({device})"), ranks.checked("training (rank 0)"):
+                if ranks.is_root:
+                    train_with_checkpoints(model, data.train, checkpoints_dir, epochs=config.epochs, lr=config.lr,
+                                           batch_size=config.batch_size, seed=config.seed, device=device,
+                                           progress=progress)
+            with ranks.checked("reading the checkpoints rank 0 trained"):
+                infos = resolve_checkpoints(checkpoints_dir)
+                model.to(device)
         else:
             checkpoints_dir = Path(config.checkpoints)  # type: ignore[arg-type]
             infos = given_infos
             model.to(device)
 
         i2x = I2X(model, layer, adapter=config.adapter, config=config.i2x, method=config.method, device=device)
+        processes = f", {ranks.world_size} processes" if ranks.distributed else ""
         with stage("explain", f"I2X on {len(data.probe)} probe samples × {len(infos)} checkpoints "
-                   f"(K={config.i2x.k}, {i2x.method_name} at {layer})"):
+                   f"(K={config.i2x.k}, {i2x.method_name} at {layer}{processes})"):
             explanation = i2x.explain([i.path for i in infos], data.probe, class_names=data.train.class_names,
                                       sample_ids=data.probe_index, run_id=run_id, model_name=config.model,
                                       progress=progress)
+            if explanation is None:  # not rank 0: its shard is on rank 0 now
+                return None
             explanation.save(directory / "explanation")
         for name, seconds in i2x.timings.items():
             stages.seconds[f"explain.{name}"] = seconds
@@ -455,8 +480,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
 
                 shown = {e.sample for e in explanation.exemplars}
                 shown |= set(np.flatnonzero(explanation.predictions[-1] != explanation.labels).tolist())
-                uris = save_sample_images(data.probe.images, sorted(shown), directory / "samples",
-                                          explanation.sample_ids)
+                uris = save_sample_images(data.probe, sorted(shown), directory / "samples", explanation.sample_ids)
                 store.write(explanation, progress=progress, image_uris=uris)
 
         report_path = None
@@ -466,7 +490,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
 
                 default_load_func(model, infos[-1].path)
                 saliency = exemplar_saliency(i2x.adapter, data.probe, explanation, device)
-                report_path = write_report(explanation, data.probe.images, directory / "report", saliency=saliency,
+                report_path = write_report(explanation, data.probe, directory / "report", saliency=saliency,
                                            test_accuracy=test_accuracy, progress=progress)
 
         answers: list[ExampleAnswer] = []
@@ -482,7 +506,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             "test_accuracy": [round(a, 4) for a in test_accuracy],
             "uncertain": len(explanation.uncertain), "separators": len(explanation.separators),
             "learning_order": explanation.learning_order[:10],
-            "sweep_images_checkpoints": len(data.probe) * len(infos),
+            "sweep_images_checkpoints": len(data.probe) * len(infos), "processes": ranks.world_size,
         }
         stages.seconds["total"] = time.perf_counter() - started
         result = RunResult(run_id, directory, "complete", report_path, directory / "explanation", checkpoints_dir,
@@ -495,6 +519,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
                        stage_seconds={k: round(v, 3) for k, v in stages.seconds.items()})
         raise
     finally:
-        (directory / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        if ranks.is_root:
+            (directory / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
         if store is not None:
             store.close()
