@@ -121,11 +121,11 @@ class I2X:
             pca, centers, assignments, labels = self._prototypes(probe, shard, shape, ranks, progress)
         self._check_labels(ranks.all_gather(_label_counts(labels, num_classes), "checking the labels"),
                            num_classes, probe.class_names)
-        with self._stage("sweep"), ranks.checked("the sweep"):
+        with self._stage("sweep"), ranks.checked("running the sweep"):
             trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func,
                                probe.batches(cfg.batch_size, shard), assignments, labels, cfg.k, num_classes,
                                cfg.target, cfg.normalization, self.device, progress and ranks.is_root,
-                               on_checkpoint=lambda _: ranks.sync("the sweep"))
+                               on_checkpoint=lambda _: ranks.sync("running the sweep"))
         parts = ranks.gather((assignments, labels, trajectory), "gathering the sweep on rank 0")
         if parts is None:
             return None
