@@ -208,6 +208,7 @@ class I2X:
                         labels[done : done + len(x)] = y.numpy()
                     done += len(x)
                     bar.update(len(x))
+                    del x, y, features  # before the next batch is read
             gathered = ranks.gather((mine, rows), "gathering the prototype features")
             with ranks.checked("fitting the prototypes"):
                 fit = None
@@ -227,6 +228,7 @@ class I2X:
                         assignments[block] = nearest_prototype(pca, centers, tap(x))
                         labels[block] = y.numpy()
                         bar.update(len(x))
+                        del x, y
         return pca, centers, assignments, labels
 
     @torch.no_grad()

@@ -123,6 +123,7 @@ class ProbeSet(Dataset):
             _check_batch(x, y, _first(indices, start))
             start += len(x)
             yield x, y
+            del batch, x, y  # before the next batch is read: one batch in memory, not two
 
 
 class ProbeBatches:

@@ -164,6 +164,7 @@ def sweep(
                 predictions[ckpt.index, block] = probs.argmax(1).cpu().numpy()
                 if bar is not None:
                     bar.update(len(x))
+                del x, y, maps, logits, probs  # before the next batch is read: one batch in memory, not two
             if start != n:
                 raise ValueError(f"The probe data gave {start} samples at checkpoint {ckpt.name} but {n} before; it "
                                  "must give the same samples on every pass.")
