@@ -229,9 +229,9 @@ def process_group(device: torch.device, timeout_s: float) -> Iterator[Ranks]:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         yield Ranks.current()
         return
-    check_nproc(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), device, flag="processes per node")
+    check_nproc(int(os.environ.get("LOCAL_WORLD_SIZE", "1")), device, flag="--nproc-per-node")
     if device.type == "cuda":
-        torch.cuda.set_device(device)
+        torch.cuda.set_device(rank_device(device))
     dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(seconds=timeout_s))
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -259,4 +259,9 @@ def launch(argv: Sequence[str], nproc: int, device: str | torch.device) -> int:
         env.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // nproc)))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
                "-m", "i2x_plugin.cli", *argv]
-    return subprocess.call(command, env=env)
+    with subprocess.Popen(command, env=env) as job:
+        try:
+            return job.wait()
+        except KeyboardInterrupt:  # torchrun got the same Ctrl-C: let it stop its workers, then report it
+            job.wait()
+            raise

@@ -30,6 +30,11 @@ The graph store is connected before the long stages (so a missing server fails f
 written to it once explained, and its Run node becomes ``complete`` only after every row is in. An
 interrupted or failed run therefore never shows as ``complete``, and ``summary.json`` records its
 status (``interrupted`` / ``failed``) and the error.
+
+Several processes (``i2x run --nproc N``, or ``torchrun ... -m i2x_plugin.cli run``): every rank
+loads the data and explains its block of the probe set; rank 0 alone writes the output directory,
+trains (when no checkpoints are given), connects to the store and writes the graph, the report and
+``summary.json`` (see :mod:`i2x_plugin.distributed`).
 """
 
 from __future__ import annotations
@@ -210,8 +215,9 @@ class RunResult:
         probe, test = m["probe_accuracy"], m["test_accuracy"]
         lines.append(f"  accuracy      probe {100 * probe[0]:.1f}% → {100 * probe[-1]:.1f}% over {m['checkpoints']} "
                      f"checkpoints; held-out test {100 * test[-1]:.1f}% ({m['test_samples']} samples)")
+        processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
-                     f"({m['method']})")
+                     f"({m['method']}{processes})")
         lines.append(f"  found         {m['uncertain']} uncertain (prototype, pair) entries, {m['separators']} "
                      f"separator entries; first separated pairs: "
                      + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
