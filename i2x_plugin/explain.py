@@ -223,10 +223,12 @@ class I2X:
                     assignments[:] = nearest_prototype(pca, centers, rows.reshape(len(shard), h, w, d))
                 else:
                     bar.set_postfix_str("assigning")
-                    for i, (x, y) in enumerate(probe.batches(batch, shard)):
-                        block = slice(i * batch, i * batch + len(x))
+                    done = 0
+                    for x, y in probe.batches(batch, shard):  # (no enumerate: its tuple would keep a batch alive)
+                        block = slice(done, done + len(x))
                         assignments[block] = nearest_prototype(pca, centers, tap(x))
                         labels[block] = y.numpy()
+                        done += len(x)
                         bar.update(len(x))
                         del x, y
         return pca, centers, assignments, labels
