@@ -129,8 +129,10 @@ class I2X:
         parts = ranks.gather((assignments, labels, trajectory), "gathering the sweep on rank 0")
         if parts is None:
             return None
-        assignments, labels = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
-        trajectory = Trajectory.concatenate([part[2] for part in parts])
+        if len(parts) > 1:  # rank 0 of several: the shards in rank order are the probe set in order
+            assignments, labels = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
+            trajectory = Trajectory.concatenate([part[2] for part in parts])
+        del parts
         return self._structure(probe, infos, trajectory, Prototypes(pca, centers, assignments), labels, num_classes,
                                sample_ids, run_id, model_name)
 
@@ -205,7 +207,7 @@ class I2X:
                     lo, hi = np.searchsorted(mine, [ids[0] * hw, (ids[-1] + 1) * hw])
                     rows[lo:hi] = features[np.searchsorted(ids, mine[lo:hi] // hw) * hw + mine[lo:hi] % hw]
                     if covers:
-                        labels[done : done + len(x)] = y.numpy()
+                        labels[done : done + len(x)] = y.cpu().numpy()
                     done += len(x)
                     bar.update(len(x))
                     del x, y, features  # before the next batch is read
@@ -227,7 +229,7 @@ class I2X:
                     for x, y in probe.batches(batch, shard):  # (no enumerate: its tuple would keep a batch alive)
                         block = slice(done, done + len(x))
                         assignments[block] = nearest_prototype(pca, centers, tap(x))
-                        labels[block] = y.numpy()
+                        labels[block] = y.cpu().numpy()
                         done += len(x)
                         bar.update(len(x))
                         del x, y

@@ -11,7 +11,8 @@ Images are read batch by batch when a stage needs them (the prototype fit's samp
 each checkpoint of the sweep) and read back by index for exemplars and the report. In-memory
 tensors are sliced directly, with no per-item overhead.
 
->>> probe = ProbeSet.from_data(torchvision.datasets.ImageFolder(root, transform=ToTensor()))
+>>> folder = torchvision.datasets.ImageFolder(root, transform=Compose([Resize((64, 64)), ToTensor()]))
+>>> probe = ProbeSet.from_data(folder)         # folder.classes become the class names
 >>> for x, y in probe.batches(256, range(0, 1024)): ...
 """
 

@@ -135,7 +135,7 @@ def sweep(
             for x, y in batches:
                 block = slice(start, start + len(x))
                 start += len(x)
-                if start > n or not np.array_equal(y.numpy(), labels[block]):
+                if start > n or not np.array_equal(y.cpu().numpy(), labels[block]):
                     raise ValueError(f"The probe data gave other samples at checkpoint {ckpt.name} than before "
                                      f"(labels differ at samples {block.start}…{block.stop - 1}): it must give the "
                                      "same samples in the same order on every pass (no shuffling, fixed order).")

@@ -33,11 +33,13 @@ from matplotlib import colormaps
 from matplotlib.colors import PowerNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from torch.utils.data import Dataset
 
+from .data import ImageDataset
 from .probe import ProbeLike, ProbeSet
 from .structure import StructuredExplanation
 
-Images = torch.Tensor | np.ndarray | ProbeLike  # item i is image i, or (image, label)
+Images = torch.Tensor | np.ndarray | ImageDataset | Dataset  # item i is image i, or (image, label)
 
 _DPI = 110
 _MAX_CONFUSION_PANELS = 10
