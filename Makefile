@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/graph.py
 	$(PY) bench/e2e.py
+	$(PY) bench/distributed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache bench/results/*.tmp
