@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.i2x-installed
 ARGS   ?=
 
-.PHONY: demo test bench install browser clean
+.PHONY: demo test bench study data install browser cypher-lint clean
 
 install: $(STAMP)
 
@@ -23,10 +23,27 @@ browser:
 	      || echo "warning: could not install chromium; browser tests will be skipped"; \
 	  else echo "note: chromium not found; browser tests will be skipped"; fi; }
 
+# Every Cypher statement the code can send, checked by Neo4j's own analyser (npm @neo4j-cypher/language-support,
+# installed into the git-ignored $(LINT)/node_modules). Skipped, and said so, where node or npm is missing.
+LINT := tools/cypher-lint
+cypher-lint: $(STAMP)
+	@if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then \
+	  if [ ! $(LINT)/node_modules/.i2x-installed -nt $(LINT)/package-lock.json ]; then \
+	    (cd $(LINT) && npm ci --no-audit --no-fund --loglevel=error) && touch $(LINT)/node_modules/.i2x-installed; \
+	  fi && $(PY) $(LINT)/statements.py > $(LINT)/statements.json && node $(LINT)/lint.mjs $(LINT)/statements.json; \
+	else echo "cypher-lint: SKIPPED: node and npm are not both installed, so the Cypher is not checked by Neo4j's analyser"; fi
+
+# Fashion-MNIST for the fine-tuning study (Debian package; skipped where it is already there).
+data:
+	@test -d /usr/share/datasets/fashion-mnist || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; \
+	  else echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2; exit 1; fi; }
+
 demo: $(STAMP)
 	$(VENV)/bin/i2x run $(ARGS)
 
-test: $(STAMP) browser
+test: $(STAMP) browser cypher-lint
 	$(PY) -m pytest $(ARGS)
 
 bench: $(STAMP)
@@ -37,5 +54,9 @@ bench: $(STAMP)
 	$(PY) bench/e2e.py
 	$(PY) bench/distributed.py
 
+# The pre-registered fine-tuning study (bench/improve_plan.md): about 1.3–1.6 h on two free cores, resumable.
+study: $(STAMP) data
+	nice -n 10 $(PY) bench/improve.py --plan bench/improve_plan.md $(ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache bench/results/*.tmp
+	rm -rf $(VENV) .pytest_cache bench/results/*.tmp $(LINT)/node_modules $(LINT)/statements.json

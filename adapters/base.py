@@ -539,7 +539,7 @@ class SaliencyAdapter(LayerAttribution, ABC):
         return batch
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(layer={self.layer_name!r}, method={self.method_name})"
+        return f"{type(self).__name__}(layer={self.layer_name!r}, method={self.method_name}, relu={self.relu})"
 
 
 # --------------------------------------------------------------------------------------------

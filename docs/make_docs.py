@@ -116,17 +116,18 @@ def _params_for(name: str, explanation, answers: dict) -> dict:
 def write_questions(run_dir: Path, store_dir: str | None, path: Path) -> Path:
     from i2x_plugin import StructuredExplanation
     from i2x_plugin.graph_schema import load_catalog
+    from i2x_plugin.questions import ask
     from i2x_plugin.store import GraphStore
 
     explanation = StructuredExplanation.load(run_dir / "explanation")
     run = explanation.run_id
     store = GraphStore.embedded(store_dir)
-    answers: dict[str, list] = {"most_confused": store.ask("most_confused", run_id=run).to_dicts()}
+    answers: dict[str, list] = {"most_confused": ask(store, "most_confused", run_id=run).to_dicts()}
     parts = [
         "# The question catalog\n",
         "The 14 questions of the I2X method, each a parameterised Cypher file in `graph_schema/queries/` (its header",
         "declares the parameters and the columns). Ask them from the CLI, `i2x ask NAME --param k=v [--run RUN_ID]",
-        "[--format table|json]` (`i2x ask --list` lists them), from Python, `store.ask(NAME, run_id=..., **params)`,",
+        "[--format table|json]` (`i2x ask --list` lists them), from Python, `ask(store, NAME, run_id=..., **params)`,",
         "or paste the Cypher into Neo4j Browser with `:param` (see [Neo4j Browser](neo4j-browser.md)). Without a run",
         "id they answer on the most recently written complete run.\n",
         f"The example answers below are real: the default `i2x run` (run `{run}`: {explanation.model_name} on "
@@ -135,7 +136,7 @@ def write_questions(run_dir: Path, store_dir: str | None, path: Path) -> Path:
     ]
     for q in sorted(load_catalog().values(), key=lambda q: q.number):
         params = _params_for(q.name, explanation, answers)
-        answer = store.ask(q.name, run_id=run, **params)
+        answer = ask(store, q.name, run_id=run, **params)
         shown = ", ".join(f"{k}={v}" for k, v in params.items())
         command = f"i2x ask {q.name}" + "".join(f" --param {k}={v}" for k, v in params.items()) + f" --run {run}"
         table = answer.to_table().splitlines()

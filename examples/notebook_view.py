@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from i2x_plugin.ingest import read_run_graph
+from i2x_plugin.questions import ask
 from i2x_plugin.store import GraphStore
 from i2x_plugin.view import answer_keys, to_visualization, view_answer
 
@@ -21,10 +22,10 @@ out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tempfile.mkdtemp(prefix="
 store = GraphStore.connect("embedded")  # or GraphStore.connect("env") for NEO4J_URI
 
 # %% The answer as a table
-answer = store.ask("most_confused", run_id=run_id)
+answer = ask(store, "most_confused", run_id=run_id)
 if not answer.rows:  # a small run may have no uncertain prototype: show what drives class 0 instead
     print(f"most_confused: {answer.hint}")
-    answer = store.ask("class_drivers", run_id=run_id, cls=0)
+    answer = ask(store, "class_drivers", run_id=run_id, cls=0)
 if answer.run_id is None:
     raise SystemExit(f"No run to show: {answer.hint}")
 print(answer.to_table())

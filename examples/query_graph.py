@@ -20,7 +20,9 @@ from pathlib import Path
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
 from i2x_plugin.data import load_digits_8x8
+from i2x_plugin.ingest import write_explanation
 from i2x_plugin.models import SmallCNN
+from i2x_plugin.questions import ask
 from i2x_plugin.store import GraphStore, ReadOnlyQueryError
 from i2x_plugin.training import train_with_checkpoints
 
@@ -34,15 +36,15 @@ else:
     explanation = I2X(model, "block3", config=I2XConfig(k=12)).explain(checkpoints, data, run_id="example-digits")
 
 store = GraphStore.connect("env" if os.environ.get("NEO4J_URI") else "embedded")
-store.write(explanation)  # idempotent upsert; the Run node says status 'complete' when all is in
+write_explanation(store, explanation)  # idempotent upsert; the Run node says status 'complete' when all is in
 run = explanation.run_id
 print(f"graph: {store.uri}, run {run}\n")
 
 # 1. Named questions of the catalog (the same as `i2x ask NAME --param k=v --run RUN`).
-order = store.ask("learning_order", run_id=run).to_table().splitlines()
+order = ask(store, "learning_order", run_id=run).to_table().splitlines()
 print("\n".join(order[:12] + (["…"] if len(order) > 12 else [])), "\n")
-print(store.ask("class_drivers", run_id=run, cls=7).to_table(), "\n")
-answer = store.ask("most_confused", run_id=run)
+print(ask(store, "class_drivers", run_id=run, cls=7).to_table(), "\n")
+answer = ask(store, "most_confused", run_id=run)
 print(answer.to_table() if answer.rows else f"most_confused: {answer.hint}", "\n")
 
 # 2. Your own Cypher, read-only, values always as parameters (the same as `i2x cypher "..."`).

@@ -8,6 +8,11 @@ Nodes carry ``runId`` (runs coexist and are deleted by it), ``key`` (unique with
 the MERGE key) and ``name`` (Neo4j Browser's caption). A relationship model declares its
 ``source`` and ``target`` labels and its ``identity``: the properties that, with its two end nodes,
 make one relationship unique (the MERGE pattern); the other properties are set on it.
+
+A series (one value per step, per checkpoint or per prototype) is one list property, not one
+relationship per entry: ``DRIVES.betas[t]`` is β at step t. Lists that share an index are declared
+in a model's ``parallel`` groups and must have equal lengths, so a per-step statistic added later
+(p-values beside ``betas``) is one more field in the same group.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import types
 import typing
 from typing import Any, ClassVar, Literal, Type, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 _SCALARS = (bool, int, float, str)
@@ -38,6 +43,17 @@ def _is_property_type(tp: Any) -> bool:
 
 class _GraphModel(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of list fields indexed alike
+
+    @model_validator(mode="after")
+    def _parallel_lists_match(self) -> _GraphModel:
+        fields = type(self).model_fields
+        for names in self.parallel:
+            sizes = {fields[n].alias or n: len(getattr(self, n)) for n in names if getattr(self, n) is not None}
+            if len(set(sizes.values())) > 1:
+                raise ValueError(f"{type(self).__name__}: the lists {', '.join(sizes)} share one index and must "
+                                 f"have equal lengths; got {', '.join(f'{n}={v}' for n, v in sizes.items())}.")
+        return self
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -76,7 +92,16 @@ class Run(GraphNode):
     num_samples: int = Field(description="Probe samples N (not all are stored as Sample nodes).")
     class_names: list[str]
     map_size: list[int]
-    noise_floor: float
+    schema_version: int = Field(description="Layout of the run's graph: 2 = compact series, calibrated claims.")
+    fdr_q: float = Field(description="Claims are shown at Benjamini–Hochberg q ≤ this.")
+    claim_kinds: list[str] = Field(description="Claim kinds, in the order of claimsReal and claimsNoise.")
+    claims_real: list[int] = Field(description="Claims of each kind in this run.")
+    claims_noise: list[float] = Field(description="Mean claims of each kind the same procedure makes on ΔP shuffled "
+                                      "within (step, class): the false claims to expect. Empty when not measured.")
+    stability_jaccard: list[float] = Field(description="Mean Jaccard overlap of drivers, separators and uncertain "
+                                           "prototypes with re-fitted prototypes; empty when not measured.")
+    stability_tau: float | None = Field(None, description="Mean Kendall τ of the learning order across re-fits.")
+    skipped: list[str] = Field(description="Scopes too small to test, and why.")
     created_at: str
     status: Literal["writing", "complete", "failed", "deleting"] | None = None
     updated_at: str | None = None
@@ -120,7 +145,10 @@ class Prototype(GraphNode):
 
 
 class Group(GraphNode):
-    """A learning-pattern group (HDBSCAN on ΔŶ) of class ``cls`` at step ``step`` (checkpoint t → t+1)."""
+    """A learning-pattern group (HDBSCAN on ΔŶ) of class ``cls`` at step ``step`` (checkpoint t → t+1).
+
+    ``betas[k]``: β of prototype k toward the class in the group's own fit (absent when the group
+    was too small to fit); ``topPrototypes``: its top positive prototypes, best first."""
 
     label: ClassVar[str] = "Group"
     step: int
@@ -128,11 +156,19 @@ class Group(GraphNode):
     group: int
     size: int
     noise: bool
+    betas: list[float] | None = Field(None, description="Per prototype (index = prototype index).")
+    top_prototypes: list[int] = []
 
 
 class Sample(GraphNode):
     """A stored sample: exemplars, misclassified at the final checkpoint, and samples of an uncertain
-    pair's classes containing its uncertain prototypes (``reasons``); train samples of a CurationSet."""
+    pair's classes containing its uncertain prototypes (``reasons``); train samples of a CurationSet.
+
+    A probe sample lists the prototypes it contains (``prototypes``, ascending) with, at the same
+    index, the feature-map cells assigned to each (``prototypePositions``) and its saliency there at
+    the final checkpoint (``prototypeIntensities``); ``prototypeIntensitiesByCheckpoint`` holds the
+    saliency at every checkpoint, prototype by prototype: entry ``j * T + t`` is ``prototypes[j]`` at
+    checkpoint t (T checkpoints)."""
 
     label: ClassVar[str] = "Sample"
     index: int = Field(description="Position in its split's data set as given to I2X.")
@@ -144,6 +180,20 @@ class Sample(GraphNode):
     confidence: float | None = None
     reasons: list[str] = []
     image_uri: str | None = None
+    prototypes: list[int] | None = None
+    prototype_positions: list[int] | None = None
+    prototype_intensities: list[float] | None = None
+    prototype_intensities_by_checkpoint: list[float] | None = None
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = (
+        ("prototypes", "prototype_positions", "prototype_intensities"),)
+
+    @model_validator(mode="after")
+    def _one_trajectory_per_prototype(self) -> Sample:
+        by_checkpoint, count = self.prototype_intensities_by_checkpoint, len(self.prototypes or ())
+        if by_checkpoint is not None and (not count or len(by_checkpoint) % count):
+            raise ValueError(f"Sample {self.key}: prototypeIntensitiesByCheckpoint holds {len(by_checkpoint)} values, "
+                             f"not a multiple of its {count} prototypes (one per prototype and checkpoint).")
+        return self
 
 
 class CurationSet(GraphNode):
@@ -151,10 +201,13 @@ class CurationSet(GraphNode):
 
     label: ClassVar[str] = "CurationSet"
     prototypes: list[int]
-    threshold: int
+    threshold: int | None = Field(None, description="V0: the position threshold; None for the capped variants.")
     pair: list[int]
     removed_by_class: str = Field(description="JSON object: class index -> removed sample count.")
     size: int | None = None
+    variant: str | None = Field(None, description="Selection variant V0–V4 (i2x_plugin.selection).")
+    cap: float | None = Field(None, description="V1–V4: the per-class cap (fraction).")
+    rule: str | None = Field(None, description="How the samples were chosen, in words.")
 
 
 class GraphRelationship(_GraphModel):
@@ -204,37 +257,39 @@ class FineTunedFrom(GraphRelationship):
 
 
 class Drives(GraphRelationship):
-    """β of the prototype toward the class at ``step``. ``scope`` 'step': the fit on all samples;
-    'class': the fit on the target class's own samples (β[k, c] of class c's fit)."""
+    """β of the prototype toward the class at every step: ``betas[t]`` is step t (checkpoint t → t+1), with
+    ``zs[t]`` its normal score against the within-class permutation null. ``scope`` 'step': the fit on all
+    samples; 'class': the fit on the target class's own samples (β[k, c] of class c's fit). ``beta`` and ``q``:
+    the same fit pooled over all steps, with its Benjamini–Hochberg q-value (two-sided for 'step', one-sided
+    positive for 'class'; absent where the class was not tested)."""
 
     type: ClassVar[str] = "DRIVES"
     source: ClassVar[Type[GraphNode]] = Prototype
     target: ClassVar[Type[GraphNode]] = Class
-    identity: ClassVar[tuple[str, ...]] = ("scope", "step")
+    identity: ClassVar[tuple[str, ...]] = ("scope",)
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = (("betas", "zs"),)
     scope: Literal["step", "class"]
-    step: int
-    beta: float
+    betas: list[float] = Field(description="Per step (index = step).")
+    zs: list[float] = Field(description="Per step: β's normal score against its permutation null.")
+    beta: float = Field(description="Pooled over all steps.")
+    q: float | None = None
 
 
 class KeyDriverOf(GraphRelationship):
-    """A top driver of the class over all steps (step-weighted mean β of the class fit)."""
+    """A driver of the class: β of the class's own fit pooled over steps is significantly positive (q), ranked by
+    the share of the class's final saliency on the prototype."""
 
     type: ClassVar[str] = "KEY_DRIVER_OF"
     source: ClassVar[Type[GraphNode]] = Prototype
     target: ClassVar[Type[GraphNode]] = Class
     beta: float
+    z: float
+    p: float
+    q: float
+    saliency_share: float
     rank: int
     first_step: int | None = None
-
-
-class DrivesGroup(GraphRelationship):
-    """β of the prototype toward the group's class in the group's own fit; ``rank`` among its top prototypes."""
-
-    type: ClassVar[str] = "DRIVES_GROUP"
-    source: ClassVar[Type[GraphNode]] = Prototype
-    target: ClassVar[Type[GraphNode]] = Group
-    beta: float
-    rank: int | None = None
+    recurrence: float | None = Field(None, description="Share of the stability test's re-fits that make it too.")
 
 
 class InClass(GraphRelationship):
@@ -247,24 +302,27 @@ class _Sharing(GraphRelationship):
     source: ClassVar[Type[GraphNode]] = Prototype
     target: ClassVar[Type[GraphNode]] = Class
     fraction: float
-    steps: list[int] = Field(description="With ``groups``: the (step, group) pairs where it is a top prototype.")
+    steps: list[int] = Field(description="With ``groups``: the (step, group) pairs where its β is significantly "
+                             "positive.")
     groups: list[int]
+    q: float = Field(description="The largest q-value over those groups.")
 
 
 class SharedBy(_Sharing):
-    """A top positive prototype in (nearly) every learning-pattern group of the class."""
+    """Significantly positive in (nearly) every tested learning-pattern group of the class."""
 
     type: ClassVar[str] = "SHARED_BY"
 
 
 class SpecialisedTo(_Sharing):
-    """A top positive prototype in some of the class's groups only."""
+    """Significantly positive in some of the class's tested groups only."""
 
     type: ClassVar[str] = "SPECIALISED_TO"
 
 
 class Separates(GraphRelationship):
-    """The prototype favours the target class over ``against`` (pair a < b) on the pooled a ∪ b fit."""
+    """The prototype favours the target class over ``against`` (pair a < b) on the a ∪ b fits, from step
+    ``firstStep`` to the last (a tested sequence: z, p, q)."""
 
     type: ClassVar[str] = "SEPARATES"
     source: ClassVar[Type[GraphNode]] = Prototype
@@ -274,8 +332,12 @@ class Separates(GraphRelationship):
     b: int
     against: int
     first_step: int
-    steps: list[int]
-    margin: float
+    steps: list[int] = Field(description="Steps of the window whose own fit shows β[k, favours] > 0 > β[k, against].")
+    margin: float = Field(description="Mean over the window of β[k, favours] − β[k, against].")
+    z: float
+    p: float
+    q: float
+    recurrence: float | None = None
 
 
 class SeparatedFrom(GraphRelationship):
@@ -303,20 +365,63 @@ class UncertainBetween(GraphRelationship):
     b: int
     flips: int
     flip_steps: list[int]
+    significant_steps: list[int] = Field(description="Steps where β[k,a] − β[k,b] is significant, with ``signs``.")
+    signs: list[int] = Field(description="+1 favours a, −1 favours b, at each significant step.")
     magnitude: float
     score: float
+    p: float
+    q: float
     rank: int
+    recurrence: float | None = None
+
+
+class DeletionTest(GraphNode):
+    """Faithfulness of one claim group on the final model (validation.md §2): its prototypes' cells deleted at the
+    explained layer, the effect the claim predicts, and where it falls among matched random prototype sets.
+    Drivers: the drop in the class's confidence (``staticEffect``: the same for the prototypes with most final
+    saliency); separators: the drop in the logit margin cls − other; uncertain: the change in confusions."""
+
+    label: ClassVar[str] = "DeletionTest"
+    kind: Literal["drivers", "separators", "uncertain"]
+    cls: int
+    other: int | None = None
+    prototypes: list[int]
+    samples: int
+    area: float
+    effect: float
+    random_median: float
+    percentile: float
+    p: float
+    static_prototypes: list[int]
+    static_effect: float | None = None
+    static_percentile: float | None = None
+
+
+class Tests(GraphRelationship):
+    """A deletion test -> the class whose claim it tests (for drivers; the favoured class for separators; class a
+    for uncertain prototypes)."""
+
+    type: ClassVar[str] = "TESTS"
+    source: ClassVar[Type[GraphNode]] = DeletionTest
+    target: ClassVar[Type[GraphNode]] = Class
+
+
+class Deletes(GraphRelationship):
+    """A deletion test -> each prototype it deleted."""
+
+    type: ClassVar[str] = "DELETES"
+    source: ClassVar[Type[GraphNode]] = DeletionTest
+    target: ClassVar[Type[GraphNode]] = Prototype
 
 
 class ConfusedAs(GraphRelationship):
-    """``count`` probe samples of the source class predicted as the target class at ``checkpoint`` (non-zero only)."""
+    """``counts[t]`` probe samples of the source class predicted as the target class at checkpoint t
+    (one relationship per ordered pair that is confused at some checkpoint)."""
 
     type: ClassVar[str] = "CONFUSED_AS"
     source: ClassVar[Type[GraphNode]] = Class
     target: ClassVar[Type[GraphNode]] = Class
-    identity: ClassVar[tuple[str, ...]] = ("checkpoint",)
-    checkpoint: int
-    count: int
+    counts: list[int] = Field(description="Per checkpoint (index = checkpoint index).")
 
 
 class LabelledAs(GraphRelationship):
@@ -332,17 +437,6 @@ class PredictedAs(GraphRelationship):
     source: ClassVar[Type[GraphNode]] = Sample
     target: ClassVar[Type[GraphNode]] = Class
     confidence: float
-
-
-class Contains(GraphRelationship):
-    """``positions`` feature-map cells of the sample are assigned to the prototype; its saliency there."""
-
-    type: ClassVar[str] = "CONTAINS"
-    source: ClassVar[Type[GraphNode]] = Sample
-    target: ClassVar[Type[GraphNode]] = Prototype
-    positions: int
-    intensity: float = Field(description="At the final checkpoint.")
-    intensities: list[float] = Field(description="Per checkpoint.")
 
 
 class ExemplarOf(GraphRelationship):
@@ -370,12 +464,11 @@ class ForPair(GraphRelationship):
 
 
 NODE_MODELS: dict[str, type[GraphNode]] = {
-    m.label: m for m in (Run, Checkpoint, Class, Prototype, Group, Sample, CurationSet)}
+    m.label: m for m in (Run, Checkpoint, Class, Prototype, Group, Sample, CurationSet, DeletionTest)}
 RELATIONSHIP_MODELS: dict[str, type[GraphRelationship]] = {
     m.type: m for m in (HasCheckpoint, HasClass, HasPrototype, Next, FineTunedFrom, Drives, KeyDriverOf,
-                        DrivesGroup, InClass, SharedBy, SpecialisedTo, Separates, SeparatedFrom,
-                        UncertainBetween, ConfusedAs, LabelledAs, PredictedAs, Contains, ExemplarOf,
-                        Removes, ForPair)}
+                        InClass, SharedBy, SpecialisedTo, Separates, SeparatedFrom, UncertainBetween,
+                        ConfusedAs, LabelledAs, PredictedAs, ExemplarOf, Removes, ForPair, Tests, Deletes)}
 
 
 def node_model(label: str) -> type[GraphNode]:

@@ -9,8 +9,14 @@ all validated through :mod:`.models`, so only Neo4j property types reach the dat
 Which samples become Sample nodes (not all N probe samples): every exemplar, every sample
 misclassified at the final checkpoint, and per uncertain pair (a, b) up to
 ``uncertain_samples_per_pair`` samples of classes a or b containing one of the pair's uncertain
-prototypes (most positions of those prototypes first). Stored samples get CONTAINS edges to every
-prototype they contain.
+prototypes (most positions of those prototypes first). A stored sample lists every prototype it
+contains, with positions and intensities, as properties.
+
+The graph is compact: a series is one list property, not one relationship per entry — β per step on
+one ``DRIVES`` per (prototype, class, scope), confusions per checkpoint on one ``CONFUSED_AS`` per
+ordered class pair, a group's β per prototype on its ``Group`` node, a sample's prototypes on its
+``Sample`` node. On the default run (mnist-5k, 9 checkpoints, K = 32) that is 6,214 rows rather than
+37,322 with one relationship per entry (6.0×; bench/graph.py).
 """
 
 from __future__ import annotations
@@ -30,6 +36,14 @@ if TYPE_CHECKING:
     from i2x_plugin.structure import StructuredExplanation
 
 PROBE = "probe"
+SCHEMA_VERSION = 2
+CLAIM_KINDS = ("drivers", "separators", "uncertain", "shared", "specialised")
+STABILITY_KINDS = ("drivers", "separators", "uncertain")
+
+
+def _q(value: float) -> float | None:
+    """A q-value as a property: absent (None) where the scope was not tested (NaN)."""
+    return None if np.isnan(value) else float(value)
 
 
 def node_id(label: str, key: str) -> str:
@@ -124,6 +138,7 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
     """
     e, rows = explanation, GraphRows()
     rid = e.run_id
+    counts, stable = e.claim_counts, e.stability
     T, N, C, K = len(e.checkpoints), len(e.labels), e.num_classes, e.k
     ids = np.asarray(e.sample_ids)
     if len(np.unique(ids)) != len(ids):
@@ -139,7 +154,12 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
     rows.add(m.Run(run_id=rid, key=rid, name=f"{e.model_name} · {e.dataset} · {rid}", config=e.config.to_json(),
                    model=e.model_name, layer=e.layer, method=e.method, dataset=e.dataset, k=K, num_classes=C,
                    num_checkpoints=T, num_samples=N, class_names=list(names), map_size=list(e.map_size),
-                   noise_floor=float(e.noise_floor), created_at=e.created_at))
+                   schema_version=SCHEMA_VERSION, fdr_q=e.config.fdr_q, claim_kinds=list(CLAIM_KINDS),
+                   claims_real=[counts.real[k] for k in CLAIM_KINDS] if counts else [],
+                   claims_noise=[float(counts.null_mean[k]) for k in CLAIM_KINDS] if counts else [],
+                   stability_jaccard=[stable.mean_jaccard[k] for k in STABILITY_KINDS] if stable else [],
+                   stability_tau=float(np.mean(stable.learning_order_tau)) if stable and stable.refits else None,
+                   skipped=list(e.skipped), created_at=e.created_at))
     for ck in e.checkpoints:
         rows.add(m.Checkpoint(run_id=rid, key=str(ck.index), name=ck.name, index=ck.index, step=ck.step,
                               epoch=ck.epoch, accuracy=ck.accuracy, train_loss=ck.train_loss, path=ck.path))
@@ -163,43 +183,41 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
             exemplar_samples=[key_of(x.sample) for x in xs], exemplar_boxes=[int(v) for x in xs for v in x.box]))
         rows.add(m.HasPrototype(run_id=rid, source_key=rid, target_key=str(k)))
 
-    # β per step toward each class: the all-samples fit and each class's own fit.
-    for t in range(T - 1):
-        for k in range(K):
-            for c in range(C):
-                rows.add(m.Drives(run_id=rid, source_key=str(k), target_key=str(c), scope="step", step=t,
-                                  beta=float(e.beta_step[t, k, c])))
-                rows.add(m.Drives(run_id=rid, source_key=str(k), target_key=str(c), scope="class", step=t,
-                                  beta=float(e.beta_class[t, c, k, c])))
-    rank: dict[int, int] = defaultdict(int)
+    # β toward each class, one list over the steps with its scores: the all-samples fit and each class's own fit.
+    for k in range(K):
+        for c in range(C):
+            rows.add(m.Drives(run_id=rid, source_key=str(k), target_key=str(c), scope="step",
+                              betas=e.beta_step[:, k, c].tolist(), zs=e.z_step[:, k, c].tolist(),
+                              beta=float(e.beta_overall[k, c]), q=_q(e.q_overall[k, c])))
+            rows.add(m.Drives(run_id=rid, source_key=str(k), target_key=str(c), scope="class",
+                              betas=e.beta_class[:, c, k].tolist(), zs=e.z_class[:, c, k].tolist(),
+                              beta=float(e.beta_driver[c, k]), q=_q(e.q_driver[c, k])))
     for d in e.drivers:
-        rows.add(m.KeyDriverOf(run_id=rid, source_key=str(d.prototype), target_key=str(d.cls), beta=float(d.beta),
-                               rank=rank[d.cls], first_step=d.first_step))
-        rank[d.cls] += 1
+        rows.add(m.KeyDriverOf(run_id=rid, source_key=str(d.prototype), target_key=str(d.cls), beta=d.beta, z=d.z,
+                               p=d.p, q=d.q, saliency_share=d.saliency_share, rank=d.rank, first_step=d.first_step,
+                               recurrence=d.recurrence))
 
-    # Learning-pattern groups and their own β.
+    # Learning-pattern groups with their own fit's β per prototype.
     fitted = {tuple(int(v) for v in key): i for i, key in enumerate(e.beta_group_keys)}
     for g in e.groups:
         gkey = f"{g.step}:{g.cls}:{g.group}"
+        fit = fitted.get((g.step, g.cls, g.group))
         rows.add(m.Group(run_id=rid, key=gkey, name=f"{names[g.cls]} s{g.step} g{g.group}", step=g.step, cls=g.cls,
-                         group=g.group, size=g.size, noise=g.group == -1))
+                         group=g.group, size=g.size, noise=g.group == -1,
+                         betas=None if fit is None else e.beta_group[fit].tolist(),
+                         top_prototypes=[int(k) for k in g.top_prototypes]))
         rows.add(m.InClass(run_id=rid, source_key=gkey, target_key=str(g.cls)))
-        if (g.step, g.cls, g.group) in fitted:
-            beta = e.beta_group[fitted[(g.step, g.cls, g.group)], :, g.cls]
-            top = {p: r for r, p in enumerate(g.top_prototypes)}
-            for k in range(K):
-                rows.add(m.DrivesGroup(run_id=rid, source_key=str(k), target_key=gkey, beta=float(beta[k]),
-                                       rank=top.get(k)))
     for s in e.shared:
         kind = m.SharedBy if s.kind == "shared" else m.SpecialisedTo
         rows.add(kind(run_id=rid, source_key=str(s.prototype), target_key=str(s.cls), fraction=float(s.fraction),
-                      steps=[int(st) for st, _ in s.groups], groups=[int(gr) for _, gr in s.groups]))
+                      steps=[int(st) for st, _ in s.groups], groups=[int(gr) for _, gr in s.groups], q=s.q))
 
     # Between classes: separators, separation checkpoints and order, uncertainty, confusion.
     for sp in e.separators:
         rows.add(m.Separates(run_id=rid, source_key=str(sp.prototype), target_key=str(sp.favours), a=sp.a, b=sp.b,
                              against=sp.b if sp.favours == sp.a else sp.a, first_step=sp.first_step,
-                             steps=list(sp.steps), margin=float(sp.margin)))
+                             steps=list(sp.steps), margin=float(sp.margin), z=sp.z, p=sp.p, q=sp.q,
+                             recurrence=sp.recurrence))
     order = {(a, b): i for i, (a, b) in enumerate(e.learning_order)}
     for ps in e.separations:
         rows.add(m.SeparatedFrom(run_id=rid, source_key=str(ps.a), target_key=str(ps.b),
@@ -210,13 +228,26 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
     for r, u in enumerate(e.uncertain):
         for cls in (u.a, u.b):
             rows.add(m.UncertainBetween(run_id=rid, source_key=str(u.prototype), target_key=str(cls), a=u.a, b=u.b,
-                                        flips=u.flips, flip_steps=list(u.flip_steps), magnitude=float(u.magnitude),
-                                        score=float(u.score), rank=r))
-    for t in range(T):
-        for i, j in zip(*np.nonzero(e.confusion[t])):
-            if i != j:
-                rows.add(m.ConfusedAs(run_id=rid, source_key=str(i), target_key=str(j), checkpoint=t,
-                                      count=int(e.confusion[t, i, j])))
+                                        flips=u.flips, flip_steps=list(u.flip_steps),
+                                        significant_steps=list(u.significant_steps), signs=list(u.signs),
+                                        magnitude=float(u.magnitude), score=float(u.score), p=u.p, q=u.q, rank=r,
+                                        recurrence=u.recurrence))
+    for t in e.faithfulness_results:
+        tkey = f"{t.kind}:{t.a}:{'' if t.b is None else t.b}"
+        what = (f"drivers of {names[t.a]}" if t.b is None else
+                f"{t.kind} {names[t.a]} over {names[t.b]}" if t.kind == "separators" else
+                f"{t.kind} {names[t.a]}↔{names[t.b]}")
+        rows.add(m.DeletionTest(run_id=rid, key=tkey, name=f"deletion: {what}", kind=t.kind, cls=t.a, other=t.b,
+                                prototypes=list(t.prototypes), samples=t.samples, area=t.area, effect=t.effect,
+                                random_median=t.random_median, percentile=t.percentile, p=t.p,
+                                static_prototypes=list(t.static_prototypes), static_effect=t.static_effect,
+                                static_percentile=t.static_percentile))
+        rows.add(m.Tests(run_id=rid, source_key=tkey, target_key=str(t.a)))
+        for k in t.prototypes:
+            rows.add(m.Deletes(run_id=rid, source_key=tkey, target_key=str(k)))
+    off_diagonal = e.confusion * (1 - np.eye(C, dtype=e.confusion.dtype))
+    for i, j in zip(*np.nonzero(off_diagonal.any(0))):
+        rows.add(m.ConfusedAs(run_id=rid, source_key=str(i), target_key=str(j), counts=e.confusion[:, i, j].tolist()))
 
     # Stored samples, what they contain, and the exemplars.
     final = e.predictions[-1]
@@ -224,16 +255,16 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
         label, pred = int(e.labels[i]), int(final[i])
         skey = key_of(i)
         name = f"#{int(ids[i])} {names[label]}" + ("" if label == pred else f"→{names[pred]}")
+        contained = np.flatnonzero(present[i])
         rows.add(m.Sample(run_id=rid, key=skey, name=name, index=i, sample_id=int(ids[i]), split=PROBE, label=label,
                           prediction=pred, correct=label == pred, confidence=float(e.confidences[-1, i, pred]),
-                          reasons=why, image_uri=uris.get(i)))
+                          reasons=why, image_uri=uris.get(i), prototypes=contained.tolist(),
+                          prototype_positions=e.presence[i, contained].tolist(),
+                          prototype_intensities=e.intensities[-1, i, contained].tolist(),
+                          prototype_intensities_by_checkpoint=e.intensities[:, i, contained].T.ravel().tolist()))
         rows.add(m.LabelledAs(run_id=rid, source_key=skey, target_key=str(label)))
         rows.add(m.PredictedAs(run_id=rid, source_key=skey, target_key=str(pred),
                                confidence=float(e.confidences[-1, i, pred])))
-        for k in np.flatnonzero(present[i]).tolist():
-            rows.add(m.Contains(run_id=rid, source_key=skey, target_key=str(k), positions=int(e.presence[i, k]),
-                                intensity=float(e.intensities[-1, i, k]),
-                                intensities=[float(v) for v in e.intensities[:, i, k]]))
     for k, xs in exemplars.items():
         for r, x in enumerate(xs):
             rows.add(m.ExemplarOf(run_id=rid, source_key=key_of(x.sample), target_key=str(k), rank=r,

@@ -8,6 +8,7 @@ CREATE CONSTRAINT i2x_prototype_key IF NOT EXISTS FOR (n:Prototype) REQUIRE (n.r
 CREATE CONSTRAINT i2x_group_key IF NOT EXISTS FOR (n:Group) REQUIRE (n.runId, n.key) IS UNIQUE;
 CREATE CONSTRAINT i2x_sample_key IF NOT EXISTS FOR (n:Sample) REQUIRE (n.runId, n.key) IS UNIQUE;
 CREATE CONSTRAINT i2x_curationset_key IF NOT EXISTS FOR (n:CurationSet) REQUIRE (n.runId, n.key) IS UNIQUE;
+CREATE CONSTRAINT i2x_deletiontest_key IF NOT EXISTS FOR (n:DeletionTest) REQUIRE (n.runId, n.key) IS UNIQUE;
 CREATE INDEX i2x_run_status IF NOT EXISTS FOR (n:Run) ON (n.status);
 CREATE INDEX i2x_checkpoint_index IF NOT EXISTS FOR (n:Checkpoint) ON (n.runId, n.index);
 CREATE INDEX i2x_class_index IF NOT EXISTS FOR (n:Class) ON (n.runId, n.index);

@@ -3,12 +3,30 @@
 >>> from i2x_plugin import I2X, CheckpointRecorder
 >>> explanation = I2X(model, "block3").explain("checkpoints/", probe_data)
 >>> explanation.uncertain[:3]
+
+The names below are imported on first use, so that processes which need only a part of the package
+(the embedded graph server, the Neo4j Browser bridge) do not load torch.
 """
 
-from .checkpoints import CheckpointRecorder, resolve_checkpoints
-from .config import I2XConfig
-from .explain import I2X
-from .structure import StructuredExplanation
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .checkpoints import CheckpointRecorder, resolve_checkpoints
+    from .config import I2XConfig
+    from .explain import I2X
+    from .structure import StructuredExplanation
+
+_HOME = {"I2X": ".explain", "I2XConfig": ".config", "CheckpointRecorder": ".checkpoints",
+         "StructuredExplanation": ".structure", "resolve_checkpoints": ".checkpoints"}
 
 __all__ = ["I2X", "I2XConfig", "CheckpointRecorder", "StructuredExplanation", "resolve_checkpoints"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOME:
+        return getattr(importlib.import_module(_HOME[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

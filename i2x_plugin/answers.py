@@ -7,7 +7,7 @@
    predicted class (``sample_evidence``, question 1), for a misclassified sample of the most confused
    pair when there is one, else for the top exemplar of the first uncertain (or driving) prototype.
 
-Every answer comes from the graph (``GraphStore.ask``), not from the in-memory explanation, so what is
+Every answer comes from the graph (``i2x_plugin.questions.ask``), not from the in-memory explanation, so what is
 printed is what a user gets with the printed ``i2x ask`` command.
 """
 
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from .questions import ask
 
 if TYPE_CHECKING:
     from .store import GraphStore
@@ -51,7 +53,7 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
     run, cn = explanation.run_id, explanation.class_names
     answers = []
 
-    confused = store.ask("most_confused", run_id=run)
+    confused = ask(store, "most_confused", run_id=run)
     rows = confused.to_dicts()  # keyed by the Cypher column names of graph_schema/queries/*.cypher
     samples = sorted({s for r in rows for s in r["samples"]})
     pair = (rows[0]["a"], rows[0]["b"]) if rows else None
@@ -70,7 +72,7 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
                                  "samples contain them?", f"i2x ask most_confused --run {run}",
                                  rows, text))
 
-    order = store.ask("learning_order", run_id=run)
+    order = ask(store, "learning_order", run_id=run)
     rows = order.to_dicts()
     if rows:
         done = [f"{r['nameA']}↔{r['nameB']} ({_checkpoint_name(explanation, r['separatedAt'])})" for r in rows
@@ -85,7 +87,7 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
 
     sample = _example_sample(explanation, samples, pair)
     if sample is not None:
-        evidence = store.ask("sample_evidence", run_id=run, sample=sample)
+        evidence = ask(store, "sample_evidence", run_id=run, sample=sample)
         rows = evidence.to_dicts()
         if rows:
             r = rows[0]

@@ -14,21 +14,40 @@ import sys
 from collections.abc import Sequence
 
 
+def _store_line(st) -> str:  # type: ignore[no-untyped-def]
+    if not st.running:
+        return f"store not running (data {st.data_dir})"
+    lifetime = ("kept: runs until i2x store stop" if st.kept
+                else "started for a command or bridge: stops when the last one ends")
+    return f"store running: {st.uri} (pid {st.pid}, data {st.data_dir}; {lifetime})"
+
+
 def _cmd_store(args: argparse.Namespace) -> int:
-    """``i2x store start|stop|status``: manage the embedded graph server."""
-    from i2x_plugin.store import StoreError, store_start, store_status, store_stop
+    """``i2x store start|stop|status|browser``: manage the embedded graph server and its Browser bridge."""
+    from i2x_plugin.store import StoreError, store_start, store_status
+    from i2x_plugin.store.bridge import bridge_status, connect_details, start_bridge, stop_store
 
     try:
         if args.action == "start":
-            st = store_start(args.data_dir, args.port)
-            print(f"store running: {st.uri} (pid {st.pid}, data {st.data_dir})")
+            print(_store_line(store_start(args.data_dir, args.port)))
         elif args.action == "stop":
-            stopped = store_stop(args.data_dir)
-            print("store stopped" if stopped else "store was not running")
+            bridge_stopped, stopped = stop_store(args.data_dir)
+            print(("bridge stopped; " if bridge_stopped else "")
+                  + ("store stopped" if stopped else "store was not running"))
+        elif args.action == "browser":
+            bridge = start_bridge(args.data_dir, args.port, args.host)
+            if bridge.reused:
+                print(f"A bridge for this store is already running (pid {bridge.pid}); it is reused.")
+            if args.admin:
+                print("warning: this is the login of root, the store's administrator: anything typed into Browser "
+                      "can change or delete the graph. Omit --admin to log in read-only.", file=sys.stderr)
+            print(connect_details(bridge, admin=args.admin))
         else:
             st = store_status(args.data_dir)
-            print(f"store running: {st.uri} (pid {st.pid}, data {st.data_dir})" if st.running
-                  else f"store not running (data {st.data_dir})")
+            print(_store_line(st))
+            bridge = bridge_status(args.data_dir) if st.running else None
+            if bridge is not None:
+                print(f"Browser bridge: {bridge.connect_url} (ws://{bridge.host}:{bridge.port}, pid {bridge.pid})")
             return 0 if st.running else 3
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -37,13 +56,24 @@ def _cmd_store(args: argparse.Namespace) -> int:
 
 
 def _add_store(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("store", help="start, stop or inspect the embedded graph server")
-    p.add_argument("action", choices=["start", "stop", "status"])
+    p = sub.add_parser("store", help="start, stop or inspect the embedded graph server; open it to Neo4j Browser",
+                       description="start: run the server until 'i2x store stop' (commands otherwise stop a server "
+                       "they started). browser: a loopback WebSocket bridge for Neo4j Browser, and what to type into "
+                       "its connect form. stop: the bridge and the server. status: both.")
+    p.add_argument("action", choices=["start", "stop", "status", "browser"])
     p.add_argument("--data-dir", default=None,
                    help="store directory (default: $I2X_STORE_DIR or the user data dir)")
     p.add_argument("--port", type=int, default=None,
-                   help="Bolt port for 'start' (default: a free one)")
+                   help="start: the Bolt port; browser: the bridge's port, the one Browser connects to "
+                   "(default: a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="browser: a loopback address to listen on (default 127.0.0.1)")
+    p.add_argument("--admin", action="store_true",
+                   help="browser: print the administrator's login instead of the read-only one (with a warning)")
     p.set_defaults(func=_cmd_store)
+
+
+_KEEP_STORE_HELP = ("keep the embedded store running afterwards (default: a store this command started is "
+                    "stopped when it ends; i2x store start also keeps it)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -67,7 +97,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             dataset=args.dataset, model=args.model, layer=args.layer, checkpoints=args.checkpoints,
             adapter=args.adapter, method=args.method, k=args.k, store=args.store, store_dir=args.store_dir,
             device=args.device, out=args.out, run_id=args.run_id, seed=args.seed, epochs=args.epochs,
-            probe_size=args.probe_size, report=False if args.no_report else None, dist_timeout=args.dist_timeout)
+            probe_size=args.probe_size, report=False if args.no_report else None,
+            keep_store=True if args.keep_store else None, dist_timeout=args.dist_timeout)
         if args.nproc is not None and args.nproc != 1:
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 raise DistributedError("--nproc starts torchrun itself; under torchrun leave it out (torchrun's "
@@ -94,6 +125,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(result.directory)
     else:
         print(result.summary_text())
+        if config.store == "embedded" and not config.keep_store:
+            from i2x_plugin.store import store_status
+
+            if not store_status(config.store_dir).running:
+                print("\nThe embedded graph store was started for this run and is stopped again (the graph stays): "
+                      "i2x ask starts it when needed; --keep-store or i2x store start keeps it running.")
     return 0
 
 
@@ -113,6 +150,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--k", type=int, help="number of prototypes K (default 32)")
     p.add_argument("--store", help="embedded (default) | bolt://... or neo4j://... URI (NEO4J_* auth) | env | none")
     p.add_argument("--store-dir", help="data directory of the embedded store")
+    p.add_argument("--keep-store", action="store_true", help=_KEEP_STORE_HELP)
     p.add_argument("--device", help="cpu (default) | cuda | cuda:N | mps")
     p.add_argument("--out", help="output folder (default ./i2x-out); the run writes to OUT/RUN_ID/")
     p.add_argument("--run-id", help="run id (default: time stamp + random suffix)")
@@ -138,6 +176,7 @@ def _cmd_improve(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from i2x_plugin.atomic import write_text
     from i2x_plugin.curation import CurationError
     from i2x_plugin.improve import ImproveConfig, ImproveError, improve, inputs_from_files, inputs_from_run
 
@@ -145,8 +184,8 @@ def _cmd_improve(args: argparse.Namespace) -> int:
         config = ImproveConfig.from_file(args.config) if args.config else ImproveConfig()
         changes = {"seeds": args.seeds, "lr": args.lr, "batch_size": args.batch_size,
                    "num_prototypes": args.num_prototypes, "pair_selection": args.pair_selection,
-                   "pair": tuple(args.pair) if args.pair else None,
-                   "min_positions": args.min_positions}
+                   "pair": tuple(args.pair) if args.pair else None, "variant": args.variant, "cap": args.cap,
+                   "optimizer_state": args.optimizer_state, "min_positions": args.min_positions}
         config = ImproveConfig.model_validate({**config.model_dump(), **{k: v for k, v in changes.items()
                                                                          if v is not None}})
         if args.run_dir:
@@ -170,8 +209,8 @@ def _cmd_improve(args: argparse.Namespace) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     result.save_json(out / "improve.json")
-    (out / "improve.md").write_text(result.to_markdown())
-    (out / "improve.html").write_text(result.to_html())
+    write_text(out / "improve.md", result.to_markdown())
+    write_text(out / "improve.html", result.to_html())
     report = Path(args.run_dir) / "report" / "index.html" if args.run_dir else None
     if report is not None and report.is_file():
         from i2x_plugin.report import add_report_section
@@ -184,7 +223,7 @@ def _cmd_improve(args: argparse.Namespace) -> int:
 
         try:
             graph_note = _improve_to_graph(store_target, args.store_dir or inputs.store_dir, result, curation,
-                                           inputs.explanation)
+                                           inputs.explanation, args.keep_store)
         except (StoreError, ValueError) as e:
             print(f"warning: the table is written but the graph was not updated: {e}", file=sys.stderr)
     if args.format == "json":
@@ -198,18 +237,28 @@ def _cmd_improve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _improve_to_graph(target: str, store_dir, result, curation, explanation) -> str:
+def _improve_to_graph(target: str, store_dir, result, curation, explanation, keep_store: bool) -> str:
     """Write the CurationSet and the fine-tuned checkpoints of ``result`` to the graph; returns a one-line note."""
     from i2x_plugin.improve_graph import write_improvement
     from i2x_plugin.store import GraphStore
 
-    store = GraphStore.embedded(store_dir) if target == "embedded" else GraphStore.connect(target)
+    store = (GraphStore.embedded(store_dir, keep=keep_store) if target == "embedded"
+             else GraphStore.connect(target))
     try:
         counts = write_improvement(store, explanation, curation, result)
     finally:
         store.close()
     return (f"graph ({store.uri}): CurationSet {counts['curation_set']!r} removing {counts['removed']} training "
             f"samples, {counts['checkpoints']} fine-tuned checkpoints (FINE_TUNED_FROM the final one)")
+
+
+def _lr(value: str) -> float | str:
+    if value == "base":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a learning rate or 'base'") from None
 
 
 def _positions_or_auto(value: str) -> int | str:
@@ -219,11 +268,14 @@ def _positions_or_auto(value: str) -> int | str:
 
 
 def _add_improve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from i2x_plugin.selection import DEFAULT_VARIANT, VARIANTS
+
     p = sub.add_parser("improve", help="targeted fine-tuning: does removing samples with uncertain prototypes "
-                       "for one epoch reduce the confusion? (the paper's table)",
+                       "for one epoch reduce the confusion more than removing random ones? (the paper's table)",
                        description="From the run's final checkpoint: 1 epoch on the full or curated training set, "
-                       "and full->full, curated->curated, curated->full, over several seeds; test accuracy and the "
-                       "targeted pair's confusions, mean ± std, and a paired test of curated->full vs full->full.")
+                       "and full->full, curated->curated, curated->full and random->full (as many samples of the same "
+                       "classes removed at random), over several seeds; test accuracy and the targeted pair's "
+                       "confusions, mean ± std, and paired tests of curated->full vs random->full and full->full.")
     p.add_argument("--run-dir", metavar="DIR", help="an 'i2x run' output directory (OUT/RUN_ID)")
     p.add_argument("--explanation", metavar="DIR", help="without --run-dir: a saved StructuredExplanation")
     p.add_argument("--checkpoint", metavar="FILE", help="the checkpoint to fine-tune (default: the run's final one)")
@@ -231,18 +283,25 @@ def _add_improve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--model", help="without --run-dir: small-cnn | resnet18 | module:factory")
     p.add_argument("--config", metavar="FILE", help="ImproveConfig as YAML or JSON; options below override it")
     p.add_argument("--seeds", type=int, help="fine-tuning seeds (default 5)")
-    p.add_argument("--lr", type=float, help="learning rate of every schedule (default 1e-3, Adam)")
+    p.add_argument("--variant", choices=list(VARIANTS), help="which samples the curated epoch leaves out (default "
+                   f"{DEFAULT_VARIANT}): " + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
+    p.add_argument("--cap", type=float, help="V1–V4: at most this fraction of each class is removed (default 0.1)")
+    p.add_argument("--lr", type=_lr, help="learning rate of every schedule: a number, or 'base' (default): the one "
+                   "recorded with the checkpoint (the training's final learning rate)")
+    p.add_argument("--optimizer-state", choices=["carry", "fresh"], help="carry (default): continue from the "
+                   "optimiser state saved with the checkpoint; fresh: a new Adam")
     p.add_argument("--batch-size", type=int, help="batch size of every schedule (default 64)")
     p.add_argument("--pair", type=int, nargs=2, metavar=("A", "B"), help="target this class pair")
     p.add_argument("--pair-selection", choices=["most_confused", "top_uncertain"],
                    help="how to choose the pair when --pair is not given (default most_confused)")
-    p.add_argument("--num-prototypes", type=int, help="uncertain prototypes of the pair to use (default 1)")
-    p.add_argument("--min-positions", type=_positions_or_auto, help="a sample contains a prototype at ≥ this many "
-                   "positions (default 1, the paper's), or 'auto'")
+    p.add_argument("--num-prototypes", type=int, help="V0: uncertain prototypes of the pair to use (default 1)")
+    p.add_argument("--min-positions", type=_positions_or_auto, help="V0: a sample contains a prototype at ≥ this "
+                   "many positions (default 1, the paper's), or 'auto'")
     p.add_argument("--device", help="cpu (default: where the model is) | cuda | mps")
     p.add_argument("--out", metavar="DIR", help="output folder (default RUN_DIR/improve)")
     p.add_argument("--store", help="graph store: embedded | bolt://... | env | none (default: the run's)")
     p.add_argument("--store-dir", help="data directory of the embedded store (default: the run's)")
+    p.add_argument("--keep-store", action="store_true", help=_KEEP_STORE_HELP)
     p.add_argument("--no-save-checkpoints", action="store_true", help="do not save the fine-tuned models")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--format", choices=["text", "json"], default="text", help="print the table or the JSON")
@@ -253,7 +312,8 @@ def _graph_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The store named by ``--store`` / ``--store-dir`` (ask, cypher, view)."""
     from i2x_plugin.store import GraphStore
 
-    return GraphStore.embedded(args.store_dir) if args.store == "embedded" else GraphStore.connect(args.store)
+    return (GraphStore.embedded(args.store_dir, keep=args.keep_store) if args.store == "embedded"
+            else GraphStore.connect(args.store))
 
 
 def _key_values(pairs: list[str] | None, flag: str = "--param") -> dict[str, str]:
@@ -270,6 +330,7 @@ def _add_graph_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", default="embedded",
                    help="embedded (default) | bolt://... or neo4j://... URI (NEO4J_* auth) | env")
     p.add_argument("--store-dir", default=None, help="data directory of the embedded store")
+    p.add_argument("--keep-store", action="store_true", help=_KEEP_STORE_HELP)
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
@@ -296,7 +357,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     try:
         params = _key_values(args.param)
         with _graph_store(args) as store:
-            answer = ask(store, args.name, params, run_id=args.run, from_text=True)
+            answer = ask(store, args.name, args.run, from_text=True, **params)
     except (QuestionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -372,7 +433,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
         params = _key_values(args.param)
         with _graph_store(args) as store:
             if args.question:
-                answer = ask(store, args.question, params, run_id=args.run, from_text=True)
+                answer = ask(store, args.question, args.run, from_text=True, **params)
                 path = view_answer(store, answer, args.out)
             else:
                 if params:
@@ -398,7 +459,7 @@ def _add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--run", default=None, help="run id (default: the latest complete run)")
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--all-relationships", action="store_true",
-                   help="whole run: keep the per-step DRIVES and per-sample CONTAINS edges (large)")
+                   help="whole run: keep the DRIVES edges (β of every prototype toward every class)")
     _add_graph_options(p)
     p.set_defaults(func=_cmd_view)
 

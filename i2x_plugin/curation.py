@@ -15,6 +15,7 @@ prototype at ``min_positions`` or more positions are removed. Nothing here looks
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -59,11 +60,14 @@ class CurationSet:
     """Training samples removed for the targeted pair: positions into the training set, with counts per class."""
 
     target: CurationTarget
-    min_positions: int
+    min_positions: int | None  # V0's position threshold; None for the capped variants (i2x_plugin.selection)
     removed: np.ndarray = field(repr=False)  # (R,) sorted positions into the training set
     labels: np.ndarray = field(repr=False)  # (N,) training labels
     class_names: tuple[str, ...] = ()
     sample_ids: np.ndarray | None = field(default=None, repr=False)  # (N,) id of each training sample (graph)
+    variant: str = "V0"  # the selection variant (V0–V4) or its random control "R(V…)"
+    cap: float | None = None  # the per-class cap (fraction) of a capped variant
+    rule: str = ""  # how the samples were chosen, in words
 
     @property
     def train_size(self) -> int:
@@ -100,9 +104,11 @@ class CurationSet:
             "pair": list(self.target.pair),
             "pair_names": [name(c) for c in self.target.pair],
             "prototypes": list(self.target.prototypes),
-            "uncertain": [{"prototype": u.prototype, "flips": u.flips, "flip_steps": list(u.flip_steps),
-                           "magnitude": u.magnitude, "score": u.score} for u in self.target.uncertain],
+            "uncertain": [dataclasses.asdict(u) for u in self.target.uncertain],
             "probe_confusions": self.target.probe_confusions,
+            "variant": self.variant,
+            "rule": self.rule,
+            "cap": self.cap,
             "min_positions": self.min_positions,
             "train_size": self.train_size,
             "removed": int(len(self.removed)),
@@ -129,8 +135,8 @@ def choose_target(explanation: StructuredExplanation, pair: Sequence[int] | None
     for u in explanation.uncertain:  # already ranked by score
         by_pair.setdefault((min(u.a, u.b), max(u.a, u.b)), []).append(u)
     cfg = explanation.config
-    hint = (f"Run I2X with a larger K (now {cfg.k}) or more checkpoints (now {len(explanation.checkpoints)}), "
-            f"or lower uncertain_min_flips (now {cfg.uncertain_min_flips}). No curated set was made.")
+    hint = (f"Run I2X with a larger K (now {cfg.k}), more checkpoints (now {len(explanation.checkpoints)}) or more "
+            f"probe samples (now {len(explanation.labels)}) so the test has more to go on. No curated set was made.")
     if pair is not None:
         if len(pair) != 2 or pair[0] == pair[1]:
             raise CurationError(f"pair must be two different classes, got {list(pair)}.")
@@ -146,11 +152,10 @@ def choose_target(explanation: StructuredExplanation, pair: Sequence[int] | None
                 "Choose one of those pairs, or " + hint[0].lower() + hint[1:])
     else:
         if not by_pair:
-            examined = sorted({(min(u.a, u.b), max(u.a, u.b)) for u in explanation.uncertain})
             raise NoUncertainPrototypesError(
-                f"The explanation of run {explanation.run_id!r} has no uncertain prototypes: no prototype's "
-                f"β[k,a] − β[k,b] flipped sign ≥ {cfg.uncertain_min_flips} times (above the noise floor) for the "
-                f"{cfg.confused_pairs} most confused pairs{' ' + str(examined) if examined else ''}. " + hint)
+                f"The explanation of run {explanation.run_id!r} has no uncertain prototypes: for the "
+                f"{cfg.confused_pairs} most confused pairs, no prototype's β[k,a] − β[k,b] flipped sign between "
+                f"significant steps more often than noise does (q ≤ {cfg.fdr_q:g}). " + hint)
         if selection == "most_confused":
             key = max(by_pair, key=lambda p: (confusions(*p), by_pair[p][0].score))
         elif selection == "top_uncertain":

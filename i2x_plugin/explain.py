@@ -4,59 +4,107 @@ It ties the steps together: checkpoints → prototypes of the final model → th
 checkpoints → deltas, groups and ridge β → the :class:`StructuredExplanation`.
 
 The probe data is read batch by batch (:mod:`i2x_plugin.probe`): memory holds the O(T·N·K + T·N·C)
-arrays, the (N, h, w) assignments, the prototype fit's sample of feature rows and one batch of images.
-Under ``torchrun`` (an initialised default process group) the work is sharded over the ranks by
-probe sample (:mod:`i2x_plugin.distributed`); rank 0 returns the explanation, the other ranks ``None``.
+arrays, the (N, h, w) assignments (and the kept saliency maps, ``keep_maps``), the prototype fit's
+sample of feature rows and one batch of images. Under ``torchrun`` (an initialised default process
+group) the work is sharded over the ranks by probe sample (:mod:`i2x_plugin.distributed`); rank 0
+returns the explanation, the other ranks ``None``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
+import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
+from captum.attr import LayerAttribution
 from torch import nn
 
-from .adapters import resolve_layer
+from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
 from .checkpoints import CheckpointInfo, CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
+from .claims import ClaimCounts, calibrated_claims, claim_counts, null_claim_counts, saliency_share
 from .config import I2XConfig
+from .data import ImageDataset
 from .distributed import Ranks, file_digest
+from .faithfulness import Deleter, evaluate
 from .probe import ProbeLike, ProbeSet
-from .progress import Trajectory, learning_groups, ridge_betas, sweep
-from .prototypes import FeatureTap, Prototypes, check_k, fit_centres, fit_sample, nearest_prototype
+from .progress import Trajectory, learning_groups, sweep
+from .prototypes import FeatureTap, Prototypes, check_k, stream_prototypes
+from .ridge import standardize_delta_p
 from .structure import CheckpointSummary, StructuredExplanation, build_structure
+
+
+def as_image_dataset(data: ProbeLike, class_names: Iterable[str] | None = None) -> ImageDataset:
+    """The probe data in memory, read and checked as :class:`~i2x_plugin.probe.ProbeSet` reads it.
+
+    Only for what needs every image at once (:meth:`StructuredExplanation.faithfulness` and
+    :meth:`~StructuredExplanation.stability_test` on a saved run); :meth:`I2X.explain` streams.
+    """
+    if isinstance(data, ImageDataset):
+        return data
+    probe = ProbeSet.from_data(data, class_names)
+    probe.check_first_item()
+    images, labels = probe.read(range(len(probe)))
+    names = probe.class_names or tuple(str(c) for c in range(int(labels.max()) + 1))
+    return ImageDataset(probe.name, images.float(), labels.long(), names)
 
 
 class I2X:
     """Structured explanations of why an image classifier looks where it looks, and how that formed in training.
 
     Args:
-        model: the classifier; checkpoints are loaded into this one instance in turn.
+        model: the classifier; checkpoints are loaded into this one instance in turn, and
+            :meth:`explain` gives it back as it found it (weights, training flags, ``requires_grad``,
+            device).
         layer: the spatial feature layer f (module or dotted name) where prototypes and GradCAM live.
-        adapter: a saliency adapter built on ``(model, layer)``, or ``"captum"`` / ``"gradcam"``
-            (default: Captum ``LayerGradCam``).
+        adapter: ``"captum"`` / ``"gradcam"`` (default: Captum ``LayerGradCam``), a
+            :class:`~i2x_plugin.adapters.SaliencyAdapter` built on this ``model`` and ``layer``, or a
+            Captum layer attribution object on them (e.g. ``LayerGradCam(model, model.block3)``),
+            wrapped by :meth:`CaptumAdapter.from_attribution
+            <i2x_plugin.adapters.CaptumAdapter.from_attribution>`: ReLU on its maps, then the
+            config's per-image ``normalization``.
         config: :class:`I2XConfig`; defaults follow the paper where it is explicit.
-        device: where the sweep runs (default: the model's device).
+        device: where the sweep runs (default: the model's device). The model is moved there
+            during :meth:`explain` only.
     """
 
     def __init__(self, model: nn.Module, layer: str | nn.Module, adapter: Any = "captum",
                  config: I2XConfig | None = None, method: str | None = None,
                  device: str | torch.device | None = None):
         self.config = config or I2XConfig()
+        self.model = model
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
-        self.model = model.to(self.device)
         self.layer, self.layer_name = resolve_layer(model, layer)
-        if isinstance(adapter, str):
-            from .adapters import build_adapter
-
-            adapter = build_adapter(adapter, model, self.layer_name, method)
-        self.adapter = adapter
-        self.method_name = getattr(adapter, "method_name", type(adapter).__name__)
+        self.adapter = self._adapter(adapter, method)
+        self.method_name = self.adapter.method_name
         self.timings: dict[str, float] = {}  # seconds per stage of the last explain()
+
+    def _adapter(self, adapter: Any, method: str | None) -> SaliencyAdapter:
+        """Build, wrap or check the adapter: its maps must come from this model at this layer."""
+        if isinstance(adapter, str):
+            return build_adapter(adapter, self.model, self.layer_name, method)  # type: ignore[arg-type]
+        if isinstance(adapter, LayerAttribution) and not isinstance(adapter, SaliencyAdapter):
+            adapter = CaptumAdapter.from_attribution(adapter)
+        if not isinstance(adapter, SaliencyAdapter):
+            raise TypeError(
+                f"adapter must be 'captum', 'gradcam', a SaliencyAdapter or a Captum layer attribution object, got "
+                f"{type(adapter).__name__}. For pytorch-grad-cam use GradCamAdapter(model, layer, method).")
+        if adapter.model is not self.model:
+            raise ValueError(
+                f"The adapter is built on another model instance ({_describe(adapter.model)}) than the one I2X "
+                f"explains ({_describe(self.model)}): checkpoints would load into the second while the maps come "
+                "from the first. Build the adapter on the model you pass to I2X.")
+        if adapter.layer is not self.layer:
+            raise ValueError(
+                f"The adapter attributes at layer {adapter.layer_name!r}, but I2X's prototypes are at layer "
+                f"{self.layer_name!r}: saliency and prototype assignments must come from the same layer. Build the "
+                f"adapter at {self.layer_name!r}, or pass layer={adapter.layer_name!r} to I2X.")
+        return adapter
 
     @contextmanager
     def _stage(self, name: str):
@@ -73,16 +121,20 @@ class I2X:
         already in memory.
         """
         cfg = self.config
-        if isinstance(data, torch.Tensor):
-            from .prototypes import extract_features, fit_prototypes
+        with restored_model(self.model):
+            self.model.to(self.device)
+            if isinstance(data, torch.Tensor):
+                from .prototypes import extract_features, fit_prototypes
 
-            features = extract_features(self.model, self.layer, data, cfg.batch_size, self.device)
-            return fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows, cfg.minibatch_kmeans_rows,
-                                  cfg.seed)
-        probe = ProbeSet.from_data(data)
-        shape = self._first_batch(probe)[1]
-        check_k(cfg.k, len(probe), *shape[:2])
-        pca, centers, assignments, _ = self._prototypes(probe, range(len(probe)), shape, Ranks(), progress)
+                features = extract_features(self.model, self.layer, data, cfg.batch_size, self.device)
+                return fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows,
+                                      cfg.minibatch_kmeans_rows, cfg.seed)
+            probe = ProbeSet.from_data(data)
+            shape = self._first_batch(probe)[1]
+            check_k(cfg.k, len(probe), *shape[:2])
+            with FeatureTap(self.model, self.layer, self.device) as tap:
+                pca, centers, assignments, _ = stream_prototypes(tap, probe, range(len(probe)), shape, cfg,
+                                                                 progress=progress)
         return Prototypes(pca, centers, assignments)
 
     def explain(
@@ -100,32 +152,38 @@ class I2X:
 
         ``dataset``: an :class:`~i2x_plugin.data.ImageDataset`, ``(images, labels)`` tensors, a map-style
         ``Dataset`` of ``(image, label)`` items or a ``DataLoader`` over one (see :mod:`i2x_plugin.probe`).
+        ``class_names`` (default: the dataset's) needs one name per model class; ``sample_ids`` (default:
+        positions) one unique integer id per probe sample. The model is given back as it was found.
         Under ``torchrun`` call it on every rank: rank 0 returns the explanation, the others ``None``.
         """
         cfg = self.config
         self.timings = {}
         ranks = Ranks.current()
-        with ranks.checked("checking the probe data and checkpoints"):
-            probe = ProbeSet.from_data(dataset, class_names)
-            infos = resolve_checkpoints(checkpoints)
-            facts = self._inspect(probe, infos, checkpoints_load_func, ranks.distributed)
-        ranks.agree(facts)
-        n, num_classes, shape = len(probe), facts["classes"], facts["feature map"]
-        check_k(cfg.k, n, *shape[:2])
-        if sample_ids is not None and len(sample_ids) != n:
-            raise ValueError(f"sample_ids has {len(sample_ids)} entries for {n} probe samples; give one id per sample.")
-        shard = ranks.shard(n, cfg.batch_size)
-
-        with self._stage("prototypes"):
-            checkpoints_load_func(self.model, infos[-1].path)
-            pca, centers, assignments, labels = self._prototypes(probe, shard, shape, ranks, progress)
-        self._check_labels(ranks.all_gather(_label_counts(labels, num_classes), "checking the labels"),
-                           num_classes, probe.class_names)
-        with self._stage("sweep"), ranks.checked("running the sweep"):
-            trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func,
-                               probe.batches(cfg.batch_size, shard), assignments, labels, cfg.k, num_classes,
-                               cfg.target, cfg.normalization, self.device, progress and ranks.is_root,
-                               on_checkpoint=lambda _: ranks.sync("running the sweep"))
+        with restored_model(self.model):
+            self.model.to(self.device)
+            with ranks.checked("checking the probe data and checkpoints"):
+                probe = ProbeSet.from_data(dataset)
+                infos = resolve_checkpoints(checkpoints)
+                given_names = tuple(class_names) if class_names is not None else probe.class_names
+                ids = _sample_ids(sample_ids, len(probe))
+                facts = self._inspect(probe, infos, checkpoints_load_func, ranks.distributed)
+            ranks.agree(facts)
+            num_classes, shape = facts["classes"], facts["feature map"]
+            names = _class_names(given_names, num_classes)
+            check_k(cfg.k, len(probe), *shape[:2])
+            shard = ranks.shard(len(probe), cfg.batch_size)
+            with self._stage("prototypes"):
+                checkpoints_load_func(self.model, infos[-1].path)
+                with FeatureTap(self.model, self.layer, self.device) as tap:
+                    pca, centers, assignments, labels = stream_prototypes(tap, probe, shard, shape, cfg, ranks,
+                                                                          progress)
+            self._check_labels(ranks.all_gather(_label_counts(labels, num_classes), "checking the labels"),
+                               num_classes, names)
+            with self._stage("sweep"), ranks.checked("running the sweep"):
+                trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func,
+                                   probe.batches(cfg.batch_size, shard), assignments, labels, cfg.k, num_classes,
+                                   cfg.target, cfg.normalization, self.device, progress and ranks.is_root,
+                                   on_checkpoint=lambda _: ranks.sync("running the sweep"), keep_maps=cfg.keep_maps)
         parts = ranks.gather((assignments, labels, trajectory), "gathering the sweep on rank 0")
         if parts is None:
             return None
@@ -133,38 +191,49 @@ class I2X:
             assignments, labels = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
             trajectory = Trajectory.concatenate([part[2] for part in parts])
         del parts
-        return self._structure(probe, infos, trajectory, Prototypes(pca, centers, assignments), labels, num_classes,
-                               sample_ids, run_id, model_name)
+        return self._structure(probe, infos, checkpoints_load_func, trajectory, Prototypes(pca, centers, assignments),
+                               labels, names, ids, run_id, model_name)
 
-    def _structure(self, probe: ProbeSet, infos: list[CheckpointInfo], trajectory: Trajectory, prototypes: Prototypes,
-                   labels: np.ndarray, num_classes: int, sample_ids: np.ndarray | None, run_id: str | None,
-                   model_name: str | None) -> StructuredExplanation:
-        """Steps 5–8 on the gathered sweep (rank 0 only)."""
-        cfg = self.config
+    def _structure(self, probe: ProbeSet, infos: list[CheckpointInfo], checkpoints_load_func: LoadFunc,
+                   trajectory: Trajectory, prototypes: Prototypes, labels_np: np.ndarray, names: tuple[str, ...],
+                   ids: np.ndarray, run_id: str | None, model_name: str | None) -> StructuredExplanation:
+        """Steps 5–8 on the gathered sweep (rank 0 only), and the faithfulness test."""
+        cfg, num_classes = self.config, len(names)
         presence = prototypes.presence()
         delta_p, delta_conf = trajectory.deltas()
         with self._stage("groups"):
-            groups = learning_groups(delta_conf, labels, num_classes, cfg.min_cluster_size, cfg.min_cluster_fraction)
-        with self._stage("ridge"):
-            betas = ridge_betas(delta_p, delta_conf, labels, groups, num_classes, cfg.ridge_alpha)
+            groups = learning_groups(delta_conf, labels_np, num_classes, cfg.min_cluster_size,
+                                     cfg.min_cluster_fraction)
+        x = standardize_delta_p(delta_p)
+        share = saliency_share(trajectory.intensities[-1], presence, labels_np, num_classes)
+        with self._stage("ridge"):  # every fit and every permutation test
+            claims = calibrated_claims(x, delta_conf, labels_np, groups, trajectory.confusion[-1], share, cfg)
+        if cfg.null_draws:
+            with self._stage("calibration"):  # the same procedure on noise, to report its false claims
+                null = null_claim_counts(x, delta_conf, labels_np, groups, trajectory.confusion[-1], share, cfg,
+                                         cfg.null_draws)
+                claims = dataclasses.replace(claims, counts=ClaimCounts(
+                    claim_counts(claims), {k: float(np.mean([d[k] for d in null])) for k in null[0]},
+                    {k: int(max(d[k] for d in null)) for k in null[0]}, cfg.null_draws))
+        for line in claims.skipped:
+            warnings.warn(f"I2X: {line}.", stacklevel=3)
         with self._stage("structure"):
-            structure = build_structure(trajectory, betas, groups, labels, prototypes.assignments, presence, cfg)
+            structure = build_structure(trajectory, claims, labels_np, prototypes.assignments, presence, cfg)
         accuracy = trajectory.accuracy
-        names = probe.class_names or ()
-        return StructuredExplanation(
+        explanation = StructuredExplanation(
             run_id=run_id or uuid.uuid4().hex[:12],
             config=cfg,
             model_name=model_name or type(self.model).__name__,
             layer=self.layer_name,
             method=self.method_name,
             dataset=probe.name,
-            class_names=list(names[:num_classes]) if len(names) >= num_classes else [str(c) for c in range(num_classes)],
+            class_names=list(names),
             map_size=list(prototypes.map_size),
             checkpoints=[CheckpointSummary(i.index, i.name, str(i.path), i.epoch, i.step, i.train_loss,
                                            float(accuracy[i.index])) for i in infos],
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            sample_ids=np.arange(len(labels)) if sample_ids is None else np.asarray(sample_ids),
-            labels=labels,
+            sample_ids=ids,
+            labels=labels_np,
             assignments=prototypes.assignments,
             presence=presence,
             intensities=trajectory.intensities,
@@ -172,68 +241,25 @@ class I2X:
             predictions=trajectory.predictions,
             confusion=trajectory.confusion,
             group_labels=groups,
+            saliency_maps=trajectory.maps,
             prototypes=prototypes,
+            faithfulness_results=[],
             **structure,
         )
-
-    def _prototypes(self, probe: ProbeSet, shard: range, shape: tuple[int, int, int], ranks: Ranks,
-                    progress: bool) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
-        """Step 2, batch by batch: ``(pca, centres)`` fitted once (on rank 0) and this shard's assignments and labels.
-
-        Every rank reads the fit sample's rows (:func:`~i2x_plugin.prototypes.fit_sample`) inside its own
-        shard; rank 0 fits on all of them, in the sample's order, so the fit does not depend on the number
-        of ranks. When the sample holds every row (N·h·w ≤ ``pca_max_rows``) the same pass also assigns.
-        """
-        from tqdm.auto import tqdm
-
-        cfg = self.config
-        h, w, d = shape
-        hw, batch = h * w, cfg.batch_size
-        chosen = fit_sample(len(probe), hw, cfg.pca_max_rows, cfg.seed)
-        mine = np.sort(chosen[(chosen >= shard.start * hw) & (chosen < shard.stop * hw)])
-        covers = len(mine) == len(shard) * hw
-        samples = np.unique(mine // hw)
-        rows = np.empty((len(mine), d), dtype=np.float32)
-        labels = np.empty(len(shard), dtype=np.int64)
-        assignments = np.empty((len(shard), h, w), dtype=np.int16)
-        bar = tqdm(total=len(samples) + (0 if covers else len(shard)), desc="prototypes", unit="img",
-                   disable=not (progress and ranks.is_root))
-        with bar, FeatureTap(self.model, self.layer, self.device) as tap:
-            with ranks.checked("reading the prototype features"):
-                done = 0
-                for x, y in probe.batches(batch, samples):
-                    features = tap(x).reshape(-1, d)
-                    ids = samples[done : done + len(x)]
-                    lo, hi = np.searchsorted(mine, [ids[0] * hw, (ids[-1] + 1) * hw])
-                    rows[lo:hi] = features[np.searchsorted(ids, mine[lo:hi] // hw) * hw + mine[lo:hi] % hw]
-                    if covers:
-                        labels[done : done + len(x)] = y.cpu().numpy()
-                    done += len(x)
-                    bar.update(len(x))
-                    del x, y, features  # before the next batch is read
-            gathered = ranks.gather((mine, rows), "gathering the prototype features")
-            with ranks.checked("fitting the prototypes"):
-                fit = None
-                if ranks.is_root:
-                    bar.set_postfix_str(f"PCA + K-Means (K={cfg.k})")
-                    got, all_rows = (np.concatenate([g[i] for g in gathered]) for i in (0, 1))  # type: ignore[union-attr]
-                    fit = fit_centres(all_rows[np.searchsorted(got, chosen)], cfg.k, cfg.pca_components,
-                                      cfg.minibatch_kmeans_rows, cfg.seed)
-            pca, centers = ranks.broadcast(fit, "receiving the prototypes")
-            with ranks.checked("assigning the prototypes"):
-                if covers:
-                    assignments[:] = nearest_prototype(pca, centers, rows.reshape(len(shard), h, w, d))
-                else:
-                    bar.set_postfix_str("assigning")
-                    done = 0
-                    for x, y in probe.batches(batch, shard):  # (no enumerate: its tuple would keep a batch alive)
-                        block = slice(done, done + len(x))
-                        assignments[block] = nearest_prototype(pca, centers, tap(x))
-                        labels[block] = y.cpu().numpy()
-                        done += len(x)
-                        bar.update(len(x))
-                        del x, y
-        return pca, centers, assignments, labels
+        if not cfg.faithfulness:
+            return explanation
+        with self._stage("faithfulness"), restored_model(self.model):
+            self.model.to(self.device)
+            checkpoints_load_func(self.model, infos[-1].path)
+            self.model.eval()
+            deleter = Deleter(self.model, self.layer, probe.images, labels_np, prototypes.assignments, cfg.deletion,
+                              cfg.batch_size, self.device)
+            results, skipped = evaluate(explanation, deleter, cfg.top_prototypes, cfg.faithfulness_random_sets,
+                                        cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
+        for line in skipped:
+            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=3)
+        return dataclasses.replace(explanation, faithfulness_results=results,
+                                   skipped=explanation.skipped + [f"faithfulness: {line}" for line in skipped])
 
     @torch.no_grad()
     def _first_batch(self, probe: ProbeSet) -> tuple[torch.Tensor, tuple[int, int, int]]:
@@ -254,6 +280,7 @@ class I2X:
         num_classes = int(self.model(x).shape[1])
         self.model.train(was_training)
         return {"probe samples": len(probe), "image shape": tuple(x.shape[1:]), "classes": num_classes,
+                "class names": probe.class_names,
                 "feature map": shape, "layer": self.layer_name, "settings": self.config.to_json(),
                 "checkpoints": [file_digest(i.path) if digests else i.name for i in infos]}
 
@@ -278,3 +305,55 @@ def _label_counts(labels: np.ndarray, num_classes: int) -> tuple[int | None, np.
     outside = (labels < 0) | (labels >= num_classes)
     first = int(labels[outside][0]) if outside.any() else None
     return first, np.bincount(labels[~outside], minlength=num_classes)
+
+
+def _describe(model: nn.Module) -> str:
+    return f"{type(model).__name__} at {id(model):#x}"
+
+
+def _sample_ids(sample_ids: Any, n: int) -> np.ndarray:
+    """One unique integer id per probe sample (they key the samples in the graph and the report)."""
+    if sample_ids is None:
+        return np.arange(n)
+    ids = np.asarray(sample_ids)
+    if ids.ndim != 1 or len(ids) != n:
+        raise ValueError(f"sample_ids has shape {ids.shape} but the probe set has {n} samples; give one id per probe "
+                         "sample, in the probe set's order.")
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"sample_ids must be integers (the samples' indices in their data set), got {ids.dtype}.")
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"sample_ids are not unique ({int(values[counts > 1][0])} appears "
+                         f"{int(counts.max())} times); each probe sample needs its own id.")
+    return ids
+
+
+def _class_names(given: tuple[str, ...] | None, num_classes: int) -> tuple[str, ...]:
+    """One name per model class: the given ones (their count must match), else the class indices."""
+    if given is None:
+        return tuple(str(c) for c in range(num_classes))
+    if len(given) != num_classes:
+        raise ValueError(f"class_names has {len(given)} names but the model has {num_classes} classes; give exactly "
+                         f"one name per class, in class-index order (or none to use 0..{num_classes - 1}).")
+    return tuple(str(name) for name in given)
+
+
+@contextmanager
+def restored_model(model: nn.Module) -> Iterator[None]:
+    """Give ``model`` back as found: parameter and buffer values and devices, gradients, training flags and
+    ``requires_grad`` are saved (a CPU copy of the weights) and restored on exit, even on error."""
+    tensors = [(t, t.detach().to("cpu", copy=True), t.device) for t in (*model.parameters(), *model.buffers())]
+    params = [(p, p.requires_grad, None if p.grad is None else (p.grad.detach().to("cpu", copy=True), p.grad.device))
+              for p in model.parameters()]
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for tensor, saved, device in tensors:
+                tensor.data = saved.to(device)
+        for p, requires_grad, grad in params:
+            p.requires_grad_(requires_grad)
+            p.grad = None if grad is None else grad[0].to(grad[1])
+        for m, training in modes:
+            m.training = training

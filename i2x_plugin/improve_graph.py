@@ -3,13 +3,15 @@
 Written beside the run's explanation graph (same ``runId``), through the schema's models and
 upserts, so writing the same result twice changes nothing:
 
-* ``(:CurationSet)-[:FOR_PAIR]->(:Class)`` for both classes of the targeted pair;
+* ``(:CurationSet {variant, rule})-[:FOR_PAIR]->(:Class)`` for both classes of the targeted pair, one
+  CurationSet per selection variant (V0–V4) recorded for the run;
 * ``(:CurationSet)-[:REMOVES]->(:Sample {split: 'train'})-[:LABELLED_AS]->(:Class)`` for every removed
   training sample (``sampleId`` = its id in the training data set);
 * ``(:Checkpoint {schedule, seed})-[:FINE_TUNED_FROM {schedule}]->(:Checkpoint)`` for every fine-tuned
-  model, pointing at the checkpoint it started from (the run's final one).
+  model (``random->full`` is the random-removal control of the same variant), pointing at the
+  checkpoint it started from (the run's final one).
 
-The run's own graph (Run, Class, Checkpoint nodes) must be in the store first (``GraphStore.write``).
+The run's own graph (Run, Class, Checkpoint nodes) must be in the store first (``write_explanation``).
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ if TYPE_CHECKING:
     from .store.graph import GraphStore
 
 TRAIN = "train"
+RUN_STATUS_CYPHER = "MATCH (r:Run {runId: $runId}) RETURN r.status AS status"  # checked by tools/cypher-lint
 
 
 def curation_key(curation: CurationSet) -> str:
-    """``"3-5:P7+P2:m1"``: pair, prototypes and threshold identify a curation set within a run."""
+    """``"3-5:V0:P7+P2:m1"`` or ``"3-5:V4:cap0.1"``: pair, variant, prototypes and threshold or cap identify a
+    curation set within a run."""
     a, b = curation.target.pair
-    return f"{a}-{b}:{'+'.join(f'P{k}' for k in curation.target.prototypes)}:m{curation.min_positions}"
+    protos = "+".join(f"P{k}" for k in curation.target.prototypes)
+    limit = f"m{curation.min_positions}" if curation.min_positions is not None else f"cap{curation.cap:g}"
+    return ":".join(part for part in (f"{a}-{b}", curation.variant, protos, limit) if part)
 
 
 def fine_tuned_key(curation: CurationSet, schedule: str, seed: int) -> str:
@@ -45,19 +51,18 @@ def write_improvement(store: GraphStore, explanation: StructuredExplanation, cur
     from .ingest import write_nodes, write_relationships
 
     run_id = explanation.run_id
-    found = store.read("MATCH (r:Run {runId: $runId}) RETURN r.status AS status", runId=run_id)
+    found = store.read(RUN_STATUS_CYPHER, runId=run_id)
     if not found:
         raise ValueError(f"Run {run_id!r} is not in the graph store {store.uri}; write the explanation first "
-                         "(GraphStore.write(explanation), as 'i2x run' does), then record the improvement.")
+                         "(write_explanation(store, explanation), as 'i2x run' does), then record the improvement.")
     names = explanation.class_names
     key = curation_key(curation)
     a, b = curation.target.pair
     write_nodes(store, "CurationSet", [m.CurationSet(
-        run_id=run_id, key=key, name=f"curated {names[a]}↔{names[b]} (" + ", ".join(
-            f"P{k}" for k in curation.target.prototypes) + f" ≥ {curation.min_positions})",
+        run_id=run_id, key=key, name=f"curated {names[a]}↔{names[b]} ({curation.variant}: {curation.rule})",
         prototypes=list(curation.target.prototypes), threshold=curation.min_positions, pair=[a, b],
         removed_by_class=json.dumps({str(c): n for c, n in curation.removed_per_class.items()}),
-        size=int(len(curation.removed)))])
+        size=int(len(curation.removed)), variant=curation.variant, cap=curation.cap, rule=curation.rule)])
     write_relationships(store, "FOR_PAIR", [m.ForPair(run_id=run_id, source_key=key, target_key=str(c))
                                            for c in (a, b)])
 

@@ -1,6 +1,6 @@
 """Writing explanation graphs into a :class:`~i2x_plugin.store.GraphStore`, and deleting them.
 
-:func:`write_explanation` (``GraphStore.write``) upserts one run in batched ``UNWIND $rows ... MERGE``
+:func:`write_explanation` upserts one run in batched ``UNWIND $rows ... MERGE``
 statements under the (runId, key) uniqueness constraints of ``graph_schema/schema.cypher``, so
 writing the same run twice changes nothing. It is honest about failure: the Run node is written
 first with ``status: 'writing'`` and set to ``'complete'`` only after every node and relationship
@@ -14,6 +14,7 @@ schema (``i2x improve`` writes CurationSet and fine-tuned Checkpoint nodes throu
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -32,15 +33,35 @@ if TYPE_CHECKING:
     from i2x_plugin.store.graph import GraphStore
     from i2x_plugin.structure import StructuredExplanation
 
+_log = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]  # (label or type, rows done, rows of it)
 BATCH_SIZE = 5000  # rows per write transaction; fewer, larger batches keep up with one raw UNWIND per type
 _schema_ready: weakref.WeakSet[Any] = weakref.WeakSet()
-_RELATIONSHIP_CHECK = (
+# Every statement this module sends: module-level *_CYPHER constants (``{label}``, ``{source}`` and ``{target}`` are
+# schema labels filled in by str.format), so tools/cypher-lint can check each with Neo4j's own analyser.
+RELATIONSHIP_ENDPOINTS_CYPHER = (
     "UNWIND $rows AS row "
     "OPTIONAL MATCH (a:{source} {{runId: row.runId, key: row.from}}) "
     "OPTIONAL MATCH (b:{target} {{runId: row.runId, key: row.to}}) "
     "WITH row, a, b WHERE a IS NULL OR b IS NULL "
     "RETURN row.runId AS runId, row.from AS source, row.to AS target, a IS NULL AS noSource LIMIT 5")
+RUN_WRITING_CYPHER = ("MERGE (n:Run {runId: $runId, key: $key}) SET n += $props, n.status = 'writing', "
+                      "n.updatedAt = $now, n.error = null")
+RUN_COMPLETE_CYPHER = "MATCH (n:Run {runId: $runId, key: $runId}) SET n.status = 'complete', n.updatedAt = $now"
+RUN_FAILED_CYPHER = ("MATCH (n:Run {runId: $runId, key: $runId}) SET n.status = 'failed', n.error = $error, "
+                     "n.updatedAt = $now")
+RUN_DELETING_CYPHER = "MATCH (n:Run {runId: $runId}) SET n.status = 'deleting'"
+DELETE_NODES_CYPHER = ("MATCH (n:{label} {{runId: $runId}}) WITH n LIMIT $limit DETACH DELETE n "
+                       "RETURN count(*) AS deleted")
+DELETE_RUN_CYPHER = "MATCH (n:Run {runId: $runId}) DETACH DELETE n RETURN count(*) AS deleted"
+LIST_RUNS_CYPHER = ("MATCH (r:Run) RETURN r.runId AS runId, r.status AS status, r.createdAt AS createdAt, "
+                    "r.updatedAt AS updatedAt, r.model AS model, r.dataset AS dataset ORDER BY r.updatedAt DESC, r.runId")
+RUN_NODES_CYPHER = ("MATCH (n:{label} {{runId: $runId}}) WHERE $keys IS NULL OR n.key IN $keys "
+                    "RETURN properties(n) AS props")
+RUN_RELATIONSHIPS_CYPHER = (
+    "MATCH (a:{label} {{runId: $runId}})-[r]->(b) WHERE ($keys IS NULL OR a.key IN $keys) AND NOT type(r) IN $skip "
+    "RETURN a.key AS source, type(r) AS type, labels(b) AS labels, b.key AS target, b.runId AS targetRun, "
+    "properties(r) AS props")
 
 
 @dataclass(frozen=True)
@@ -89,20 +110,8 @@ def ensure_schema(store: GraphStore, force: bool = False) -> int:
 def _write(store: GraphStore, cypher: str, rows: list[dict[str, Any]], what: str, batch_size: int,
            progress: ProgressFn | None, retry_s: float = 30.0) -> int:
     """One write transaction per batch; the driver retries a failed batch for up to ``retry_s`` seconds."""
-    done = 0
-
-    def work(tx: Any, batch: list[dict[str, Any]]) -> None:
-        tx.run(cypher, {"rows": batch}).consume()
-
-    with store.driver.session(database=store.database, max_transaction_retry_time=retry_s) as session:
-        for start in range(0, len(rows), batch_size):
-            batch = rows[start:start + batch_size]
-            with store._errors(cypher):
-                session.execute_write(work, batch)
-            done += len(batch)
-            if progress is not None:
-                progress(what, done, len(rows))
-    return done
+    on_batch = None if progress is None else (lambda done: progress(what, done, len(rows)))
+    return store.write_rows(cypher, rows, batch_size, on_batch=on_batch, retry_s=retry_s)
 
 
 def write_nodes(store: GraphStore, label: str, rows: Iterable[Mapping[str, Any] | GraphNode], *,
@@ -130,8 +139,8 @@ def write_relationships(store: GraphStore, rel_type: str, rows: Iterable[Mapping
     props = validated_rows(model, rows) if validate else [dict(r) for r in rows]  # type: ignore[arg-type]
     params = ddl.relationship_params(rel_type, props)
     if check_endpoints and params:
-        missing = store.read(_RELATIONSHIP_CHECK.format(source=model.source.label, target=model.target.label),
-                             rows=params)
+        missing = store.read(RELATIONSHIP_ENDPOINTS_CYPHER.format(source=model.source.label,
+                                                                  target=model.target.label), rows=params)
         if missing:
             shown = "; ".join(
                 f"{r['source']}->{r['target']} (no {model.source.label if r['noSource'] else model.target.label} "
@@ -169,9 +178,7 @@ def write_graph_rows(store: GraphStore, rows: GraphRows, run_id: str, *, batch_s
     ensure_schema(store)
     report, bar = _progress_bar(progress, len(rows), run_id)
     (run,) = ddl.node_params(runs)
-    store.run_write("MERGE (n:Run {runId: $runId, key: $key}) SET n += $props, n.status = 'writing', "
-                    "n.updatedAt = $now, n.error = null", runId=run["runId"], key=run["key"],
-                    props=run["props"], now=_now())
+    store.run_write(RUN_WRITING_CYPHER, runId=run["runId"], key=run["key"], props=run["props"], now=_now())
     try:
         nodes = 1
         for label, items in rows.nodes.items():
@@ -182,17 +189,15 @@ def write_graph_rows(store: GraphStore, rows: GraphRows, run_id: str, *, batch_s
         for rel_type, items in rows.relationships.items():
             rels += _write(store, ddl.merge_relationship_cypher(rel_type), ddl.relationship_params(rel_type, items),
                            rel_type, batch_size, report, retry_s)
-        store.run_write("MATCH (n:Run {runId: $runId, key: $runId}) SET n.status = 'complete', n.updatedAt = $now",
-                        runId=run_id, now=_now())
+        store.run_write(RUN_COMPLETE_CYPHER, runId=run_id, now=_now())
     except BaseException as err:
         if isinstance(err, StoreConnectionError):
             raise  # the server is gone: the Run stays 'writing', which is not 'complete'
-        try:  # best effort
-            store.run_write("MATCH (n:Run {runId: $runId, key: $runId}) SET n.status = 'failed', "
-                            "n.error = $error, n.updatedAt = $now", runId=run_id, now=_now(),
-                            error=f"{type(err).__name__}: {err}"[:1000])
-        except (StoreError, Exception):
-            pass
+        try:  # the write's own error is what the caller needs; this one is logged beside it
+            store.run_write(RUN_FAILED_CYPHER, runId=run_id, now=_now(), error=f"{type(err).__name__}: {err}"[:1000])
+        except StoreError as mark_err:
+            _log.warning("Writing run %r failed (%s: %s), and marking its Run node 'failed' failed too (%s); the "
+                         "Run stays 'writing', which is not 'complete'.", run_id, type(err).__name__, err, mark_err)
         raise
     finally:
         if bar is not None:
@@ -223,24 +228,20 @@ def delete_run(store: GraphStore, run_id: str, batch_size: int = 5000) -> int:
     """Delete every node (and so every relationship) of one run, in batches; returns nodes deleted."""
     deleted = 0
     # Mark the run first, delete its Run node last: a half-deleted run never looks complete.
-    store.run_write("MATCH (n:Run {runId: $runId}) SET n.status = 'deleting'", runId=run_id)
+    store.run_write(RUN_DELETING_CYPHER, runId=run_id)
     for label in [lb for lb in NODE_MODELS if lb != "Run"]:
         while True:
-            n = store.run_write(f"MATCH (n:{label} {{runId: $runId}}) WITH n LIMIT $limit DETACH DELETE n "
-                                "RETURN count(*) AS deleted", runId=run_id, limit=batch_size)[0]["deleted"]
+            n = store.run_write(DELETE_NODES_CYPHER.format(label=label), runId=run_id, limit=batch_size)[0]["deleted"]
             deleted += n
             if n < batch_size:
                 break
-    deleted += store.run_write("MATCH (n:Run {runId: $runId}) DETACH DELETE n RETURN count(*) AS deleted",
-                               runId=run_id)[0]["deleted"]
+    deleted += store.run_write(DELETE_RUN_CYPHER, runId=run_id)[0]["deleted"]
     return deleted
 
 
 def list_runs(store: GraphStore) -> list[RunInfo]:
     """Every Run in the graph, most recently written first."""
-    rows = store.read("MATCH (r:Run) RETURN r.runId AS runId, r.status AS status, r.createdAt AS createdAt, "
-                      "r.updatedAt AS updatedAt, r.model AS model, r.dataset AS dataset "
-                      "ORDER BY r.updatedAt DESC, r.runId")
+    rows = store.read(LIST_RUNS_CYPHER)
     return [RunInfo(r["runId"], r["status"], r["createdAt"], r["updatedAt"], r["model"], r["dataset"]) for r in rows]
 
 
@@ -262,16 +263,12 @@ def read_run_graph(store: GraphStore, run_id: str, keys: Mapping[str, Iterable[s
     for label in labels:
         node_model(label)
         wanted = None if keys is None else sorted(set(keys[label]))
-        rows = store.read(f"MATCH (n:{label} {{runId: $runId}}) WHERE $keys IS NULL OR n.key IN $keys "
-                          "RETURN properties(n) AS props", runId=run_id, keys=wanted)
+        rows = store.read(RUN_NODES_CYPHER.format(label=label), runId=run_id, keys=wanted)
         for r in rows:
             graph.add_node(node_id(label, r["props"]["key"]), labels=[label], **r["props"])
     for label in labels:
         wanted = None if keys is None else sorted(set(keys[label]))
-        rows = store.read(f"MATCH (a:{label} {{runId: $runId}})-[r]->(b) WHERE ($keys IS NULL OR a.key IN $keys) "
-                          "AND NOT type(r) IN $skip "
-                          "RETURN a.key AS source, type(r) AS type, labels(b) AS labels, b.key AS target, "
-                          "b.runId AS targetRun, properties(r) AS props", runId=run_id, keys=wanted, skip=skip)
+        rows = store.read(RUN_RELATIONSHIPS_CYPHER.format(label=label), runId=run_id, keys=wanted, skip=skip)
         for r in rows:
             target = node_id(r["labels"][0], r["target"])
             if r["targetRun"] != run_id or target not in graph:

@@ -88,6 +88,12 @@ class ProbeSet(Dataset):
         image, label = _item(self.dataset, int(index))
         return image, label
 
+    @property
+    def images(self) -> torch.Tensor | "ProbeImages":
+        """The images, indexable like an ``(N, C, H, W)`` tensor: the tensor itself when in memory, else a
+        view that reads the indexed samples (e.g. the faithfulness test's few hundred)."""
+        return self._tensors[0] if self._tensors is not None else ProbeImages(self)
+
     def check_first_item(self) -> tuple[int, ...]:
         """Validate ``dataset[0]`` before any long stage; returns the image shape ``(C, H, W)``."""
         if len(self) == 0:
@@ -138,6 +144,23 @@ class ProbeBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self.probe._iterate(self.batch_size, self.indices)
+
+
+class ProbeImages:
+    """Probe images read when indexed: ``view[i]`` is one ``(C, H, W)`` image, ``view[rows]`` or ``view[a:b]``
+    a batch ``(n, C, H, W)``; nothing is kept."""
+
+    def __init__(self, probe: ProbeSet):
+        self.probe = probe
+
+    def __len__(self) -> int:
+        return len(self.probe)
+
+    def __getitem__(self, index: int | slice | Indices | torch.Tensor) -> torch.Tensor:
+        if isinstance(index, (int, np.integer)):
+            return self.probe[int(index)][0]
+        rows = range(*index.indices(len(self))) if isinstance(index, slice) else np.asarray(index).reshape(-1)
+        return self.probe.read(rows)[0]
 
 
 # --- checks ----------------------------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
-"""Steps 3–7 of I2X: replay checkpoints and link prototype intensity to confidence.
+"""Steps 3–6 of I2X: replay checkpoints, measure prototype intensity and confidence, group learning patterns.
 
 ``sweep`` streams over checkpoints (one loaded at a time into one model instance) and keeps only
 O(T·N·K) intensities and O(T·N·C) confidences, never T sets of saliency maps. ``learning_groups``
-and ``ridge_betas`` turn those into HDBSCAN groups and ridge coefficients β ∈ R^{K×C}.
+finds HDBSCAN groups of confidence changes; :mod:`.ridge` and :mod:`.claims` link intensity to confidence.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 from sklearn.cluster import HDBSCAN
-from sklearn.linear_model import Ridge
 from torch import nn
 
 from .adapters import normalize
@@ -47,6 +46,7 @@ class Trajectory:
     confidences: np.ndarray  # (T, N, C) float32, softmax of the logits
     predictions: np.ndarray  # (T, N) int64
     confusion: np.ndarray  # (T, C, C) int64
+    maps: np.ndarray | None = None  # (T, N, h, w) float16: the normalised saliency at the layer (keep_maps)
 
     @property
     def accuracy(self) -> np.ndarray:
@@ -63,18 +63,23 @@ class Trajectory:
         return cls(np.concatenate([p.intensities for p in parts], axis=1),
                    np.concatenate([p.confidences for p in parts], axis=1),
                    np.concatenate([p.predictions for p in parts], axis=1),
-                   np.sum([p.confusion for p in parts], axis=0))
+                   np.sum([p.confusion for p in parts], axis=0),
+                   None if parts[0].maps is None else np.concatenate([p.maps for p in parts], axis=1))
 
 
 class _OutputCatcher:
-    """Catches the model's first full-batch output during an attribution call (no second forward)."""
+    """Catches the model's output on exactly the clean batch during an attribution call (no second forward).
 
-    def __init__(self, model: nn.Module, batch: int):
+    Only a forward whose input *is* the batch counts: an adapter that augments (grad-cam's ``aug_smooth``),
+    perturbs or expands its inputs gives no logits here, and the sweep runs one clean forward instead.
+    """
+
+    def __init__(self, model: nn.Module, batch: torch.Tensor):
         self.batch, self.output = batch, None
         self.handle = model.register_forward_hook(self._hook)
 
-    def _hook(self, _module, _inputs, output) -> None:
-        if self.output is None and isinstance(output, torch.Tensor) and output.shape[0] == self.batch:
+    def _hook(self, _module, inputs, output) -> None:
+        if self.output is None and inputs and inputs[0] is self.batch and isinstance(output, torch.Tensor):
             self.output = output.detach()
 
     def __enter__(self) -> "_OutputCatcher":
@@ -99,17 +104,20 @@ def sweep(
     device: torch.device | str = "cpu",
     progress: bool = False,
     on_checkpoint: Callable[[CheckpointInfo], None] | None = None,
+    keep_maps: bool = False,
 ) -> Trajectory:
     """Saliency of every checkpoint on the probe samples, reduced to prototype intensities as it streams.
 
     Args:
         attribute: a saliency adapter's bound ``attribute(inputs, target=...)`` returning ``(b, 1, h, w)``
-            maps at the prototype layer; its forward pass also yields the logits.
+            maps at the prototype layer; its forward pass on the clean batch also yields the logits (else
+            one clean forward does): confidences never come from augmented or perturbed inputs.
         batches: ``(images, labels)`` batches of the N samples in a fixed order, iterated once per
             checkpoint (a :class:`~i2x_plugin.probe.ProbeBatches`, or a DataLoader without shuffling).
         assignments: ``(N, h, w)`` prototype of every position; ``labels``: ``(N,)`` the samples' labels,
             checked against every pass (a data set that reorders between passes is refused).
         on_checkpoint: called after each checkpoint (the distributed sweep exchanges its state there).
+        keep_maps: also keep every checkpoint's normalised maps, ``(T, N, h, w)`` float16.
 
     Returns:
         A :class:`Trajectory` of the N samples. Memory: the O(T·N·K + T·N·C) arrays plus one batch.
@@ -120,6 +128,7 @@ def sweep(
     intensities = np.zeros((t_count, n, k), dtype=np.float32)
     confidences = np.zeros((t_count, n, num_classes), dtype=np.float32)
     predictions = np.zeros((t_count, n), dtype=np.int64)
+    kept = np.zeros((t_count, n) + tuple(assign.shape[1:]), dtype=np.float16) if keep_maps else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -140,10 +149,10 @@ def sweep(
                                      f"(labels differ at samples {block.start}…{block.stop - 1}): it must give the "
                                      "same samples in the same order on every pass (no shuffling, fixed order).")
                 x, y = x.to(device), y.to(device)
-                with _OutputCatcher(model, len(x)) as catcher:
+                with _OutputCatcher(model, x) as catcher:
                     maps = attribute(x, target=y if target == "label" else None)
                 logits = catcher.output
-                if logits is None:  # an adapter that never ran a full-batch forward
+                if logits is None:  # the adapter never ran the model on the clean batch itself
                     with torch.no_grad():
                         logits = model(x)
                 if not torch.isfinite(logits).all():
@@ -159,6 +168,8 @@ def sweep(
                                      "without upsampling.")
                 maps = normalize(maps, normalization)
                 intensities[ckpt.index, block] = prototype_intensity(maps, assign[block].to(maps.device), k).cpu().numpy()
+                if kept is not None:
+                    kept[ckpt.index, block] = maps.cpu().numpy()
                 probs = torch.softmax(logits.float(), dim=1)
                 confidences[ckpt.index, block] = probs.cpu().numpy()
                 predictions[ckpt.index, block] = probs.argmax(1).cpu().numpy()
@@ -174,7 +185,7 @@ def sweep(
         if bar is not None:
             bar.close()
     confusion = np.stack([confusion_matrix(labels, p, num_classes) for p in predictions])
-    return Trajectory(intensities, confidences, predictions, confusion)
+    return Trajectory(intensities, confidences, predictions, confusion, kept)
 
 
 def learning_groups(delta_conf: np.ndarray, labels: np.ndarray, num_classes: int, min_cluster_size: int = 5,
@@ -193,47 +204,3 @@ def learning_groups(delta_conf: np.ndarray, labels: np.ndarray, num_classes: int
         for t in range(steps):
             groups[t, members] = HDBSCAN(min_cluster_size=size, copy=True).fit_predict(delta_conf[t, members])
     return groups
-
-
-def ridge_beta(delta_p: np.ndarray, delta_conf: np.ndarray, alpha: float = 1.0) -> np.ndarray:
-    """β = (πᵀπ + λI)⁻¹ πᵀ C with both sides centred (scikit-learn Ridge with intercept): ``(K, C)``."""
-    return Ridge(alpha=alpha, fit_intercept=True).fit(delta_p, delta_conf).coef_.T.copy()
-
-
-def class_pairs(num_classes: int) -> list[tuple[int, int]]:
-    return [(a, b) for a in range(num_classes) for b in range(a + 1, num_classes)]
-
-
-@dataclass(frozen=True)
-class Betas:
-    """Ridge coefficients per fit scope; every β is ``(K, C)``."""
-
-    step: np.ndarray  # (T-1, K, C): all samples
-    per_class: np.ndarray  # (T-1, C, K, C): samples of one true class
-    per_pair: np.ndarray  # (T-1, P, K, C): samples of a ∪ b, pairs in class_pairs order
-    per_group: dict[tuple[int, int, int], np.ndarray]  # (step, class, group) -> (K, C)
-
-
-def ridge_betas(delta_p: np.ndarray, delta_conf: np.ndarray, labels: np.ndarray, groups: np.ndarray,
-                num_classes: int, alpha: float = 1.0, min_samples: int = 2) -> Betas:
-    """Fit β per step, per (step, class), per (step, class pair) and per (step, class, group ≠ −1)."""
-    steps, _, k = delta_p.shape
-    pairs = class_pairs(num_classes)
-    zeros = np.zeros((k, num_classes))
-    step_b = np.stack([ridge_beta(delta_p[t], delta_conf[t], alpha) for t in range(steps)])
-    members = [np.flatnonzero(labels == c) for c in range(num_classes)]
-
-    def fit(t: int, idx: np.ndarray) -> np.ndarray:
-        return ridge_beta(delta_p[t, idx], delta_conf[t, idx], alpha) if len(idx) >= min_samples else zeros
-
-    class_b = np.stack([np.stack([fit(t, members[c]) for c in range(num_classes)]) for t in range(steps)])
-    pair_b = np.stack([np.stack([fit(t, np.concatenate([members[a], members[b]])) for a, b in pairs])
-                       for t in range(steps)]) if pairs else np.zeros((steps, 0, k, num_classes))
-    group_b: dict[tuple[int, int, int], np.ndarray] = {}
-    for t in range(steps):
-        for c in range(num_classes):
-            for g in np.unique(groups[t, members[c]]):
-                idx = members[c][groups[t, members[c]] == g]
-                if g >= 0 and len(idx) >= min_samples:
-                    group_b[(t, c, int(g))] = fit(t, idx)
-    return Betas(step_b, class_b, pair_b, group_b)

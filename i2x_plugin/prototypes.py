@@ -21,6 +21,12 @@ from sklearn.decomposition import PCA
 from torch import nn
 
 from .adapters import resolve_layer
+from .config import I2XConfig
+from .distributed import Ranks
+from .probe import ProbeSet
+
+
+MAX_K = int(np.iinfo(np.int16).max) + 1  # assignments are stored as int16 (0..K-1)
 
 
 @dataclass(frozen=True)
@@ -136,7 +142,9 @@ def nearest_prototype(pca: PCA, centers: np.ndarray, features: np.ndarray) -> np
 
 
 def check_k(k: int, n: int, h: int, w: int) -> None:
-    """K-Means needs at least K feature positions."""
+    """K-Means needs at least K feature positions, and int16 assignments can number at most ``MAX_K``."""
+    if k > MAX_K:
+        raise ValueError(f"K={k} prototypes is more than the {MAX_K} that int16 assignments can number; lower K.")
     if k > n * h * w:
         raise ValueError(f"K={k} prototypes but only {n * h * w} feature positions ({n} samples × {h}×{w}). "
                          "Lower K or use more probe samples.")
@@ -153,3 +161,66 @@ def fit_prototypes(features: np.ndarray, k: int, pca_components: int = 32, max_r
     rows = features.reshape(-1, d)
     pca, centers = fit_centres(rows[fit_sample(n, h * w, max_rows, seed)], k, pca_components, minibatch_rows, seed)
     return Prototypes(pca=pca, centers=centers, assignments=nearest_prototype(pca, centers, features))
+
+
+def stream_prototypes(tap: FeatureTap, probe: ProbeSet, shard: range, shape: tuple[int, int, int],
+                      config: I2XConfig, ranks: Ranks = Ranks(), progress: bool = False
+                      ) -> tuple[PCA, np.ndarray, np.ndarray, np.ndarray]:
+    """Step 2 read batch by batch: ``(pca, centres)`` fitted once, and the assignments and labels of ``shard``.
+
+    Every rank reads the rows of the fit sample (:func:`fit_sample`, drawn over the whole probe set as
+    one process draws it) that fall in its own shard; rank 0 fits on all of them in the sample's order
+    and broadcasts the centres, so the result does not depend on the number of ranks and equals
+    :func:`fit_prototypes` on the same features. When the sample holds every row (N·h·w ≤
+    ``pca_max_rows``) the same pass also assigns; otherwise a second pass does. Memory: the sample's
+    rows and one batch. ``shape`` is the layer's ``(h, w, d)``.
+    """
+    from tqdm.auto import tqdm
+
+    h, w, d = shape
+    hw, batch = h * w, config.batch_size
+    chosen = fit_sample(len(probe), hw, config.pca_max_rows, config.seed)
+    mine = np.sort(chosen[(chosen >= shard.start * hw) & (chosen < shard.stop * hw)])
+    covers = len(mine) == len(shard) * hw
+    samples = np.unique(mine // hw)
+    rows = np.empty((len(mine), d), dtype=np.float32)
+    labels = np.empty(len(shard), dtype=np.int64)
+    assignments = np.empty((len(shard), h, w), dtype=np.int16)
+    bar = tqdm(total=len(samples) + (0 if covers else len(shard)), desc="prototypes", unit="img",
+               disable=not (progress and ranks.is_root))
+    with bar:
+        with ranks.checked("reading the prototype features"):
+            done = 0
+            for x, y in probe.batches(batch, samples):
+                features = tap(x).reshape(-1, d)
+                ids = samples[done : done + len(x)]
+                lo, hi = np.searchsorted(mine, [ids[0] * hw, (ids[-1] + 1) * hw])
+                rows[lo:hi] = features[np.searchsorted(ids, mine[lo:hi] // hw) * hw + mine[lo:hi] % hw]
+                if covers:
+                    labels[done : done + len(x)] = y.cpu().numpy()
+                done += len(x)
+                bar.update(len(x))
+                del x, y, features  # before the next batch is read: one batch in memory, not two
+        gathered = ranks.gather((mine, rows), "gathering the prototype features")
+        with ranks.checked("fitting the prototypes"):
+            fit = None
+            if ranks.is_root:
+                bar.set_postfix_str(f"PCA + K-Means (K={config.k})")
+                got, all_rows = (np.concatenate([g[i] for g in gathered]) for i in (0, 1))  # type: ignore[union-attr]
+                fit = fit_centres(all_rows[np.searchsorted(got, chosen)], config.k, config.pca_components,
+                                  config.minibatch_kmeans_rows, config.seed)
+        pca, centers = ranks.broadcast(fit, "receiving the prototypes")
+        with ranks.checked("assigning the prototypes"):
+            if covers:
+                assignments[:] = nearest_prototype(pca, centers, rows.reshape(len(shard), h, w, d))
+            else:
+                bar.set_postfix_str("assigning")
+                done = 0
+                for x, y in probe.batches(batch, shard):  # (no enumerate: its tuple would keep a batch alive)
+                    block = slice(done, done + len(x))
+                    assignments[block] = nearest_prototype(pca, centers, tap(x))
+                    labels[block] = y.cpu().numpy()
+                    done += len(x)
+                    bar.update(len(x))
+                    del x, y
+    return pca, centers, assignments, labels

@@ -1,4 +1,4 @@
-"""Asking the explanation graph the "why" questions of the catalog (``GraphStore.ask``).
+"""Asking the explanation graph the "why" questions of the catalog.
 
 ``ask(store, "class_drivers", cls=3)`` validates the parameters against the question's declaration,
 runs its Cypher (values as parameters, READ routing) on one run — ``run_id`` or, by default, the
@@ -10,7 +10,7 @@ an empty answer means for that question) instead of failing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,9 +86,16 @@ def format_table(columns: list[str], rows: list[dict[str, Any]], max_width: int 
     return "\n".join(lines)
 
 
+# The statements this module sends besides the catalog's (checked by tools/cypher-lint).
+RUNS_CYPHER = ("MATCH (r:Run) RETURN r.runId AS runId, r.status AS status, r.numClasses AS numClasses, r.k AS k, "
+               "r.numCheckpoints AS numCheckpoints ORDER BY r.updatedAt DESC, r.runId")
+SAMPLE_CYPHER = "MATCH (s:Sample {runId: $runId, key: $key}) RETURN s.key AS key"
+SOME_SAMPLES_CYPHER = ("MATCH (s:Sample {runId: $runId, split: 'probe'}) RETURN s.sampleId AS id ORDER BY id "
+                       "LIMIT 10")
+
+
 def _runs(store: GraphStore) -> list[dict[str, Any]]:
-    return store.read("MATCH (r:Run) RETURN r.runId AS runId, r.status AS status, r.numClasses AS numClasses, "
-                      "r.k AS k, r.numCheckpoints AS numCheckpoints ORDER BY r.updatedAt DESC, r.runId")
+    return store.read(RUNS_CYPHER)
 
 
 def _describe(runs: list[dict[str, Any]]) -> str:
@@ -103,13 +110,13 @@ def resolve_run(store: GraphStore, run_id: str | None) -> tuple[dict[str, Any] |
         if complete:
             return complete[0], None
         return None, (f"The graph holds no complete run (runs: {_describe(runs)}). Write one with "
-                      "GraphStore.write(explanation) or `i2x run`, or name a run with --run RUN_ID.")
+                      "write_explanation(store, explanation) or `i2x run`, or name a run with --run RUN_ID.")
     found = next((r for r in runs if r["runId"] == run_id), None)
     if found is None:
         return None, f"Run {run_id!r} is not in the graph. Runs: {_describe(runs)}; pick one with --run RUN_ID."
     if found["status"] != "complete":
         return found, (f"Run {run_id!r} has status {found['status']!r}: its graph is incomplete. "
-                       "Write the run again (GraphStore.write) to complete it.")
+                       "Write the run again (write_explanation) to complete it.")
     return found, None
 
 
@@ -135,11 +142,8 @@ def _empty_hint(store: GraphStore, q: Question, run: dict[str, Any], params: dic
     if params.get("a") is not None and params.get("a") == params.get("b"):
         return "a and b are the same class; name two different classes."
     sample = params.get("sample")
-    if sample is not None and not store.read("MATCH (s:Sample {runId: $runId, key: $key}) RETURN s.key AS key",
-                                             runId=rid, key=f"probe:{sample}"):
-        some = [r["id"] for r in store.read(
-            "MATCH (s:Sample {runId: $runId, split: 'probe'}) RETURN s.sampleId AS id ORDER BY id LIMIT 10",
-            runId=rid)]
+    if sample is not None and not store.read(SAMPLE_CYPHER, runId=rid, key=f"probe:{sample}"):
+        some = [r["id"] for r in store.read(SOME_SAMPLES_CYPHER, runId=rid)]
         return (f"Sample {sample} is not stored in run {rid!r} (the graph keeps exemplars, samples misclassified "
                 f"at the final checkpoint and uncertain-pair samples). Stored samples include {some}.")
     if "other" in params:
@@ -153,16 +157,18 @@ def _empty_hint(store: GraphStore, q: Question, run: dict[str, Any], params: dic
     return q.empty or "No rows."
 
 
-def ask(store: GraphStore, name: str, params: Mapping[str, Any] | None = None, *, run_id: str | None = None,
-        from_text: bool = False) -> Answer:
-    """Answer catalog question ``name`` on run ``run_id`` (default: the latest complete run).
+def ask(store: GraphStore, name: str, run_id: str | None = None, *, from_text: bool = False, **params: Any) -> Answer:
+    """Answer catalog question ``name`` (``i2x ask --list``) on run ``run_id`` (default: the latest complete run).
 
-    ``from_text`` parses string values by the declared types (the CLI's ``--param k=v``).
+    >>> ask(store, "class_drivers", cls=3).to_table()
+
+    ``params`` are the question's declared parameters; ``from_text`` parses string values by the
+    declared types (the CLI's ``--param k=v``).
     Raises :class:`UnknownQuestionError` / :class:`QuestionParameterError` for bad input; a class,
     prototype, sample or run that does not exist gives an empty answer with a hint.
     """
     q = get_question(name)
-    bound = q.bind(dict(params or {}), from_text=from_text)
+    bound = q.bind(params, from_text=from_text)
     columns = [c.name for c in q.returns]
     run, hint = resolve_run(store, run_id)
     if run is None:

@@ -26,19 +26,25 @@ Everything is written under ``out/<run_id>/``::
     samples/           PNGs of the exemplar and misclassified probe samples (the graph's Sample.imageUri)
     summary.json       status, seconds per stage, metrics, the example answers
 
-The graph store is connected before the long stages (so a missing server fails fast); the run is
-written to it once explained, and its Run node becomes ``complete`` only after every row is in. An
-interrupted or failed run therefore never shows as ``complete``, and ``summary.json`` records its
-status (``interrupted`` / ``failed``) and the error.
+The graph store starts in the background as the run begins, while the data loads and the model
+trains (the embedded server takes seconds to start); a store that cannot start or be reached stops
+the run at the next stage boundary, before the sweep. Once explained, the run is written to the
+store in the background while the held-out test and the report are computed, and the example
+questions wait for it. Its Run node becomes ``complete`` only after every row is in. An interrupted
+or failed run therefore never shows as ``complete``, and ``summary.json`` records its status
+(``interrupted`` / ``failed``) and the error. ``stage_seconds`` holds the seconds the run spent in
+(or waiting for) each stage; ``store.background`` and ``graph.background`` the seconds the store
+start and the graph write took in the background.
 
 Several processes (``i2x run --nproc N``, or ``torchrun ... -m i2x_plugin.cli run``): every rank
 loads the data and explains its block of the probe set; rank 0 alone writes the output directory,
-trains (when no checkpoints are given), connects to the store and writes the graph, the report and
+trains (when no checkpoints are given), starts the store and writes the graph, the report and
 ``summary.json`` (see :mod:`i2x_plugin.distributed`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import sys
@@ -53,12 +59,14 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .answers import ExampleAnswer
+from .atomic import atomic_open, write_text
+from .background import Background, RowsWritten, wait_for_graph, write_graph
 from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import DATASET_CHOICES, ImageDataset, load_dataset
 from .distributed import Ranks, process_group, rank_device
 from .models import MODEL_CHOICES, build_model, default_feature_layer
-from .training import seed_everything, train_with_checkpoints
+from .training import seeded, train_with_checkpoints
 
 STORE_NONE = "none"
 _OWN_TEST_SPLIT = ("fashion-mnist", "mnist", "cifar10")
@@ -98,6 +106,8 @@ class RunConfig(BaseModel):
                        "NEO4J_* variables), 'env' (NEO4J_URI), or 'none' to skip the graph.")
     store_dir: Path | None = Field(None, description="Data directory of the embedded store (default: the user "
                                    "data dir or $I2X_STORE_DIR).")
+    keep_store: bool = Field(False, description="Keep the embedded store running after the run; by default a "
+                             "store this run started is stopped at its end.")
     device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N, mps.")
     out: Path = Field(Path("i2x-out"), description="Output folder; the run writes to out/<run_id>/.")
     run_id: str | None = Field(None, description="Run id (default: time stamp + random suffix).")
@@ -210,6 +220,7 @@ class RunResult:
         for name, seconds in self.stage_seconds.items():
             if name != "total":
                 label = f"  · {name.split('.', 1)[1]}" if "." in name else name
+                label = "  · in the background" if name.endswith(".background") else label
                 lines.append(f"  {label:<28}{seconds:>9.1f}")
         lines.append(f"  {'total':<28}{self.stage_seconds.get('total', 0.0):>9.1f}")
         probe, test = m["probe_accuracy"], m["test_accuracy"]
@@ -218,9 +229,11 @@ class RunResult:
         processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
                      f"({m['method']}{processes})")
-        lines.append(f"  found         {m['uncertain']} uncertain (prototype, pair) entries, {m['separators']} "
-                     f"separator entries; first separated pairs: "
-                     + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
+        counts = m.get("claims")
+        if counts:
+            found = ", ".join(f"{counts['real'][k]} {k} (noise: {counts['null_mean'][k]:.1f})" for k in counts["real"])
+            lines.append(f"  claims        {found}; q ≤ {m['fdr_q']:g} against a within-class permutation null")
+        lines.append("  first separated pairs: " + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -355,6 +368,16 @@ class _Stages:
     def __init__(self, verbose: bool):
         self.verbose, self.seconds = verbose, {}
 
+    def ordered(self) -> dict[str, float]:
+        """The seconds with each ``<stage>.background`` right after its stage."""
+        out: dict[str, float] = {}
+        for name, seconds in list(self.seconds.items()):
+            if not name.endswith(".background"):
+                out[name] = seconds
+                if f"{name}.background" in self.seconds:
+                    out[f"{name}.background"] = self.seconds[f"{name}.background"]
+        return {**out, **self.seconds}  # and a background job whose stage never came
+
     @contextmanager
     def __call__(self, name: str, message: str) -> Iterator[None]:
         if self.verbose:
@@ -386,7 +409,7 @@ def _connect_store(config: RunConfig):
     from .store import GraphStore
 
     if config.store == "embedded":
-        return GraphStore.embedded(config.store_dir)
+        return GraphStore.embedded(config.store_dir, keep=config.keep_store)
     return GraphStore.connect(config.store)
 
 
@@ -428,25 +451,30 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
         given_infos = resolve_checkpoints(config.checkpoints) if config.checkpoints is not None else None
         if ranks.is_root:
             directory = prepare_output(config.out, run_id)
-            (directory / "config.yaml").write_text(config.to_yaml())
+            write_text(directory / "config.yaml", config.to_yaml())
 
     store = None
     summary: dict[str, Any] = {"run_id": run_id, "status": "running"}
+    background = Background(stages.seconds)
     try:
+        if config.store != STORE_NONE and ranks.is_root:
+            if verbose:
+                print(f"[i2x] starting the graph store ({config.store}) in the background", file=sys.stderr,
+                      flush=True)
+            background.submit("store", _connect_store, config)
         with stage("data", f"loading {config.dataset}"), ranks.checked("loading the data"):
             data = load_run_data(config)
             if ranks.is_root:
-                np.savez(directory / "split.npz", train=data.train_index, test=data.test_index,
-                         probe=data.probe_index, separate_test_source=data.separate_test_source)
+                with atomic_open(directory / "split.npz") as f:
+                    np.savez(f, train=data.train_index, test=data.test_index, probe=data.probe_index,
+                             separate_test_source=data.separate_test_source)
             image_size = int(data.train.images.shape[-1])
-            seed_everything(config.seed)  # the initial weights too: a run is reproducible from its config
-            model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes, image_size)
+            with seeded(config.seed):  # the initial weights too: a run is reproducible from its config
+                model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes,
+                                    image_size)
             layer = config.layer or default_feature_layer(model)
-
-        if config.store != STORE_NONE:
-            with stage("store", f"connecting to the graph store ({config.store})"), \
-                    ranks.checked("connecting to the graph store"):
-                store = _connect_store(config) if ranks.is_root else None
+        with ranks.checked("starting the graph store"):
+            background.check()
 
         if given_infos is None:
             checkpoints_dir = directory / "checkpoints"
@@ -458,12 +486,13 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
                                            progress=progress)
             with ranks.checked("reading the checkpoints rank 0 trained"):
                 infos = resolve_checkpoints(checkpoints_dir)
-                model.to(device)
         else:
             checkpoints_dir = Path(config.checkpoints)  # type: ignore[arg-type]
             infos = given_infos
             model.to(device)
 
+        with ranks.checked("starting the graph store"):
+            background.check()
         i2x = I2X(model, layer, adapter=config.adapter, config=config.i2x, method=config.method, device=device)
         processes = f", {ranks.world_size} processes" if ranks.distributed else ""
         with stage("explain", f"I2X on {len(data.probe)} probe samples × {len(infos)} checkpoints "
@@ -477,17 +506,17 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
         for name, seconds in i2x.timings.items():
             stages.seconds[f"explain.{name}"] = seconds
 
+        if "store" in background.jobs:
+            with stage("store", "waiting for the graph store"):
+                store = background.jobs["store"].result()
+            if verbose:
+                print("[i2x] writing the explanation graph in the background", file=sys.stderr, flush=True)
+            written = RowsWritten()
+            background.submit("graph", write_graph, store, explanation, data.probe, directory,
+                              background.cancelled, written)
+
         with stage("test", f"test accuracy of {len(infos)} checkpoints on {len(data.test)} held-out samples"):
             test_accuracy = checkpoint_accuracy(model, infos, data.test, device)
-
-        if store is not None:
-            with stage("graph", "writing the explanation graph"):
-                from .report import save_sample_images
-
-                shown = {e.sample for e in explanation.exemplars}
-                shown |= set(np.flatnonzero(explanation.predictions[-1] != explanation.labels).tolist())
-                uris = save_sample_images(data.probe, sorted(shown), directory / "samples", explanation.sample_ids)
-                store.write(explanation, progress=progress, image_uris=uris)
 
         report_path = None
         if config.report:
@@ -498,6 +527,10 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
                 saliency = exemplar_saliency(i2x.adapter, data.probe, explanation, device)
                 report_path = write_report(explanation, data.probe, directory / "report", saliency=saliency,
                                            test_accuracy=test_accuracy, progress=progress)
+
+        if "graph" in background.jobs:
+            with stage("graph", "waiting for the explanation graph"):
+                wait_for_graph(background.jobs["graph"], written, f"graph {run_id}", progress)
 
         answers: list[ExampleAnswer] = []
         if store is not None:
@@ -511,21 +544,27 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             "probe_accuracy": [round(c.accuracy, 4) for c in explanation.checkpoints],
             "test_accuracy": [round(a, 4) for a in test_accuracy],
             "uncertain": len(explanation.uncertain), "separators": len(explanation.separators),
+            "drivers": len(explanation.drivers), "fdr_q": explanation.config.fdr_q,
+            "claims": dataclasses.asdict(explanation.claim_counts) if explanation.claim_counts else None,
             "learning_order": explanation.learning_order[:10],
             "sweep_images_checkpoints": len(data.probe) * len(infos), "processes": ranks.world_size,
         }
         stages.seconds["total"] = time.perf_counter() - started
         result = RunResult(run_id, directory, "complete", report_path, directory / "explanation", checkpoints_dir,
-                           store.uri if store is not None else None, dict(stages.seconds), metrics, answers)
+                           store.uri if store is not None else None, stages.ordered(), metrics, answers)
         summary = result.to_dict()
         return result
     except BaseException as err:
         status = "interrupted" if isinstance(err, KeyboardInterrupt) else "failed"
         summary.update(status=status, error=f"{type(err).__name__}: {err}",
-                       stage_seconds={k: round(v, 3) for k, v in stages.seconds.items()})
+                       stage_seconds={k: round(v, 3) for k, v in stages.ordered().items()})
         raise
     finally:
+        background.cancel()
+        background.close()  # a graph write still running stops at its next batch, marked 'failed'
+        if store is None and "store" in background.jobs and background.jobs["store"].exception() is None:
+            store = background.jobs["store"].result()  # started, but the run stopped before using it
         if ranks.is_root:
-            (directory / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+            write_text(directory / "summary.json", json.dumps(summary, indent=1, default=str))
         if store is not None:
             store.close()

@@ -1,25 +1,44 @@
-"""Step 8 of I2X: the structured explanation built from the sweep's β.
+"""Step 8 of I2X: the structured explanation, the result of a run.
 
-Intra-class: which prototypes drive a class, shared by all its learning-pattern groups or
-specialised to some. Inter-class: which prototypes separate two classes and from which checkpoint
-on, the order in which pairs were separated, and the prototypes whose β keeps flipping between two
-confused classes ("uncertain"). :class:`StructuredExplanation` holds it all, is typed, saves to
-JSON + NPZ (no pickles) and converts to the graph the store holds.
+The claims (drivers, shared/specialised, separators, uncertain prototypes) come from :mod:`.claims`,
+each with its evidence. Here: when each pair of classes was separated and in which order (from the
+confusion counts per checkpoint), each prototype's exemplars, and :class:`StructuredExplanation`, which
+holds it all, is typed, saves to JSON + NPZ (no pickles) and converts to the graph the store holds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_open, write_text
+from .claims import (
+    Claims,
+    ClaimCounts,
+    Driver,
+    GroupSummary,
+    Separator,
+    SharedPrototype,
+    UncertainPrototype,
+    class_pairs,
+)
 from .config import I2XConfig
-from .progress import Betas, Trajectory, class_pairs
+from .faithfulness import FaithfulnessResult
+from .stability import StabilityResult
+from .progress import Trajectory
 from .prototypes import Prototypes
+
+FORMAT_VERSION = 2  # 2: calibrated claims with p/q-values (issue 9); 1 (no field): i2x-plugin 0.1
+
+
+class ExplanationFormatError(ValueError):
+    """A saved explanation was written by another version of i2x-plugin."""
 
 
 @dataclass(frozen=True)
@@ -34,49 +53,6 @@ class CheckpointSummary:
 
 
 @dataclass(frozen=True)
-class Driver:
-    """Prototype ``prototype`` pushes class ``cls`` up: mean β over steps, and the first step it was a top driver."""
-
-    cls: int
-    prototype: int
-    beta: float
-    first_step: int | None
-
-
-@dataclass(frozen=True)
-class GroupSummary:
-    step: int
-    cls: int
-    group: int  # -1 = HDBSCAN noise
-    size: int
-    top_prototypes: list[int]
-
-
-@dataclass(frozen=True)
-class SharedPrototype:
-    """``kind`` is "shared" (top in ≥ shared_fraction of the class's groups) or "specialised" (some only)."""
-
-    cls: int
-    prototype: int
-    kind: str
-    fraction: float
-    groups: list[list[int]]  # [step, group] pairs where it is a top positive prototype
-
-
-@dataclass(frozen=True)
-class Separator:
-    """Prototype ``prototype`` favours ``favours`` over the other class of pair (a, b) at ``steps``."""
-
-    a: int
-    b: int
-    prototype: int
-    favours: int
-    first_step: int
-    steps: list[int]
-    margin: float  # max over steps of β[k, favours] − β[k, other]
-
-
-@dataclass(frozen=True)
 class PairSeparation:
     a: int
     b: int
@@ -85,17 +61,6 @@ class PairSeparation:
     peak_confusion: int
     final_confusion: int
     confusion_by_checkpoint: list[int]
-
-
-@dataclass(frozen=True)
-class UncertainPrototype:
-    a: int
-    b: int
-    prototype: int
-    flips: int
-    flip_steps: list[int]
-    magnitude: float  # mean |β[k,a] − β[k,b]| over the steps above the noise floor
-    score: float  # flips × magnitude
 
 
 @dataclass(frozen=True)
@@ -109,7 +74,12 @@ class Exemplar:
 
 @dataclass(frozen=True)
 class StructuredExplanation:
-    """The result of an I2X run: prototypes, per-step β, groups and the structure derived from them."""
+    """The result of an I2X run: prototypes, per-step β, groups, and the claims that passed their tests.
+
+    Every claim (drivers, separators, uncertain, shared) carries its p-value, Benjamini–Hochberg q-value and
+    effect size; ``claim_counts`` gives the run's count of each kind beside the count the same procedure
+    makes on noise, and ``skipped`` names the scopes too small to test.
+    """
 
     run_id: str
     config: I2XConfig
@@ -128,8 +98,10 @@ class StructuredExplanation:
     learning_order: list[list[int]]
     uncertain: list[UncertainPrototype]
     exemplars: list[Exemplar]
-    noise_floor: float
+    claim_counts: ClaimCounts | None
+    skipped: list[str]
     created_at: str
+    faithfulness_results: list[FaithfulnessResult]
     # Arrays (saved to NPZ).
     sample_ids: np.ndarray = field(repr=False)  # (N,) index of each probe sample in its data set
     labels: np.ndarray = field(repr=False)  # (N,)
@@ -140,17 +112,33 @@ class StructuredExplanation:
     predictions: np.ndarray = field(repr=False)  # (T, N)
     confusion: np.ndarray = field(repr=False)  # (T, C, C)
     group_labels: np.ndarray = field(repr=False)  # (T-1, N)
-    beta_step: np.ndarray = field(repr=False)  # (T-1, K, C)
-    beta_class: np.ndarray = field(repr=False)  # (T-1, C, K, C)
-    beta_pair: np.ndarray = field(repr=False)  # (T-1, P, K, C)
-    beta_group_keys: np.ndarray = field(repr=False)  # (G, 3): step, class, group
-    beta_group: np.ndarray = field(repr=False)  # (G, K, C)
+    beta_step: np.ndarray = field(repr=False)  # (T-1, K, C) fit on all samples of a step
+    z_step: np.ndarray = field(repr=False)  # (T-1, K, C) normal score against the permutation null
+    beta_overall: np.ndarray = field(repr=False)  # (K, C) fit on all samples of all steps
+    q_overall: np.ndarray = field(repr=False)  # (K, C) two-sided q-values
+    beta_class: np.ndarray = field(repr=False)  # (T-1, C, K) β[k, c] of class c's own fit per step
+    z_class: np.ndarray = field(repr=False)  # (T-1, C, K)
+    beta_driver: np.ndarray = field(repr=False)  # (C, K) class c's own fit pooled over steps
+    q_driver: np.ndarray = field(repr=False)  # (C, K) one-sided (positive) q-values; NaN: not tested
+    beta_pair: np.ndarray = field(repr=False)  # (T-1, P, K, 2) float32: β[k, a], β[k, b] of the a ∪ b fit
+    z_pair: np.ndarray = field(repr=False)  # (T-1, P, K, 2) float32
+    beta_group_keys: np.ndarray = field(repr=False)  # (G, 3): step, class, group of the tested groups
+    beta_group: np.ndarray = field(repr=False)  # (G, K) β[k, c] of the group's fit
+    q_group: np.ndarray = field(repr=False)  # (G, K) one-sided q-values
+    saliency_maps: np.ndarray | None = field(default=None, repr=False)  # (T, N, h, w) float16 (keep_maps)
     # The fitted PCA + centres, to assign samples outside the probe set (e.g. the whole training set for
-    # step 9's curated set). Optional: explanations saved before it existed load with None.
+    # step 9's curated set).
     prototypes: Prototypes | None = field(default=None, repr=False, compare=False)
+    stability: StabilityResult | None = None  # the stability test's figures, once run (:meth:`stability_test`)
 
     _ARRAYS = ("sample_ids", "labels", "assignments", "presence", "intensities", "confidences", "predictions",
-               "confusion", "group_labels", "beta_step", "beta_class", "beta_pair", "beta_group_keys", "beta_group")
+               "confusion", "group_labels", "beta_step", "z_step", "beta_overall", "q_overall", "beta_class",
+               "z_class", "beta_driver", "q_driver", "beta_pair", "z_pair", "beta_group_keys", "beta_group",
+               "q_group")
+    _CLAIM_TYPES = {"checkpoints": CheckpointSummary, "drivers": Driver, "groups": GroupSummary,
+                    "shared": SharedPrototype, "separators": Separator, "separations": PairSeparation,
+                    "uncertain": UncertainPrototype, "exemplars": Exemplar,
+                    "faithfulness_results": FaithfulnessResult}
 
     @property
     def k(self) -> int:
@@ -164,15 +152,86 @@ class StructuredExplanation:
     def pairs(self) -> list[tuple[int, int]]:
         return class_pairs(self.num_classes)
 
+    def pair_index(self, a: int, b: int) -> int:
+        """Position of the pair {a, b} in ``pairs`` (and in ``beta_pair``'s second axis)."""
+        if a == b or not (0 <= a < self.num_classes and 0 <= b < self.num_classes):
+            raise ValueError(f"({a}, {b}) is not a pair of two different classes of 0..{self.num_classes - 1}.")
+        lo, hi = min(a, b), max(a, b)
+        return lo * (2 * self.num_classes - lo - 1) // 2 + hi - lo - 1
+
     def pair_beta(self, a: int, b: int) -> np.ndarray:
-        """``(T-1, K, C)`` β fitted on the samples of classes a ∪ b."""
-        return self.beta_pair[:, self.pairs.index((min(a, b), max(a, b)))]
+        """``(T-1, K, 2)``: β[k, a] and β[k, b] (in that order) of the fits on the samples of a ∪ b."""
+        beta = self.beta_pair[:, self.pair_index(a, b)]
+        return beta if a < b else beta[..., ::-1]
 
     def group_beta(self, step: int, cls: int, group: int) -> np.ndarray:
+        """``(K,)`` β[k, cls] of a tested group's own fit."""
         hit = np.flatnonzero((self.beta_group_keys == (step, cls, group)).all(1))
         if not len(hit):
-            raise KeyError(f"No β for step {step}, class {cls}, group {group}.")
+            raise KeyError(f"No β for step {step}, class {cls}, group {group}: the group does not exist or has "
+                           f"fewer than min_scope_samples={self.config.min_scope_samples} samples (not tested).")
         return self.beta_group[hit[0]]
+
+    def faithfulness(self, model, data, device=None, deletion: str | None = None,
+                     random_sets: int | None = None) -> list[FaithfulnessResult]:
+        """Deletion tests of every claim group on ``model``, which must hold the run's final weights.
+
+        ``data`` is the run's probe set (an ImageDataset, ``(images, labels)`` or a map-style Dataset), in the
+        same order. Settings default to the run's config. Groups too small to test are named in a warning.
+        A model or probe set that is not the run's is refused (:class:`~.faithfulness.FaithfulnessError`).
+        """
+        import warnings
+
+        import torch
+
+        from .explain import as_image_dataset
+        from .faithfulness import Deleter, check_model_and_data, evaluate
+
+        cfg = self.config
+        probe = as_image_dataset(data)
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
+            deleter = Deleter(model, self.layer, probe.images, self.labels, self.assignments,
+                              deletion or cfg.deletion, device=device)
+            results, skipped = evaluate(self, deleter, cfg.top_prototypes, random_sets or cfg.faithfulness_random_sets,
+                                        cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
+        finally:
+            model.train(was_training)
+        for line in skipped:
+            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=2)
+        return results
+
+    def stability_test(self, model, data, device=None, kmeans_seeds: int | None = None,
+                       bootstraps: int | None = None) -> "StructuredExplanation":
+        """Re-fit the prototypes (other K-Means seeds, bootstrap resamples) and re-derive the claims.
+
+        ``model`` holds the run's final weights and ``data`` is its probe set, in order. Returns a copy with
+        ``stability`` set and each driver, separator and uncertain claim's ``recurrence`` filled in.
+        """
+        import torch
+
+        from .explain import as_image_dataset
+        from .faithfulness import check_model_and_data
+        from .prototypes import extract_features
+        from .stability import stability_test, with_recurrence
+
+        cfg = self.config
+        probe = as_image_dataset(data)
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
+            features = extract_features(model, self.layer, probe.images, cfg.batch_size, device)
+        finally:
+            model.train(was_training)
+        result, recurrence = stability_test(
+            self, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
+            cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)
+        return with_recurrence(self, result, recurrence)
 
     def to_networkx(self):
         """The same graph the store holds, as a networkx MultiDiGraph."""
@@ -180,35 +239,61 @@ class StructuredExplanation:
 
         return explanation_rows(self).to_networkx()
 
-    # Serialisation: JSON for the structure, NPZ for the arrays; no pickles.
+    # Serialisation: JSON for the structure, NPZ for the arrays; no pickles. Each file is written atomically,
+    # the JSON last; a save id in all three tells a directory whose files come from two saves (an interrupted one).
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(directory / "arrays.npz", **{name: getattr(self, name) for name in self._ARRAYS})
+        save_id = np.array(secrets.token_hex(8))
+        with atomic_open(directory / "arrays.npz") as f:
+            optional = {"saliency_maps": self.saliency_maps} if self.saliency_maps is not None else {}
+            np.savez_compressed(f, save_id=save_id, **{name: getattr(self, name) for name in self._ARRAYS},
+                                **optional)
         if self.prototypes is not None:
-            np.savez_compressed(directory / "prototypes.npz", **prototypes_to_arrays(self.prototypes))
-        meta = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name not in self._ARRAYS and f.name != "prototypes"}
+            with atomic_open(directory / "prototypes.npz") as f:
+                np.savez_compressed(f, save_id=save_id, **prototypes_to_arrays(self.prototypes))
+        else:
+            (directory / "prototypes.npz").unlink(missing_ok=True)  # an earlier save's would not match
+        meta: dict[str, Any] = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                                if f.name not in self._ARRAYS + ("prototypes", "saliency_maps")}
         meta["config"] = self.config.model_dump()
         meta = {k: ([dataclasses.asdict(x) for x in v] if isinstance(v, list) and v and dataclasses.is_dataclass(v[0])
-                    else v) for k, v in meta.items()}
-        (directory / "explanation.json").write_text(json.dumps(meta, indent=1))
+                    else dataclasses.asdict(v) if dataclasses.is_dataclass(v) else v) for k, v in meta.items()}
+        meta["save_id"] = str(save_id)
+        meta["format_version"] = FORMAT_VERSION
+        write_text(directory / "explanation.json", json.dumps(meta, indent=1))
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "StructuredExplanation":
+        """Read an explanation written by :meth:`save` (of this version of i2x-plugin)."""
         directory = Path(directory)
         meta: dict[str, Any] = json.loads((directory / "explanation.json").read_text())
+        version = meta.pop("format_version", 1)
+        if version != FORMAT_VERSION:
+            raise ExplanationFormatError(
+                f"{directory} holds an explanation in format {version}, written by "
+                f"{'i2x-plugin 0.1, before claims were tested against a null' if version == 1 else 'another version'}"
+                f"; this version reads format {FORMAT_VERSION}. Explain the run again (i2x run --checkpoints "
+                "DIR, or I2X.explain) to get calibrated claims.")
+        save_id = meta.pop("save_id", None)
+
+        def check(arrays: Any, name: str) -> None:
+            if save_id is not None and "save_id" in arrays and str(arrays["save_id"]) != save_id:
+                raise ValueError(f"{directory / name} and explanation.json come from different saves (a save was "
+                                 "interrupted); save the explanation again.")
+
         with np.load(directory / "arrays.npz", allow_pickle=False) as arrays:
-            data = {name: arrays[name] for name in cls._ARRAYS}
-        types = {"checkpoints": CheckpointSummary, "drivers": Driver, "groups": GroupSummary, "shared": SharedPrototype,
-                 "separators": Separator, "separations": PairSeparation, "uncertain": UncertainPrototype,
-                 "exemplars": Exemplar}
-        for name, kind in types.items():
+            check(arrays, "arrays.npz")
+            data = {name: arrays[name] for name in cls._ARRAYS + ("saliency_maps",) if name in arrays}
+        for name, kind in cls._CLAIM_TYPES.items():
             meta[name] = [kind(**row) for row in meta[name]]
+        meta["claim_counts"] = ClaimCounts(**meta["claim_counts"]) if meta["claim_counts"] else None
+        meta["stability"] = StabilityResult(**meta["stability"]) if meta.get("stability") else None
         meta["config"] = I2XConfig.model_validate(meta["config"])
         if (directory / "prototypes.npz").is_file():
             with np.load(directory / "prototypes.npz", allow_pickle=False) as arrays:
+                check(arrays, "prototypes.npz")
                 meta["prototypes"] = prototypes_from_arrays(arrays)
         return cls(**meta, **data)
 
@@ -234,96 +319,6 @@ def prototypes_from_arrays(arrays: Any) -> Prototypes:
 
 
 # --- building the structure ------------------------------------------------------------------------
-
-
-def _top_positive(beta_column: np.ndarray, m: int) -> list[int]:
-    order = np.argsort(-beta_column, kind="stable")[:m]
-    return [int(k) for k in order if beta_column[k] > 0]
-
-
-def step_weights(delta_conf: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
-    """``(T-1, C)``: how much class c's own confidence moved at each step, mean |ΔŶ[i, c]| over its samples,
-    normalised to sum to 1 over steps (uniform where it never moved)."""
-    moved = np.stack([np.abs(delta_conf[:, labels == c, c]).mean(1) for c in range(num_classes)], 1)
-    total = moved.sum(0, keepdims=True)
-    return np.where(total > 0, moved / np.where(total > 0, total, 1), 1 / len(moved))
-
-
-def find_drivers(beta_class: np.ndarray, weights: np.ndarray, m: int) -> list[Driver]:
-    """Per class c: the top-m prototypes by the step-weighted mean of the class fit's β[k, c] (positive only).
-
-    (D) Steps are weighted by how much the class's confidence moved (``step_weights``), so steps where
-    the class learnt nothing do not drown the ones where it did.
-    """
-    steps, num_classes, _, _ = beta_class.shape
-    drivers = []
-    for c in range(num_classes):
-        column = beta_class[:, c, :, c]  # (T-1, K)
-        mean = weights[:, c] @ column
-        tops = [set(_top_positive(column[t], m)) for t in range(steps)]
-        for k in _top_positive(mean, m):
-            first = next((t for t in range(steps) if k in tops[t]), None)
-            drivers.append(Driver(c, k, float(mean[k]), first))
-    return drivers
-
-
-def summarise_groups(betas: Betas, group_labels: np.ndarray, labels: np.ndarray, num_classes: int,
-                     m: int) -> list[GroupSummary]:
-    out = []
-    for t in range(group_labels.shape[0]):
-        for c in range(num_classes):
-            ids, sizes = np.unique(group_labels[t, labels == c], return_counts=True)
-            for g, size in zip(ids.tolist(), sizes.tolist()):
-                beta = betas.per_group.get((t, c, g))
-                out.append(GroupSummary(t, c, g, size, _top_positive(beta[:, c], m) if beta is not None else []))
-    return out
-
-
-def shared_and_specialised(betas: Betas, num_classes: int, m: int, shared_fraction: float) -> list[SharedPrototype]:
-    """Prototypes that are top positive drivers of c in all (shared) or some (specialised) of c's groups.
-
-    Groups are the non-noise HDBSCAN groups of class c over all steps. A class with no group at all
-    falls back to its per-step class fits, each counted as one group.
-    """
-    out = []
-    for c in range(num_classes):
-        scopes = [((t, g), beta) for (t, cls, g), beta in sorted(betas.per_group.items()) if cls == c]
-        if not scopes:
-            scopes = [((t, -1), betas.per_class[t, c]) for t in range(betas.per_class.shape[0])]
-        hits: dict[int, list[list[int]]] = {}
-        for (t, g), beta in scopes:
-            for k in _top_positive(beta[:, c], m):
-                hits.setdefault(k, []).append([t, g])
-        mean_class = betas.per_class[:, c, :, c].mean(0)
-        for k, where in sorted(hits.items()):
-            fraction = len(where) / len(scopes)
-            if fraction >= shared_fraction and mean_class[k] > 0:
-                out.append(SharedPrototype(c, k, "shared", fraction, where))
-            elif fraction < shared_fraction:
-                out.append(SharedPrototype(c, k, "specialised", fraction, where))
-    return out
-
-
-def noise_floor(beta_pair: np.ndarray, pairs: list[tuple[int, int]], quantile: float) -> float:
-    """The ``quantile`` of |β[k, a]| and |β[k, b]| over all pooled pair fits and steps."""
-    if not pairs:
-        return 0.0
-    values = np.concatenate([np.abs(beta_pair[:, p, :, [a, b]]).ravel() for p, (a, b) in enumerate(pairs)])
-    return float(np.quantile(values, quantile))
-
-
-def find_separators(beta_pair: np.ndarray, pairs: list[tuple[int, int]], floor: float) -> list[Separator]:
-    """k separates a from b at step t when β[k, a] > floor and β[k, b] < −floor on the a ∪ b fit (and vice versa)."""
-    out = []
-    for p, (a, b) in enumerate(pairs):
-        beta = beta_pair[:, p]  # (T-1, K, C)
-        for favours, other in ((a, b), (b, a)):
-            holds = (beta[:, :, favours] > floor) & (beta[:, :, other] < -floor)  # (T-1, K)
-            for k in np.flatnonzero(holds.any(0)):
-                steps = np.flatnonzero(holds[:, k]).tolist()
-                margin = float((beta[steps, k, favours] - beta[steps, k, other]).max())
-                out.append(Separator(a, b, int(k), favours, steps[0], steps, margin))
-    return out
 
 
 def pair_separations(confusion: np.ndarray, labels: np.ndarray, pairs: list[tuple[int, int]],
@@ -352,32 +347,6 @@ def learning_order(separations: list[PairSeparation]) -> list[list[int]]:
     return [[s.a, s.b] for s in confused]
 
 
-def most_confused_pairs(final_confusion: np.ndarray, top: int, thresholds: dict | None = None) -> list[tuple[int, int]]:
-    c = final_confusion.shape[0]
-    scored = [((final_confusion[a, b] + final_confusion[b, a]), (a, b)) for a, b in class_pairs(c)]
-    scored = [s for s in scored if s[0] > 0]
-    scored.sort(key=lambda s: -s[0])
-    return [pair for _, pair in scored[:top]]
-
-
-def find_uncertain(beta_pair: np.ndarray, pairs: list[tuple[int, int]], confused: list[tuple[int, int]],
-                   floor: float, min_flips: int) -> list[UncertainPrototype]:
-    """k is uncertain for (a, b) when the sign of β[k,a] − β[k,b] (above the floor) flips ≥ ``min_flips`` times."""
-    out = []
-    for a, b in confused:
-        beta = beta_pair[:, pairs.index((a, b))]
-        diff = beta[:, :, a] - beta[:, :, b]  # (T-1, K)
-        for k in range(diff.shape[1]):
-            significant = np.flatnonzero(np.abs(diff[:, k]) > floor)
-            signs = np.sign(diff[significant, k])
-            flip_at = significant[1:][signs[1:] != signs[:-1]].tolist()
-            if len(flip_at) >= min_flips:
-                magnitude = float(np.abs(diff[significant, k]).mean())
-                out.append(UncertainPrototype(a, b, k, len(flip_at), flip_at, magnitude, len(flip_at) * magnitude))
-    out.sort(key=lambda u: -u.score)
-    return out
-
-
 def find_exemplars(intensities_final: np.ndarray, presence: np.ndarray, assignments: np.ndarray,
                    per_prototype: int) -> list[Exemplar]:
     """Per prototype: the probe samples where it is most salient at the final checkpoint, with its region."""
@@ -392,31 +361,18 @@ def find_exemplars(intensities_final: np.ndarray, presence: np.ndarray, assignme
     return out
 
 
-def build_structure(trajectory: Trajectory, betas: Betas, group_labels: np.ndarray, labels: np.ndarray,
-                    assignments: np.ndarray, presence: np.ndarray, config: I2XConfig) -> dict[str, Any]:
+def build_structure(trajectory: Trajectory, claims: Claims, labels: np.ndarray, assignments: np.ndarray,
+                    presence: np.ndarray, config: I2XConfig) -> dict[str, Any]:
     """Every derived part of the explanation, as keyword arguments of :class:`StructuredExplanation`."""
-    num_classes = trajectory.confidences.shape[2]
-    pairs = class_pairs(num_classes)
-    m = config.top_prototypes
-    floor = noise_floor(betas.per_pair, pairs, config.noise_floor_quantile)
-    separations = pair_separations(trajectory.confusion, labels, pairs, config.separation_confusion_fraction)
-    confused = most_confused_pairs(trajectory.confusion[-1], config.confused_pairs)
-    keys = sorted(betas.per_group)
+    separations = pair_separations(trajectory.confusion, labels, class_pairs(trajectory.confidences.shape[2]),
+                                   config.separation_confusion_fraction)
     return dict(
-        drivers=find_drivers(betas.per_class, step_weights(np.diff(trajectory.confidences, axis=0), labels,
-                                                           num_classes), m),
-        groups=summarise_groups(betas, group_labels, labels, num_classes, m),
-        shared=shared_and_specialised(betas, num_classes, m, config.shared_fraction),
-        separators=find_separators(betas.per_pair, pairs, floor),
-        separations=separations,
-        learning_order=learning_order(separations),
-        uncertain=find_uncertain(betas.per_pair, pairs, confused, floor, config.uncertain_min_flips),
+        drivers=claims.drivers, groups=claims.groups, shared=claims.shared, separators=claims.separators,
+        separations=separations, learning_order=learning_order(separations), uncertain=claims.uncertain,
         exemplars=find_exemplars(trajectory.intensities[-1], presence, assignments, config.exemplars),
-        noise_floor=floor,
-        beta_step=betas.step,
-        beta_class=betas.per_class,
-        beta_pair=betas.per_pair,
-        beta_group_keys=np.array(keys, dtype=np.int64).reshape(-1, 3),
-        beta_group=np.stack([betas.per_group[key] for key in keys]) if keys
-        else np.zeros((0,) + betas.step.shape[1:]),
+        claim_counts=claims.counts, skipped=claims.skipped,
+        beta_step=claims.beta_step, z_step=claims.z_step, beta_overall=claims.beta_overall,
+        q_overall=claims.q_overall, beta_class=claims.beta_class, z_class=claims.z_class,
+        beta_driver=claims.beta_driver, q_driver=claims.q_driver, beta_pair=claims.beta_pair, z_pair=claims.z_pair,
+        beta_group_keys=claims.beta_group_keys, beta_group=claims.beta_group, q_group=claims.q_group,
     )

@@ -1,9 +1,13 @@
-"""A plain, seeded training loop that records checkpoints: what the demo, tests and benchmarks train with."""
+"""A plain, seeded training loop that records checkpoints: what the demo, tests and benchmarks train with.
+
+Seeds are local (:func:`seeded`): training is reproducible and the caller's global RNG state is left alone.
+"""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -13,14 +17,21 @@ from .checkpoints import CheckpointRecorder
 from .data import ImageDataset
 
 
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
-    import random
+@contextmanager
+def seeded(seed: int, device: str | torch.device = "cpu") -> Iterator[None]:
+    """Seed torch's RNG for the body only (initial weights, dropout); the caller's RNG state is restored after.
 
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed)
+    Library code never reseeds the global generators: the user's own random streams (and numpy's and
+    Python's, which nothing here uses) go on as if I2X had not run. On CUDA the device's generator is
+    forked and seeded too.
+    """
+    device = torch.device(device)
+    cuda = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            torch.cuda.default_generators[index].manual_seed(seed)
+        yield
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device,
@@ -53,26 +64,37 @@ def train_with_checkpoints(
     device: str | torch.device = "cpu",
     save_initial: bool = True,
     progress: bool = False,
+    final_lr: float | None = None,
 ) -> CheckpointRecorder:
-    """Train with Adam, saving a checkpoint before training (if asked) and after every epoch."""
+    """Train with Adam, saving a checkpoint before training (if asked) and after every epoch.
+
+    ``final_lr`` given: the learning rate decays per batch along a cosine from ``lr`` to ``final_lr``
+    (training to convergence); otherwise it stays ``lr``. Each checkpoint records the learning rate
+    in force, and the last one also the optimiser state, so fine-tuning can continue from it.
+    """
     device = torch.device(device)
-    seed_everything(seed)
     model.to(device)
     recorder = CheckpointRecorder(directory)
     loader = DataLoader(TensorDataset(data.images, data.labels), batch_size=batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = None if final_lr is None else torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimizer, T_max=epochs * len(loader), eta_min=final_lr)
     if save_initial:
-        recorder.save(model, epoch=0, step=0)
+        recorder.save(model, epoch=0, step=0, lr=lr)
     from tqdm.auto import tqdm
 
-    with tqdm(total=epochs * len(loader), desc="training", unit="batch", disable=not progress) as bar:
+    with seeded(seed, device), tqdm(total=epochs * len(loader), desc="training", unit="batch",
+                                    disable=not progress) as bar:
         def on_batch(loss: float) -> None:
+            if schedule is not None:
+                schedule.step()
             bar.update()
             bar.set_postfix_str(f"epoch {epoch + 1}/{epochs}, loss {loss:.3f}", refresh=False)
 
         for epoch in range(epochs):
-            loss = train_epoch(model, loader, optimizer, device, on_batch if progress else None)
-            recorder.save(model, epoch=epoch + 1, step=(epoch + 1) * len(loader), train_loss=loss)
+            loss = train_epoch(model, loader, optimizer, device, on_batch)
+            recorder.save(model, epoch=epoch + 1, step=(epoch + 1) * len(loader), train_loss=loss,
+                          lr=optimizer.param_groups[0]["lr"], optimizer=optimizer if epoch == epochs - 1 else None)
     model.eval()
     return recorder

@@ -18,8 +18,9 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from i2x_plugin.atomic import write_text
 from i2x_plugin.graph_schema import GRASS_PATH
-from i2x_plugin.ingest import read_run_graph
+from i2x_plugin.ingest import list_runs, read_run_graph
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -109,7 +110,7 @@ def write_html(graph: VisualizationGraph, out: str | Path, title: str = "i2x") -
     out.parent.mkdir(parents=True, exist_ok=True)
     html = graph.render(width="100%", height="95vh", theme="light", max_allowed_nodes=20_000).data
     html = html.replace("<head>", f"<head><title>{_escape(title)}</title>", 1)
-    out.write_text(html, encoding="utf-8")
+    write_text(out, html)
     return out
 
 
@@ -117,22 +118,18 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-BULK_TYPES = ("DRIVES", "CONTAINS")
+BULK_TYPES = ("DRIVES",)
 
 
 def view_run(store: GraphStore, run_id: str, out: str | Path, all_relationships: bool = False) -> Path:
     """Write the whole graph of one run as an offline HTML page.
 
-    By default the bulk relationships are left out — per-step β ``DRIVES`` and per-sample
-    ``CONTAINS`` (thousands of edges, summarised by ``KEY_DRIVER_OF`` and ``EXEMPLAR_OF``), and the
-    ``DRIVES_GROUP`` edges of prototypes outside a group's top ones; ``all_relationships`` keeps them.
+    By default the β of every prototype toward every class (``DRIVES``, summarised by
+    ``KEY_DRIVER_OF``) is left out; ``all_relationships`` keeps it.
     """
     graph = read_run_graph(store, run_id, skip_types=() if all_relationships else BULK_TYPES)
-    if not all_relationships:
-        graph.remove_edges_from([(u, v, k) for u, v, k, d in graph.edges(keys=True, data=True)
-                                 if d["type"] == "DRIVES_GROUP" and d.get("rank") is None])
     if graph.number_of_nodes() == 0:
-        runs = ", ".join(r.run_id for r in store.runs()) or "none"
+        runs = ", ".join(r.run_id for r in list_runs(store)) or "none"
         raise ValueError(f"Run {run_id!r} is not in the graph (runs: {runs}); nothing to view.")
     return write_html(to_visualization(graph), out, f"i2x run {run_id}")
 

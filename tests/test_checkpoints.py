@@ -76,3 +76,42 @@ def test_log_spaced_early_steps():
 def test_an_empty_list_is_refused():
     with pytest.raises(ValueError, match="got 0"):
         resolve_checkpoints([])
+
+
+# --- a used directory: refused, or resumed on request; never two runs in one sweep ------------------------
+def test_a_recorder_refuses_a_directory_with_an_earlier_recording(tmp_path):
+    model = SmallCNN(1, 10)
+    first = CheckpointRecorder(tmp_path)
+    for _ in range(3):
+        first.save(model)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(FileExistsError, match=r"already holds 3 checkpoints .*ckpt-0000.pt .. ckpt-0002.pt.*resume=True"):
+        CheckpointRecorder(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing overwritten
+
+
+def test_resume_continues_the_numbering_and_the_recording(tmp_path):
+    model = SmallCNN(1, 10)
+    first = CheckpointRecorder(tmp_path)
+    first.save(model, epoch=0)
+    first.save(model, epoch=1)
+    resumed = CheckpointRecorder(tmp_path, resume=True)
+    info = resumed.save(model, epoch=2)
+    assert info.path.name == "ckpt-0002.pt" and resumed.recording == first.recording
+    infos = resolve_checkpoints(tmp_path)
+    assert [i.epoch for i in infos] == [0, 1, 2] and {i.recording for i in infos} == {first.recording}
+
+
+def test_a_directory_mixing_two_recordings_is_refused(tmp_path):
+    model = SmallCNN(1, 10)
+    for prefix in ("run-a", "run-b"):
+        recorder = CheckpointRecorder(tmp_path, prefix=prefix)
+        recorder.save(model)
+        recorder.save(model)
+    torch.save(model.state_dict(), tmp_path / "best.pt")  # saved by hand, no sidecar
+    with pytest.raises(ValueError, match="mixes checkpoints of several runs") as err:
+        resolve_checkpoints(tmp_path)
+    assert "run-a-0000.pt .. run-a-0001.pt" in str(err.value) and "1 without a recorder sidecar (best.pt" in str(err.value)
+    paths = sorted(tmp_path.glob("run-a-*.pt"))
+    assert [i.path for i in resolve_checkpoints(paths)] == paths  # one run's files, as a list
+

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from i2x_plugin.cli import main
+from i2x_plugin.questions import ask
 from i2x_plugin.store import GraphStore
 
 I2X = [sys.executable, "-m", "i2x_plugin.cli"]
@@ -40,7 +41,15 @@ def interrupted_then_complete(tmp_path_factory, store_server, digits_run):
     out = tmp_path_factory.mktemp("cli-runs")
     command = [*I2X, "run", "--dataset", "digits", "--checkpoints", str(digits_run.checkpoint_dir), "--k", "8",
                "--out", str(out), "--store-dir", str(store_server.data_dir), "--run-id", "cli-sigint"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    # A suite started as a background job inherits SIGINT ignored, and so would the run; a terminal's run does not.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a handler, not SIG_IGN, is reset by exec
+    try:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
     err = bytearray()
     reader = threading.Thread(target=lambda: [err.extend(c) for c in iter(lambda: proc.stderr.read1(4096), b"")],
                               daemon=True)
@@ -84,9 +93,11 @@ def test_run_end_to_end_through_the_cli(interrupted_then_complete, store_server)
         assert bar in done.stderr, f"no progress bar for {bar}"
     summary = json.loads((directory / "summary.json").read_text())
     assert summary["status"] == "complete" and len(summary["answers"]) == 3
+    # The store started and the graph was written in the background, each timed on its own.
+    assert {"store", "store.background", "graph", "graph.background"} <= set(summary["stage_seconds"])
     with GraphStore.embedded(store_server.data_dir) as store:  # what the run printed is what the graph answers
-        order = store.ask("learning_order", run_id="cli-e2e").to_dicts()
-        exemplars = store.ask("prototype_exemplars", run_id="cli-e2e", k=0).to_dicts()
+        order = ask(store, "learning_order", run_id="cli-e2e").to_dicts()
+        exemplars = ask(store, "prototype_exemplars", run_id="cli-e2e", k=0).to_dicts()
     assert summary["answers"][1]["rows"] == json.loads(json.dumps(order))
     # Exemplar samples point at their image files written beside the run.
     assert exemplars and all(r["imageUri"].startswith("file://") for r in exemplars)

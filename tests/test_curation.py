@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-import torch
 
 from i2x_plugin import StructuredExplanation
 from i2x_plugin.checkpoints import default_load_func
@@ -16,13 +15,7 @@ from i2x_plugin.data import load_digits_8x8
 from i2x_plugin.structure import UncertainPrototype
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These machines share 2 cores: one torch thread avoids oversubscription (≈10× faster under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ from i2x_plugin.improve import (SCHEDULES, ImproveConfig, ImproveError, ImproveR
 CONFIG = ImproveConfig(seeds=2, lr=1e-3, min_positions="auto")  # 4×4 maps: ≥ 1 position can empty a class
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """These machines share 2 cores: one torch thread avoids oversubscription (≈10× faster under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +44,16 @@ def test_table_has_every_schedule_seed_and_the_paired_comparison(outcome):
         assert len(row["accuracy_pct"]["values"]) == 2 and len(row["confusions"]["values"]) == 2
         assert row["accuracy_pct"]["std"] >= 0 and 0 <= row["accuracy_pct"]["mean"] <= 100
     assert len(result.runs) == 2 * len(SCHEDULES)
-    comp = data["comparison"]
     guided = {r.seed: r for r in result.of("curated->full")}
-    base = {r.seed: r for r in result.of("full->full")}
-    assert comp["confusions"]["differences"] == [guided[s].confusions - base[s].confusions for s in (0, 1)]
-    assert comp["accuracy_pct"]["wins"] + comp["accuracy_pct"]["losses"] + comp["accuracy_pct"]["ties"] == 2
-    assert 0 <= comp["confusions"]["sign_test_p"] <= 1
+    for key, control in (("comparison", "random->full"), ("comparison_full", "full->full")):
+        comp, base = data[key], {r.seed: r for r in result.of(control)}
+        assert comp["control"] == control
+        assert comp["confusions"]["differences"] == [guided[s].confusions - base[s].confusions for s in (0, 1)]
+        assert comp["accuracy_pct"]["wins"] + comp["accuracy_pct"]["losses"] + comp["accuracy_pct"]["ties"] == 2
+        # Two seeds: the differences are shown, no p-value is claimed.
+        assert comp["confusions"]["t_test_p"] is None and "not tested: 2 paired seeds" in comp["confusions"]["significance"]
+        assert comp["pair_loss"]["treatment"]["mean"] > 0
+    assert "not tested: 2 paired seeds (< 5)" in data["verdict"]["text"]
     assert data["curation"]["removed"] == len(curation.removed) and data["curation"]["pair"] == list(curation.target.pair)
     assert data["verdict"]["text"] and isinstance(data["verdict"]["helped"], bool)
     text = result.format_table()
@@ -70,7 +68,9 @@ def test_schedules_are_deterministic_per_seed_and_reuse_prefixes_exactly(digits_
     train, test = split
     result, curation, model = outcome
     checkpoint = digits_run.explanation.checkpoints[-1].path
+    rng_before = torch.get_rng_state()
     again, _ = run_schedules(model, checkpoint, train, test, curation, CONFIG, seeds=[1])
+    assert torch.equal(torch.get_rng_state(), rng_before)  # seeded locally: the caller's RNG goes on untouched
     assert [dataclasses.replace(r, checkpoint=None) for r in result.runs if r.seed == 1] == again
     # curated->full alone (no shared prefix to reuse) equals the one computed after 'curated'.
     alone, _ = run_schedules(model, checkpoint, train, test, curation,
@@ -99,17 +99,22 @@ def test_the_verdict_says_plainly_when_curated_full_did_not_help():
         return [ScheduleRun(schedule, s, a, c, 0) for s, (a, c) in enumerate(zip(accs, confs))]
 
     result = ImproveResult(
-        run_id="x", dataset="d", model_name="m", config=ImproveConfig(seeds=3, schedules=("full->full", "curated->full")),
+        run_id="x", dataset="d", model_name="m",
+        config=ImproveConfig(seeds=5, schedules=("full->full", "curated->full", "random->full")),
         curation={"pair": [2, 7], "pair_names": ["2", "7"], "prototypes": [4], "removed": 10, "train_size": 100,
-                  "min_positions": 1},
+                  "min_positions": 1, "variant": "V0"},
         start=ScheduleRun("start", -1, 0.9, 5, 5),
-        runs=runs("full->full", [0.95, 0.96, 0.94], [3, 2, 4]) + runs("curated->full", [0.94, 0.95, 0.94], [5, 4, 4]),
+        runs=runs("full->full", [0.95, 0.96, 0.94, 0.95, 0.95], [3, 2, 4, 3, 3])
+        + runs("random->full", [0.95, 0.96, 0.94, 0.95, 0.95], [3, 3, 4, 2, 3])
+        + runs("curated->full", [0.94, 0.95, 0.94, 0.95, 0.94], [5, 4, 4, 5, 4]),
         train_size=100, test_size=50)
     verdict = result.verdict()
-    assert verdict["helped"] is False
-    assert "did NOT beat" in verdict["text"] and "did not reduce" in verdict["text"]
+    assert verdict["helped"] is False and verdict["fewer_than_random"] is False
+    assert "curated→full (V0) did NOT beat random removal and full→full" in verdict["text"]
+    assert "vs random→full: not fewer 2↔7 confusions" in verdict["text"] and "paired t-test p = " in verdict["text"]
     assert "did NOT beat" in result.format_table()
-    assert result.comparison()["confusions"]["differences"] == [2.0, 2.0, 0.0]
+    assert result.comparison()["confusions"]["differences"] == [2.0, 1.0, 0.0, 3.0, 1.0]
+    assert result.comparison("full->full")["confusions"]["differences"] == [2.0, 2.0, 0.0, 2.0, 1.0]
 
 
 def test_test_split_overlapping_the_training_set_is_refused(digits_run, split):
@@ -177,13 +182,19 @@ def test_cli_improve_on_a_saved_run_prints_and_writes_the_table(run_dir, capsys)
     assert page.count('<section id="improve">') == 1 and "curated→full (2 ep)" in page
 
 
-def test_cli_improve_errors_name_the_fix(tmp_path, capsys):
+def test_cli_improve_errors_name_the_fix(tmp_path, run_dir, capsys):
     from i2x_plugin.cli import main
 
     assert main(["improve"]) == 2
     assert "--run-dir" in capsys.readouterr().err
     assert main(["improve", "--run-dir", str(tmp_path), "--store", "none"]) == 2
     assert "not a complete 'i2x run' output directory" in capsys.readouterr().err
+    # A variant that finds nothing says so; no table is made up.
+    out = tmp_path / "none-found"
+    assert main(["improve", "--run-dir", str(run_dir), "--variant", "V1", "--cap", "0.0001", "--store", "none",
+                 "--quiet", "--out", str(out)]) == 2
+    assert "V1 for" in (err := capsys.readouterr().err) and "found no samples" in err
+    assert not (out / "improve.json").exists()
 
 
 # --- the graph: the CurationSet and the fine-tuned checkpoints ---------------------------------------------
@@ -191,13 +202,14 @@ def test_cli_improve_errors_name_the_fix(tmp_path, capsys):
 
 def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, digits_run, outcome):
     from i2x_plugin.improve_graph import curation_key, write_improvement
+    from i2x_plugin.ingest import write_explanation
     from i2x_plugin.questions import ask
 
     result, curation, _ = outcome
     explanation = dataclasses.replace(digits_run.explanation, run_id="improve-graph")
     with pytest.raises(ValueError, match="not in the graph store"):
         write_improvement(graph_store, explanation, curation, result)
-    graph_store.write(explanation)
+    write_explanation(graph_store, explanation)
     counts = write_improvement(graph_store, explanation, curation, result)
     assert counts["removed"] == len(curation.removed) and counts["checkpoints"] == len(result.runs)
 
@@ -225,21 +237,31 @@ def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, di
     assert {t["path"] for t in tuned} == {r.checkpoint for r in result.runs}
 
     # Question 10 counts the removed training samples per class; writing again changes nothing.
-    answer = ask(graph_store, "prototype_samples", {"k": curation.target.prototypes[0]}, run_id="improve-graph")
+    answer = ask(graph_store, "prototype_samples", run_id="improve-graph", k=curation.target.prototypes[0])
     removed = {r.cls: r.removed_for_curation for r in answer.rows}
     assert {c: removed[c] for c in curation.target.pair} == curation.removed_per_class
     write_improvement(graph_store, explanation, curation, result)
     again = graph_store.read("MATCH (s:Sample {runId: $r, split: 'train'}) RETURN count(s) AS n", r="improve-graph")
     assert again[0]["n"] == len(curation.removed)
 
+    # Another variant of the same run is its own CurationSet beside the first.
+    margin = dataclasses.replace(curation, variant="V4", min_positions=None, cap=0.1, rule="smallest margin",
+                                 target=dataclasses.replace(curation.target, uncertain=()))
+    write_improvement(graph_store, explanation, margin, dataclasses.replace(result, runs=[]))
+    sets = graph_store.read("MATCH (cs:CurationSet {runId: $r}) RETURN cs.variant AS v, cs.cap AS cap, "
+                            "cs.threshold AS m ORDER BY v", r="improve-graph")
+    assert [(r["v"], r["cap"], r["m"]) for r in sets] == [(curation.variant, None, curation.min_positions),
+                                                          ("V4", 0.1, None)]
+
 
 def test_cli_improve_records_the_run_in_the_graph(run_dir, store_server, graph_store, capsys, request):
     from i2x_plugin import StructuredExplanation
     from i2x_plugin.cli import main
+    from i2x_plugin.ingest import write_explanation
 
     if request.node.callspec.params.get("graph_store") != "embedded":
         pytest.skip("the CLI is pointed at the embedded server here")
-    graph_store.write(StructuredExplanation.load(run_dir / "explanation"))  # what 'i2x run' does with a store
+    write_explanation(graph_store, StructuredExplanation.load(run_dir / "explanation"))  # what 'i2x run' does with a store
     code = main(["improve", "--run-dir", str(run_dir), "--seeds", "2", "--min-positions", "auto", "--quiet",
                  "--store", "embedded", "--store-dir", str(store_server.data_dir), "--no-save-checkpoints",
                  "--out", str(run_dir / "improve-graph")])

@@ -58,3 +58,14 @@ def test_k_larger_than_positions(features):
 def test_non_spatial_layer(digits_run):
     with pytest.raises(ValueError, match="2-D output.*convolutional layer"):
         extract_features(digits_run.model, "head", torch.zeros(2, 1, 8, 8))
+
+
+def test_k_beyond_the_int16_assignments_is_refused(features):
+    from pydantic import ValidationError
+
+    from i2x_plugin import I2XConfig
+
+    with pytest.raises(ValueError, match="K=40000 prototypes is more than the 32768 that int16 assignments"):
+        fit_prototypes(np.repeat(features, 10, axis=0), 40_000)
+    with pytest.raises(ValidationError, match="less than or equal to 32768"):
+        I2XConfig(k=40_000)

@@ -14,7 +14,9 @@ from headless_chromium import CHROMIUM, loaded_images, non_background_fraction, 
 from i2x_plugin.adapters import normalize
 from i2x_plugin.checkpoints import default_load_func
 from i2x_plugin.report import (
+    _OUTLINE,
     _crop_bounds,
+    _exemplar_tile,
     add_report_section,
     describe_prototype,
     exemplar_saliency,
@@ -82,6 +84,19 @@ def test_crop_bounds_map_cells_to_pixels():
     assert _crop_bounds([1, 0, 1, 3], (4, 4), (8, 8), pad=0)[:4] == (2, 4, 0, 8)
 
 
+def test_exemplar_tile_is_the_upscaled_crop_with_the_cells_outlined():
+    image = np.arange(64, dtype=float).reshape(8, 8) / 63  # 8×8 pixels, 4×4 map: a cell is 2×2 pixels
+    tile = _exemplar_tile(image, None, np.array([[1, 1]]), [1, 1, 1, 1], (4, 4))
+    f = 112 // 6  # the box's cell with one cell of context: pixels 0..5, upscaled to fit 112
+    assert tile.shape == (6 * f, 6 * f, 3)
+    assert (tile[0, 0] == image[0, 0]).all() and (tile[3 * f, 5 * f] == image[3, 5]).all()
+    for r, c in [(2 * f, 3 * f), (4 * f - 1, 3 * f), (3 * f, 2 * f), (3 * f, 4 * f - 1)]:  # cell (1, 1)'s border
+        assert tuple(tile[r, c]) == _OUTLINE
+    assert (tile[3 * f, 3 * f] == image[3, 3]).all()  # inside the cell: the image
+    hot = _exemplar_tile(image, np.ones((8, 8)), np.zeros((0, 2), int), [1, 1, 1, 1], (4, 4))
+    assert not np.allclose(hot[0, 0], image[0, 0])  # full saliency: the overlay shows
+
+
 def test_prototype_facts_come_from_the_explanation(digits_run):
     explanation = digits_run.explanation
     driver = explanation.drivers[0]
@@ -139,7 +154,7 @@ def test_a_section_can_be_added_to_a_written_report_once(report, tmp_path):
 
 def test_images_are_read_by_index_from_a_dataset(digits_run):
     """A Dataset of (image, label) draws the same exemplar strip as the tensor, reading only those samples."""
-    from i2x_plugin.report import _png, plot_prototype_exemplars
+    from i2x_plugin.report import exemplar_strip
 
     class Recorded(torch.utils.data.Dataset):
         def __init__(self):
@@ -154,6 +169,6 @@ def test_images_are_read_by_index_from_a_dataset(digits_run):
 
     explanation, dataset = digits_run.explanation, Recorded()
     k = explanation.exemplars[0].prototype
-    from_tensor = _png(plot_prototype_exemplars(explanation, digits_run.probe.images, k))
-    assert _png(plot_prototype_exemplars(explanation, dataset, k)) == from_tensor
+    from_tensor = exemplar_strip(explanation, digits_run.probe.images, k)
+    assert exemplar_strip(explanation, dataset, k) == from_tensor
     assert dataset.read == {e.sample for e in explanation.exemplars if e.prototype == k}

@@ -135,6 +135,18 @@ def test_run_main_writes_everything(tmp_path):
     assert "I2X run small: complete" in result.summary_text()
 
 
+def test_a_store_that_cannot_be_reached_stops_the_run_before_the_sweep(tmp_path):
+    """The store connects in the background during training; its error stops the run at the next stage."""
+    from i2x_plugin.store import StoreConnectionError
+
+    config = RunConfig(**{**SMALL, "store": "bolt://127.0.0.1:9"}, out=tmp_path, run_id="no-store")
+    with pytest.raises(StoreConnectionError, match="Cannot reach a Bolt server at bolt://127.0.0.1:9"):
+        run_main(config, progress=False)
+    summary = json.loads((tmp_path / "no-store" / "summary.json").read_text())
+    assert summary["status"] == "failed" and "StoreConnectionError" in summary["error"]
+    assert "store.background" in summary["stage_seconds"] and "explain" not in summary["stage_seconds"]
+
+
 def test_run_main_on_existing_checkpoints_skips_training(tmp_path, digits_run):
     result = run_main(RunConfig(**SMALL, checkpoints=digits_run.checkpoint_dir, out=tmp_path, run_id="given",
                                 report=False), progress=False)

@@ -1,41 +1,11 @@
-"""The structure rules (method.md step 8) on hand-made β and confusion sequences."""
+"""The structure rules that come from confusion counts (method.md step 8) and the saved explanation's format."""
+
+import json
 
 import numpy as np
+import pytest
 
-from i2x_plugin.structure import (
-    find_separators,
-    find_uncertain,
-    learning_order,
-    most_confused_pairs,
-    noise_floor,
-    pair_separations,
-    shared_and_specialised,
-)
-from i2x_plugin.progress import Betas
-
-
-def _pair_beta(diffs_a, diffs_b):
-    """(T-1, P=1, K=1, C=2) β with β[k, 0] and β[k, 1] given per step."""
-    beta = np.zeros((len(diffs_a), 1, 1, 2))
-    beta[:, 0, 0, 0], beta[:, 0, 0, 1] = diffs_a, diffs_b
-    return beta
-
-
-def test_uncertain_counts_sign_flips_above_the_floor_only():
-    # β[k,a] − β[k,b] per step: +1, −1, +0.01 (below floor, ignored), +1  → flips at steps 1 and 3.
-    beta = _pair_beta([1.0, -1.0, 0.01, 1.0], [0.0, 0.0, 0.0, 0.0])
-    [u] = find_uncertain(beta, [(0, 1)], [(0, 1)], floor=0.1, min_flips=2)
-    assert (u.a, u.b, u.prototype, u.flips, u.flip_steps) == (0, 1, 0, 2, [1, 3])
-    assert np.isclose(u.magnitude, 1.0) and np.isclose(u.score, 2.0)
-    assert find_uncertain(beta, [(0, 1)], [(0, 1)], floor=0.1, min_flips=3) == []
-
-
-def test_separator_needs_positive_for_one_and_negative_for_the_other():
-    beta = _pair_beta([0.5, 0.5, -0.5], [-0.5, 0.05, 0.5])  # step 0: favours 0; step 2: favours 1
-    seps = find_separators(beta, [(0, 1)], floor=0.1)
-    by_favour = {s.favours: s for s in seps}
-    assert by_favour[0].steps == [0] and by_favour[0].first_step == 0 and np.isclose(by_favour[0].margin, 1.0)
-    assert by_favour[1].steps == [2]
+from i2x_plugin.structure import ExplanationFormatError, StructuredExplanation, learning_order, pair_separations
 
 
 def test_separation_checkpoint_is_first_from_which_confusion_stays_low():
@@ -49,27 +19,16 @@ def test_separation_checkpoint_is_first_from_which_confusion_stays_low():
     assert seps[(1, 2)].separation_checkpoint == 1
     assert seps[(0, 2)].separation_checkpoint is None
     assert learning_order(list(seps.values())) == [[1, 2], [0, 1], [0, 2]]
-    assert most_confused_pairs(confusion[-1], top=5) == [(0, 2)]
 
 
-def test_noise_floor_is_a_quantile_of_pair_betas():
-    beta = _pair_beta([1.0, 3.0], [2.0, 4.0])
-    assert noise_floor(beta, [(0, 1)], 0.5) == 2.5
+def test_an_explanation_saved_by_version_0_1_is_refused_with_the_fix(digits_run, tmp_path):
+    """Explanations written before calibrated claims have no format_version and a noise floor."""
+    directory = digits_run.explanation.save(tmp_path / "old")
+    meta = json.loads((directory / "explanation.json").read_text())
+    del meta["format_version"]
+    meta["noise_floor"] = 0.01
+    (directory / "explanation.json").write_text(json.dumps(meta))
+    with pytest.raises(ExplanationFormatError, match="format 1, written by i2x-plugin 0.1.*Explain the run again"):
+        StructuredExplanation.load(directory)
 
 
-def test_shared_versus_specialised():
-    k, c = 3, 1
-    # Class 0 has 4 groups over 2 steps; prototype 0 tops all of them, prototype 1 one of them.
-    per_group = {}
-    for t in range(2):
-        for g in range(2):
-            beta = np.zeros((k, c))
-            beta[0, 0] = 1.0
-            beta[1, 0] = 0.5 if (t, g) == (1, 1) else -0.5
-            per_group[(t, 0, g)] = beta
-    per_class = np.zeros((2, c, k, c))
-    per_class[:, 0, 0, 0] = 1.0
-    betas = Betas(np.zeros((2, k, c)), per_class, np.zeros((2, 0, k, c)), per_group)
-    result = {(s.prototype, s.kind): s for s in shared_and_specialised(betas, c, m=2, shared_fraction=1.0)}
-    assert set(result) == {(0, "shared"), (1, "specialised")}
-    assert result[(1, "specialised")].groups == [[1, 1]] and result[(1, "specialised")].fraction == 0.25

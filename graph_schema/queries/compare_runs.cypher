@@ -8,29 +8,20 @@ MATCH (rb:Run {status: 'complete'})
 WHERE rb.runId <> $runId AND ($other IS NULL OR rb.runId = $other)
 WITH ra, rb ORDER BY rb.updatedAt DESC LIMIT 1
 // Prototypes are run-specific: match each of run A's to the run B prototype sharing most exemplar samples.
-CALL {
-  WITH ra, rb
-  OPTIONAL MATCH (pa:Prototype {runId: ra.runId})<-[:EXEMPLAR_OF]-(sa:Sample)
-  OPTIONAL MATCH (sb:Sample {runId: rb.runId, key: sa.key})-[:EXEMPLAR_OF]->(pb:Prototype)
-  WITH pa, pb, count(sb) AS shared WHERE pb IS NOT NULL
-  WITH pa, pb, shared ORDER BY pa.index, shared DESC, pb.index
-  WITH pa, collect(pb.index)[0] AS best
-  RETURN collect([pa.index, best]) AS matches
-}
+// (Plain WITH aggregation, no CALL subqueries: the same text runs on every Neo4j 5 and on ArcadeDB.)
+OPTIONAL MATCH (pa:Prototype {runId: ra.runId})<-[:EXEMPLAR_OF]-(sa:Sample)
+OPTIONAL MATCH (sb:Sample {runId: rb.runId, key: sa.key})-[:EXEMPLAR_OF]->(pb:Prototype)
+WITH ra, rb, pa, pb, count(sb) AS shared ORDER BY pa.index, shared DESC, pb.index
+WITH ra, rb, pa, collect(pb.index)[0] AS best
+WITH ra, rb, collect(CASE WHEN best IS NULL THEN null ELSE [pa.index, best] END) AS matches
 MATCH (ca:Class {runId: ra.runId})
 MATCH (cb:Class {runId: rb.runId, index: ca.index})
-CALL {
-  WITH ca
-  OPTIONAL MATCH (p:Prototype)-[d:KEY_DRIVER_OF]->(ca)
-  WITH p, d ORDER BY d.firstStep IS NULL, d.firstStep, d.beta DESC, p.index
-  RETURN collect(p.index) AS orderA
-}
-CALL {
-  WITH cb
-  OPTIONAL MATCH (p:Prototype)-[d:KEY_DRIVER_OF]->(cb)
-  WITH p, d ORDER BY d.firstStep IS NULL, d.firstStep, d.beta DESC, p.index
-  RETURN collect(p.index) AS orderB
-}
+OPTIONAL MATCH (p:Prototype)-[d:KEY_DRIVER_OF]->(ca)
+WITH ra, rb, matches, ca, cb, p, d ORDER BY d.firstStep IS NULL, d.firstStep, d.beta DESC, p.index
+WITH ra, rb, matches, ca, cb, collect(p.index) AS orderA
+OPTIONAL MATCH (q:Prototype)-[e:KEY_DRIVER_OF]->(cb)
+WITH ra, rb, matches, ca, orderA, q, e ORDER BY e.firstStep IS NULL, e.firstStep, e.beta DESC, q.index
+WITH ra, rb, matches, ca, orderA, collect(q.index) AS orderB
 WITH ra, rb, ca, orderA, orderB, [x IN orderA | head([m IN matches WHERE m[0] = x | m[1]])] AS orderAInB
 WITH ra, rb, ca, orderA, orderB, orderAInB,
      [i IN range(0, CASE WHEN size(orderA) > size(orderB) THEN size(orderA) ELSE size(orderB) END - 1)

@@ -5,9 +5,6 @@
 // returns: group:int, name:str, size:int, noise:bool, topPrototypes:list[int], topBetas:list[float]
 // empty: No group is stored for this class and step.
 MATCH (g:Group {runId: $runId, cls: $cls, step: $step})
-OPTIONAL MATCH (p:Prototype)-[d:DRIVES_GROUP]->(g)
-WHERE d.rank IS NOT NULL
-WITH g, p, d ORDER BY d.rank
-WITH g, collect(p.index) AS top, collect(d.beta) AS betas
-RETURN g.group AS group, g.name AS name, g.size AS size, g.noise AS noise, top AS topPrototypes, betas AS topBetas
+RETURN g.group AS group, g.name AS name, g.size AS size, g.noise AS noise, g.topPrototypes AS topPrototypes,
+       [k IN g.topPrototypes | g.betas[k]] AS topBetas
 ORDER BY group

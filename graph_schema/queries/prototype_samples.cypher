@@ -4,11 +4,12 @@
 // returns: cls:int, name:str, probeSamples:int, storedSamples:list[str], removedForCuration:int
 // empty: The prototype does not exist in this run.
 MATCH (p:Prototype {runId: $runId, index: $k})
+OPTIONAL MATCH (s:Sample {runId: $runId})
+WHERE $k IN s.prototypes
+WITH p, s ORDER BY s.split, s.sampleId
+WITH p, collect(s) AS containing
 MATCH (c:Class {runId: $runId})
-OPTIONAL MATCH (s:Sample)-[:CONTAINS]->(p)
-WHERE s.label = c.index
-WITH p, c, s ORDER BY s.split, s.sampleId
-WITH p, c, collect(s.key) AS stored
+WITH p, c, [s IN containing WHERE s.label = c.index | s.key] AS stored
 OPTIONAL MATCH (cs:CurationSet {runId: $runId})-[:REMOVES]->(t:Sample {split: 'train'})
 WHERE $k IN cs.prototypes AND t.label = c.index
 WITH p, c, stored, count(DISTINCT t) AS removed

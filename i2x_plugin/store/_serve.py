@@ -4,7 +4,10 @@ Runs one ArcadeDB server (Bolt plugin on, everything bound to 127.0.0.1) over a 
 directory, creates the ``i2x`` database if absent, keeps the root and read-only users'
 passwords in line with ``credentials.json``, then writes the state file that tells
 :class:`~i2x_plugin.store.server.EmbeddedServer` it is ready. It sleeps until SIGTERM or
-SIGINT and then stops the server cleanly (data is kept) and removes the state file.
+SIGINT and then stops the server cleanly (data is kept) and removes the state file. A
+``--transient`` server also stops itself once no process holds it any more (see
+:mod:`~i2x_plugin.store.lifecycle`), so a command killed before it could stop it leaves no
+JVM behind.
 
 It is a separate process so that the JVM (and its 4 GB heap ceiling, threads and signal
 handlers) never lives inside the user's Python process, and so the server can outlive
@@ -21,6 +24,8 @@ import threading
 import time
 from pathlib import Path
 
+from i2x_plugin.atomic import write_text
+from i2x_plugin.store.lifecycle import DirLock, live_leases
 from i2x_plugin.store.server import (
     CREDENTIALS_FILE,
     DATABASE,
@@ -28,7 +33,6 @@ from i2x_plugin.store.server import (
     READER_USER,
     STATE_FILE,
     _read_credentials,
-    _write_json_atomic,
 )
 
 
@@ -55,12 +59,33 @@ def _setup_security(java_server: object, creds: dict[str, str]) -> None:
         sec.createUser(json_object(json.dumps(user)))
 
 
+def _unheld(data_dir: Path) -> DirLock | None:
+    """The data directory's lock, taken, if this server is transient and no process holds it.
+
+    Never waits for the lock: whoever has it is starting or stopping the server (and may be
+    waiting for this very process to exit); the next check comes a second later.
+    """
+    lock = DirLock(data_dir)
+    if not lock.acquire(timeout=0):
+        return None
+    try:
+        state = json.loads((data_dir / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        state = {}
+    if state.get("pid") == os.getpid() and not state.get("keep", True) and not live_leases(data_dir):
+        return lock
+    lock.release()
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server until a termination signal arrives."""
     p = argparse.ArgumentParser(prog="i2x_plugin.store._serve")
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--bolt-port", required=True, type=int)
     p.add_argument("--http-port", required=True, type=int)
+    p.add_argument("--transient", action="store_true",
+                   help="stop when no process holds the server any more (i2x run, ask, browser ...)")
     args = p.parse_args(argv)
     data_dir: Path = args.data_dir.resolve()
     creds = _read_credentials(data_dir / CREDENTIALS_FILE)
@@ -84,15 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         "bolt_port": args.bolt_port,
     })
     server.start()
+    unheld: DirLock | None = None
     try:
         server.create_database(DATABASE)  # opens it when it already exists
         _setup_security(server._java_server, creds)
         state = {"pid": os.getpid(), "bolt_port": args.bolt_port, "http_port": args.http_port,
-                 "started_at": time.time(), "startup_s": round(time.monotonic() - t0, 3)}
-        _write_json_atomic(data_dir / STATE_FILE, state)
+                 "started_at": time.time(), "startup_s": round(time.monotonic() - t0, 3),
+                 "keep": not args.transient}
+        write_text(data_dir / STATE_FILE, json.dumps(state))
         print(f"i2x store ready: {json.dumps(state)}", flush=True)
         while not stop.wait(1.0):
-            pass
+            if args.transient and (unheld := _unheld(data_dir)) is not None:
+                print("i2x store: no command or bridge holds this transient server any more", flush=True)
+                break
     finally:
         print("i2x store stopping", flush=True)
         server.stop()
@@ -102,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                 state_path.unlink()
         except (OSError, ValueError):
             pass
+        if unheld is not None:
+            unheld.release()
         print("i2x store stopped", flush=True)
     return 0
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import neo4j
@@ -62,6 +62,7 @@ from i2x_plugin.store.server import (
 ENV_VARS = ("NEO4J_URI", "NEO4J_USERNAME", "NEO4J_PASSWORD", "NEO4J_DATABASE")
 URI_SCHEMES = ("bolt://", "bolt+s://", "bolt+ssc://", "neo4j://", "neo4j+s://", "neo4j+ssc://")
 _ROWS_PREFIX = "UNWIND $rows AS row "
+PING_CYPHER = "RETURN 1 AS ok"  # the one statement of its own the store sends (checked by tools/cypher-lint)
 
 
 def _rows_cypher(cypher: str) -> str:
@@ -102,6 +103,10 @@ class GraphStore:
     Every call names the database, passes values as parameters, sends writes through
     write transactions and reads through READ routing. Use :meth:`connect`,
     :meth:`embedded`, :meth:`from_uri` or :meth:`from_env` to build one.
+
+    The store knows the driver and nothing of explanations: writing a run is
+    :func:`i2x_plugin.ingest.write_explanation` (``delete_run``, ``list_runs``, ...), asking it
+    is :func:`i2x_plugin.questions.ask`; both use the store.
     """
 
     def __init__(self, driver: neo4j.Driver, database: str, *, uri: str,
@@ -122,9 +127,13 @@ class GraphStore:
     # -- constructors ------------------------------------------------------------------
     @classmethod
     def embedded(cls, data_dir: str | os.PathLike[str] | None = None,
-                 port: int | None = None) -> GraphStore:
-        """Start (or reuse) the embedded ArcadeDB server of ``data_dir`` and connect."""
-        server = EmbeddedServer(data_dir, port).start()
+                 port: int | None = None, keep: bool = True) -> GraphStore:
+        """Start (or reuse) the embedded ArcadeDB server of ``data_dir`` and connect.
+
+        ``keep=False`` (what ``i2x run`` / ``i2x ask`` use): :meth:`close` stops a server that
+        was started for a command and that no other command or bridge still holds.
+        """
+        server = EmbeddedServer(data_dir, port).start(keep=keep)
         source = f"the generated password in {server.credentials_path}"
         driver = neo4j.GraphDatabase.driver(server.uri, auth=server.auth)
         reader = neo4j.GraphDatabase.driver(server.uri, auth=server.reader_auth)
@@ -177,11 +186,11 @@ class GraphStore:
     # -- errors ------------------------------------------------------------------------
     def _check(self) -> None:
         """Fail early and clearly: reachable, password accepted, database present."""
-        with self._errors("RETURN 1"):
+        with self._errors(PING_CYPHER):
             self.driver.verify_connectivity()  # fails at once, where a query would retry
             with self.driver.session(database=self.database,
                                      default_access_mode=neo4j.READ_ACCESS) as session:
-                summary = session.run("RETURN 1 AS ok").consume()
+                summary = session.run(PING_CYPHER).consume()
         self.agent = summary.server.agent or ""
 
     @property
@@ -212,24 +221,29 @@ class GraphStore:
             raise StoreQueryError(f"{e.code}: {e.message} (statement: {cypher[:200]})") from e
 
     # -- writes ------------------------------------------------------------------------
-    def write_rows(self, cypher: str, rows: Iterable[Mapping[str, Any]],
-                   batch_size: int = 1000, **params: Any) -> int:
+    def write_rows(self, cypher: str, rows: Iterable[Mapping[str, Any]], batch_size: int = 1000, *,
+                   on_batch: Callable[[int], None] | None = None, retry_s: float | None = None,
+                   **params: Any) -> int:
         """Upsert ``rows`` in batches, one write transaction per batch; returns rows written.
 
         ``cypher`` is either ``UNWIND $rows AS row ...`` or just the part after it
         (``MERGE (n:L {uid: row.uid}) SET n += row.props``). Extra ``params`` are passed to
-        every batch. Each batch is retried by the driver on transient errors.
+        every batch. Each batch is retried by the driver on transient errors, for up to
+        ``retry_s`` seconds (default: the driver's 30 s). ``on_batch(rows_done)`` follows each batch.
         """
         statement, n = _rows_cypher(cypher), 0
 
         def work(tx: neo4j.ManagedTransaction, batch: list[Mapping[str, Any]]) -> None:
             tx.run(statement, {**params, "rows": batch}).consume()
 
-        with self.driver.session(database=self.database) as session:
+        retry = {} if retry_s is None else {"max_transaction_retry_time": retry_s}
+        with self.driver.session(database=self.database, **retry) as session:
             for batch in _batches(rows, batch_size):
                 with self._errors(statement):
                     session.execute_write(work, batch)
                 n += len(batch)
+                if on_batch is not None:
+                    on_batch(n)
         return n
 
     def run_write(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
@@ -310,51 +324,15 @@ class GraphStore:
             raise ReadOnlyQueryError(refuse)
         return records
 
-    # -- the explanation graph (i2x_plugin.ingest, i2x_plugin.questions) ---------------
-    def write(self, explanation: Any, **options: Any) -> Any:
-        """Upsert an explanation's graph; ``status`` 'complete' only at the end. See
-        :func:`i2x_plugin.ingest.write_explanation` for ``options`` (replace, progress, ...)."""
-        from i2x_plugin.ingest import write_explanation
-
-        return write_explanation(self, explanation, **options)
-
-    def delete_run(self, run_id: str, batch_size: int = 5000) -> int:
-        """Delete one run's nodes and relationships in batches; returns nodes deleted."""
-        from i2x_plugin.ingest import delete_run
-
-        return delete_run(self, run_id, batch_size)
-
-    def write_nodes(self, label: str, rows: Iterable[Any], **options: Any) -> int:
-        """Upsert validated nodes of a schema label (see :func:`i2x_plugin.ingest.write_nodes`)."""
-        from i2x_plugin.ingest import write_nodes
-
-        return write_nodes(self, label, rows, **options)
-
-    def write_relationships(self, rel_type: str, rows: Iterable[Any], **options: Any) -> int:
-        """Upsert validated relationships (see :func:`i2x_plugin.ingest.write_relationships`)."""
-        from i2x_plugin.ingest import write_relationships
-
-        return write_relationships(self, rel_type, rows, **options)
-
-    def runs(self) -> list[Any]:
-        """Every Run in the graph, most recently written first."""
-        from i2x_plugin.ingest import list_runs
-
-        return list_runs(self)
-
-    def ask(self, name: str, run_id: str | None = None, **params: Any) -> Any:
-        """Answer catalog question ``name`` (``i2x ask --list``) on ``run_id`` (default: the latest
-        complete run); returns an :class:`~i2x_plugin.questions.Answer` of typed rows."""
-        from i2x_plugin.questions import ask
-
-        return ask(self, name, params, run_id=run_id)
-
     # -- lifetime ----------------------------------------------------------------------
     def close(self) -> None:
-        """Close the drivers; an embedded server keeps running (``i2x store stop``)."""
+        """Close the drivers. An embedded server keeps running (``i2x store stop``), unless
+        it was opened with ``keep=False`` and nothing else holds it: then it stops here."""
         for d in (self.driver, self._reader):
             if d is not None:
                 d.close()
+        if self.server is not None:
+            self.server.release()
 
     def __enter__(self) -> GraphStore:
         return self

@@ -10,7 +10,10 @@ else ``$I2X_STORE_DIR``, else the ``data_dir`` argument, which wins):
 
 * ``credentials.json`` (mode 0600) -- generated root and read-only passwords, reused on
   every start; the source of truth for both (the server is re-synced to it at start).
-* ``server.json`` -- present while a server runs; removed on a clean stop.
+* ``server.json`` -- present while a server runs (pid, ports, start time, ``keep``); removed on a
+  clean stop.
+* ``leases/`` -- one locked file per process holding a transient server (see
+  :mod:`~i2x_plugin.store.lifecycle`: kept and transient servers, who stops them).
 * ``server.log`` -- the server process's output of its last start.
 * ``databases/i2x``, ``config/``, ``log/`` -- ArcadeDB's own files.
 
@@ -25,16 +28,27 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import platformdirs
+
+from i2x_plugin.atomic import atomic_open, write_text
+from i2x_plugin.store.lifecycle import (
+    HAVE_FLOCK,
+    HOST,
+    SERVE_MODULE,
+    DirLock,
+    Lease,
+    free_port,
+    live_leases,
+    pid_alive,
+    port_free,
+)
 
 DATABASE = "i2x"
 ROOT_USER = "root"
@@ -43,8 +57,6 @@ READER_GROUP = "i2x_readonly"
 STATE_FILE = "server.json"
 CREDENTIALS_FILE = "credentials.json"
 LOG_FILE = "server.log"
-HOST = "127.0.0.1"
-_SERVE_MODULE = "i2x_plugin.store._serve"
 
 
 class StoreError(RuntimeError):
@@ -89,15 +101,6 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path(platformdirs.user_data_dir("i2x-plugin")) / "arcadedb"
 
 
-def _write_json_atomic(path: Path, data: dict[str, Any], mode: int = 0o644) -> None:
-    """Write JSON through a temp file + rename so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
-
-
 def _read_credentials(path: Path) -> dict[str, str]:
     return json.loads(path.read_text())
 
@@ -106,8 +109,8 @@ def _ensure_credentials(data_dir: Path) -> dict[str, str]:
     """Load the stored passwords, generating them (0600 file) on first use."""
     path = data_dir / CREDENTIALS_FILE
     if not path.exists():
-        _write_json_atomic(path, {"root": secrets.token_urlsafe(24),
-                                  "reader": secrets.token_urlsafe(24)}, mode=0o600)
+        with atomic_open(path, "w", permissions=0o600) as f:
+            json.dump({"root": secrets.token_urlsafe(24), "reader": secrets.token_urlsafe(24)}, f)
     os.chmod(path, 0o600)
     return _read_credentials(path)
 
@@ -127,56 +130,6 @@ def _prepare_data_dir(data_dir: Path) -> Path:
     return data_dir.resolve()
 
 
-def _pid_alive(pid: int) -> bool:
-    """True if ``pid`` runs and (where /proc tells) is an i2x store server process."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    proc = Path(f"/proc/{pid}")
-    if proc.exists():
-        try:
-            if proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-                return False
-            return _SERVE_MODULE.encode() in proc.joinpath("cmdline").read_bytes()
-        except OSError:
-            return False
-    return True
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _dir_lock(data_dir: Path) -> Iterator[None]:
-    """Serialise start/stop on one data directory across processes (POSIX only)."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no cross-process lock, best effort
-        yield
-        return
-    with open(data_dir / ".lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 @dataclass(frozen=True)
 class ServerStatus:
     """What ``i2x store status`` reports."""
@@ -187,6 +140,7 @@ class ServerStatus:
     data_dir: Path
     http_port: int | None = None
     started_at: float | None = None
+    kept: bool = True
 
 
 class EmbeddedServer:
@@ -209,6 +163,7 @@ class EmbeddedServer:
         self.startup_s: float | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._creds: dict[str, str] | None = None
+        self._lease: Lease | None = None
 
     # -- connection details ------------------------------------------------------------
     @property
@@ -260,13 +215,20 @@ class EmbeddedServer:
             return "(no log)"
         return "\n".join(text.strip().splitlines()[-lines:])
 
-    def start(self) -> EmbeddedServer:
-        """Start the server (or reuse the one already running on this directory)."""
+    def start(self, keep: bool = True) -> EmbeddedServer:
+        """Start the server (or reuse the one already running on this directory).
+
+        ``keep=True``: the server runs until :meth:`stop` / ``i2x store stop`` (a running
+        transient server becomes kept). ``keep=False``: a transient server, held by this
+        instance until :meth:`release`, which stops it if no other process holds it (see
+        :mod:`~i2x_plugin.store.lifecycle`); a kept server stays kept.
+        """
+        keep = keep or not HAVE_FLOCK
         self.data_dir = _prepare_data_dir(self.data_dir)
-        with _dir_lock(self.data_dir):
+        with DirLock(self.data_dir):
             self._creds = _ensure_credentials(self.data_dir)
             state = self._read_state()
-            if state and _pid_alive(state["pid"]) and self._bolt_answers(state["bolt_port"]):
+            if state and pid_alive(state["pid"]) and self._bolt_answers(state["bolt_port"]):
                 if self.port is not None and self.port != state["bolt_port"]:
                     raise StorePortInUseError(
                         f"The store in {self.data_dir} already runs on Bolt port "
@@ -274,18 +236,24 @@ class EmbeddedServer:
                         "(i2x store stop) or omit the port.")
                 self.pid, self.bolt_port = state["pid"], state["bolt_port"]
                 self.startup_s = 0.0
+                if keep and not state.get("keep", True):
+                    write_text(self.data_dir / STATE_FILE, json.dumps({**state, "keep": True}))
+                elif not keep and not state.get("keep", True):
+                    self.hold()
                 return self
             if state:  # stale: the process is gone or not answering
                 self._terminate(state["pid"])
                 (self.data_dir / STATE_FILE).unlink(missing_ok=True)
-            if self.port is not None and not _port_free(self.port):
+            if self.port is not None and not port_free(self.port):
                 raise StorePortInUseError(
                     f"Bolt port {self.port} on {HOST} is already in use. Pick another port "
                     "(--port / port=...) or omit it to let the store pick a free one.")
             attempts = 1 if self.port is not None else 3
             for attempt in range(attempts):
                 try:
-                    self._launch(self.port or _free_port(), _free_port())
+                    self._launch(self.port or free_port(), free_port(), keep)
+                    if not keep:
+                        self.hold()  # inside the lock: the new server never sees itself unheld
                     return self
                 except StoreStartError:
                     # A port picked as free can be taken before the JVM binds it.
@@ -293,10 +261,12 @@ class EmbeddedServer:
                         raise
         return self
 
-    def _launch(self, bolt_port: int, http_port: int) -> None:
+    def _launch(self, bolt_port: int, http_port: int, keep: bool) -> None:
         t0 = time.monotonic()
-        cmd = [sys.executable, "-m", _SERVE_MODULE, "--data-dir", str(self.data_dir),
+        cmd = [sys.executable, "-m", SERVE_MODULE, "--data-dir", str(self.data_dir),
                "--bolt-port", str(bolt_port), "--http-port", str(http_port)]
+        if not keep:
+            cmd.append("--transient")
         with open(self.data_dir / LOG_FILE, "wb") as log:
             popen_kw: dict[str, Any] = (
                 {"start_new_session": True} if os.name == "posix"
@@ -324,7 +294,7 @@ class EmbeddedServer:
 
     def _terminate(self, pid: int, timeout: float = 60.0) -> None:
         """SIGTERM ``pid`` (the server stops and flushes), SIGKILL if it hangs."""
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             return
         own = self._proc is not None and self._proc.pid == pid
         with contextlib.suppress(ProcessLookupError):
@@ -333,7 +303,7 @@ class EmbeddedServer:
         while time.monotonic() < deadline:
             if own and self._proc is not None and self._proc.poll() is not None:
                 return
-            if not own and not _pid_alive(pid):
+            if not own and not pid_alive(pid):
                 return
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
@@ -345,23 +315,52 @@ class EmbeddedServer:
         """Stop the server of this directory if one runs; the data stays. True if stopped."""
         if not self.data_dir.is_dir():
             return False
-        with _dir_lock(self.data_dir):
+        with DirLock(self.data_dir):
+            return self._stop_locked()
+
+    def _stop_locked(self) -> bool:
+        state = self._read_state()
+        pid = state["pid"] if state else self.pid
+        stopped = pid is not None and pid_alive(pid)
+        if pid is not None:
+            self._terminate(pid)
+        (self.data_dir / STATE_FILE).unlink(missing_ok=True)
+        self.pid = self.bolt_port = None
+        self._proc = None
+        return stopped
+
+    def hold(self) -> None:
+        """Hold the running server: a transient one keeps running until :meth:`release`."""
+        if self._lease is None:
+            self._lease = Lease(self.data_dir)
+
+    def release(self, wait: float = 30.0) -> bool:
+        """Let go of :meth:`hold`; stop the server if it is transient and no one else holds it.
+
+        Waits at most ``wait`` seconds for another process starting or stopping the server;
+        after that the server's own once-a-second check stops it. True if it was stopped here.
+        """
+        if self._lease is None:
+            return False
+        lease, self._lease = self._lease, None
+        lock = DirLock(self.data_dir)
+        got = lock.acquire(timeout=wait)
+        try:
+            lease.release()
             state = self._read_state()
-            pid = state["pid"] if state else self.pid
-            stopped = pid is not None and _pid_alive(pid)
-            if pid is not None:
-                self._terminate(pid)
-            (self.data_dir / STATE_FILE).unlink(missing_ok=True)
-            self.pid = self.bolt_port = None
-            self._proc = None
-            return stopped
+            if got and state and not state.get("keep", True) and not live_leases(self.data_dir):
+                return self._stop_locked()
+            return False
+        finally:
+            lock.release()
 
     def status(self) -> ServerStatus:
         """Whether a server runs on this directory, and where (no connection is made)."""
         state = self._read_state()
-        if state and _pid_alive(state["pid"]):
+        if state and pid_alive(state["pid"]):
             return ServerStatus(True, state["pid"], f"bolt://{HOST}:{state['bolt_port']}",
-                                self.data_dir, state.get("http_port"), state.get("started_at"))
+                                self.data_dir, state.get("http_port"), state.get("started_at"),
+                                state.get("keep", True))
         return ServerStatus(False, None, None, self.data_dir)
 
     def __enter__(self) -> EmbeddedServer:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from i2x_plugin.cli import main
+from i2x_plugin.questions import ask
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,8 @@ def test_ask_table_and_json(cli, capsys, digits_graph) -> None:
                        "--format", "json")
     answer = json.loads(out)
     assert code == 0 and answer["params"] == {"cls": 3, "step": 1, "top": 5}
-    assert [r["prototype"] for r in answer["rows"]] == [r.prototype for r in digits_graph.store.ask(
-        "class_drivers", run_id=e.run_id, cls=3, step=1)]
+    assert [r["prototype"] for r in answer["rows"]] == [r.prototype for r in ask(
+        digits_graph.store, "class_drivers", run_id=e.run_id, cls=3, step=1)]
 
 
 def test_ask_bad_input(cli, capsys, digits_graph) -> None:

@@ -53,7 +53,7 @@ def test_rows_mirror_the_explanation(digits_run, rows) -> None:
     count = {k: len(v) for k, v in rows.relationships.items()}
     assert [len(rows.nodes[x]) for x in ("Run", "Checkpoint", "Class", "Prototype", "Group")] == [1, T, C, K,
                                                                                                  len(e.groups)]
-    assert count["DRIVES"] == 2 * K * C * (T - 1)  # step fit + class fit, every (step, prototype, class)
+    assert count["DRIVES"] == 2 * K * C  # step fit + class fit: one per (prototype, class), β over the steps
     assert count["NEXT"] == T - 1
     assert count["KEY_DRIVER_OF"] == len(e.drivers)
     assert count["SEPARATES"] == len(e.separators)
@@ -62,17 +62,53 @@ def test_rows_mirror_the_explanation(digits_run, rows) -> None:
     assert count.get("SHARED_BY", 0) + count.get("SPECIALISED_TO", 0) == len(e.shared)
     assert count["EXEMPLAR_OF"] == len(e.exemplars)
     off_diagonal = e.confusion * (1 - np.eye(C, dtype=int))[None]
-    assert count["CONFUSED_AS"] == int((off_diagonal > 0).sum())
-    assert count["DRIVES_GROUP"] == K * len(e.beta_group_keys)
-    # Samples: every exemplar and every final misclassification, not all N; CONTAINS = their presence.
+    assert count["CONFUSED_AS"] == int(off_diagonal.any(0).sum())  # ordered pairs confused at some checkpoint
+    assert count["IN_CLASS"] == len(e.groups)
+    assert not {"DRIVES_GROUP", "CONTAINS"} & set(count)
+    # Samples: every exemplar and every final misclassification, not all N, with what they contain.
     stored = {r["index"] for r in rows.nodes["Sample"]}
     assert {x.sample for x in e.exemplars} <= stored
     assert set(np.flatnonzero(e.predictions[-1] != e.labels).tolist()) <= stored
     assert len(stored) < len(e.labels)
-    assert count["CONTAINS"] == int((e.presence[sorted(stored)] > 0).sum())
-    drives = {(r["scope"], r["step"], r["from"], r["to"]): r["beta"] for r in rows.relationships["DRIVES"]}
-    assert drives[("step", 2, "3", "7")] == float(e.beta_step[2, 3, 7])
-    assert drives[("class", 1, "4", "5")] == float(e.beta_class[1, 5, 4, 5])
+    drives = {(r["scope"], r["from"], r["to"]): r["betas"] for r in rows.relationships["DRIVES"]}
+    assert drives[("step", "3", "7")] == e.beta_step[:, 3, 7].astype(float).tolist()
+    assert drives[("class", "4", "5")] == e.beta_class[:, 5, 4, 5].astype(float).tolist()
+    confused = {(r["from"], r["to"]): r["counts"] for r in rows.relationships["CONFUSED_AS"]}
+    i, j = np.argwhere(off_diagonal[-1] > 0)[0]
+    assert confused[(str(i), str(j))] == e.confusion[:, i, j].tolist()
+    groups = {r["key"]: r for r in rows.nodes["Group"]}
+    (step, cls, group) = e.beta_group_keys[0]
+    fitted = groups[f"{step}:{cls}:{group}"]
+    assert fitted["betas"] == e.group_beta(step, cls, group)[:, cls].astype(float).tolist()
+    assert fitted["topPrototypes"] == next(g.top_prototypes for g in e.groups if (g.step, g.cls, g.group) ==
+                                           (step, cls, group))
+
+
+def test_a_sample_lists_what_it_contains(digits_run, rows) -> None:
+    """Per stored sample: its prototypes with positions and intensities at the same index, and the
+    intensities at every checkpoint prototype by prototype (j * T + t)."""
+    e = digits_run.explanation
+    T = len(e.checkpoints)
+    for row in rows.nodes["Sample"][:20]:
+        i = row["index"]
+        contained = np.flatnonzero(e.presence[i] > 0)
+        assert row["prototypes"] == contained.tolist()
+        assert row["prototypePositions"] == e.presence[i, contained].tolist()
+        assert row["prototypeIntensities"] == e.intensities[-1, i, contained].astype(float).tolist()
+        by_checkpoint = row["prototypeIntensitiesByCheckpoint"]
+        for j, k in enumerate(contained):
+            assert by_checkpoint[j * T:(j + 1) * T] == e.intensities[:, i, k].astype(float).tolist()
+
+
+def test_lists_that_share_an_index_must_match() -> None:
+    with pytest.raises(ValidationError, match="prototypes, prototypePositions, prototypeIntensities share one index "
+                                              "and must have equal lengths; got prototypes=2, prototypePositions=1"):
+        m.Sample(run_id="r", key="probe:1", name="#1", index=1, sample_id=1, split="probe", label=0,
+                 prototypes=[1, 2], prototype_positions=[3], prototype_intensities=[0.5, 0.1])
+    with pytest.raises(ValidationError, match="not a multiple of its 2 prototypes"):
+        m.Sample(run_id="r", key="probe:1", name="#1", index=1, sample_id=1, split="probe", label=0,
+                 prototypes=[1, 2], prototype_positions=[3, 1], prototype_intensities=[0.5, 0.1],
+                 prototype_intensities_by_checkpoint=[0.1, 0.2, 0.3])
 
 
 def test_to_networkx_is_the_rows_graph(digits_run, rows) -> None:
@@ -81,7 +117,8 @@ def test_to_networkx_is_the_rows_graph(digits_run, rows) -> None:
     assert graph.number_of_nodes() == rows.node_count
     assert graph.number_of_edges() == rows.relationship_count
     assert graph.nodes["Class:3"]["name"] == digits_run.explanation.class_names[3]
-    assert graph.has_edge("Prototype:0", "Class:0", key="DRIVES{scope=step,step=0}")
+    assert graph.has_edge("Prototype:0", "Class:0", key="DRIVES{scope=step}")
+    assert graph.has_edge("Prototype:0", "Class:0", key="DRIVES{scope=class}")
 
 
 def test_uncertain_sample_cap(digits_run) -> None:
@@ -118,7 +155,7 @@ def test_schema_covers_every_label() -> None:
     for label in NODE_MODELS:
         assert any(f"FOR (n:{label}) REQUIRE (n.runId, n.key) IS UNIQUE" in s for s in statements), label
     assert "MERGE (n:Sample {runId: row.runId, key: row.key})" in merge_node_cypher("Sample")
-    assert "MERGE (a)-[r:DRIVES {scope: row.scope, step: row.step}]->(b)" in merge_relationship_cypher("DRIVES")
+    assert "MERGE (a)-[r:DRIVES {scope: row.scope}]->(b)" in merge_relationship_cypher("DRIVES")
     with pytest.raises(KeyError, match="Unknown relationship type"):
         merge_relationship_cypher("DRIVEZ")
 
@@ -138,6 +175,6 @@ def test_grass_styles_every_label_and_beta_relationships() -> None:
     text = GRASS_PATH.read_text()
     for label in NODE_MODELS:
         assert re.search(rf"node\.{label} \{{[^}}]*color: #[0-9A-F]{{6}};[^}}]*caption: '\{{name\}}'", text), label
-    for rel_type in ("DRIVES", "KEY_DRIVER_OF", "DRIVES_GROUP", "UNCERTAIN_BETWEEN", "SEPARATES"):
+    for rel_type in ("DRIVES", "KEY_DRIVER_OF", "UNCERTAIN_BETWEEN", "SEPARATES"):
         assert re.search(rf"relationship\.{rel_type} \{{[^}}]*shaft-width: [3-9]px", text), rel_type
-    assert set(RELATIONSHIP_MODELS) >= {"CONTAINS", "REMOVES", "FOR_PAIR", "FINE_TUNED_FROM"}
+    assert set(RELATIONSHIP_MODELS) >= {"CONFUSED_AS", "REMOVES", "FOR_PAIR", "FINE_TUNED_FROM"}

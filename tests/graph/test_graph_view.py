@@ -7,6 +7,7 @@ import re
 import pytest
 from chromium_cdp import CHROMIUM, colour_pixels, screenshot_when
 
+from i2x_plugin.questions import ask
 from i2x_plugin.view import answer_keys, grass_colours, view_answer, view_run
 
 CLASS, PROTOTYPE = grass_colours()[0]["Class"], grass_colours()[0]["Prototype"]
@@ -23,7 +24,7 @@ def external_references(html: str) -> list[str]:
 def uncertain_answer(digits_graph):
     e = digits_graph.explanation
     u = e.uncertain[0]
-    return digits_graph.store.ask("uncertain_prototypes", run_id=e.run_id, a=u.a, b=u.b)
+    return ask(digits_graph.store, "uncertain_prototypes", run_id=e.run_id, a=u.a, b=u.b)
 
 
 def test_answer_view_is_the_named_subgraph(digits_graph, uncertain_answer, tmp_path) -> None:
@@ -38,7 +39,7 @@ def test_answer_view_is_the_named_subgraph(digits_graph, uncertain_answer, tmp_p
 
 
 def test_nothing_to_view_is_a_clear_error(digits_graph, tmp_path) -> None:
-    empty = digits_graph.store.ask("class_drivers", run_id=digits_graph.explanation.run_id, cls=99)
+    empty = ask(digits_graph.store, "class_drivers", run_id=digits_graph.explanation.run_id, cls=99)
     with pytest.raises(ValueError, match="Nothing to view.*Class 99 does not exist"):
         view_answer(digits_graph.store, empty, tmp_path / "x.html")
     with pytest.raises(ValueError, match="Run 'nope' is not in the graph"):

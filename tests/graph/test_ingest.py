@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from i2x_plugin.graph_schema import explanation_rows
-from i2x_plugin.ingest import read_run_graph, write_nodes, write_relationships
+from i2x_plugin.ingest import delete_run, read_run_graph, write_explanation, write_nodes, write_relationships
+from i2x_plugin.questions import ask
 from i2x_plugin.store import EmbeddedServer, GraphStore, StoreConnectionError
 
 RUN_ONLY = {"Run": ("status", "updatedAt", "error")}  # set by the write protocol, not part of the rows
@@ -38,7 +39,7 @@ def test_write_is_complete_and_idempotent(digits_graph) -> None:
     first = counts(store, e.run_id)
     assert first == expected_counts(e)
     assert status(store, e.run_id) == "complete"
-    summary = store.write(e)  # the same run again: MERGE everywhere, nothing new
+    summary = write_explanation(store, e)  # the same run again: MERGE everywhere, nothing new
     assert counts(store, e.run_id) == first
     assert summary.nodes + summary.relationships == sum(first.values())
     assert status(store, e.run_id) == "complete"
@@ -66,13 +67,13 @@ def test_delete_run_is_batched_and_run_scoped(digits_graph) -> None:
     store, e = digits_graph.store, digits_graph.explanation
     before = counts(store, e.run_id)
     doomed = dataclasses.replace(e, run_id="graph-digits-doomed")
-    store.write(doomed)
+    write_explanation(store, doomed)
     assert counts(store, doomed.run_id) == before
-    deleted = store.delete_run(doomed.run_id, batch_size=100)  # several batches per label
+    deleted = delete_run(store, doomed.run_id, batch_size=100)  # several batches per label
     assert deleted == sum(len(v) for v in explanation_rows(doomed).nodes.values())
     assert counts(store, doomed.run_id) == {}
     assert counts(store, e.run_id) == before
-    assert store.delete_run("no-such-run") == 0
+    assert delete_run(store, "no-such-run") == 0
 
 
 def test_a_failed_write_is_marked_and_rewriting_completes_it(digits_graph) -> None:
@@ -84,15 +85,15 @@ def test_a_failed_write_is_marked_and_rewriting_completes_it(digits_graph) -> No
             raise RuntimeError("disk full (simulated)")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        store.write(e, progress=fail_after_samples)
+        write_explanation(store, e, progress=fail_after_samples)
     run = store.read("MATCH (r:Run {runId: $runId}) RETURN r.status AS s, r.error AS err", runId=e.run_id)[0]
     assert run["s"] == "failed" and "disk full" in run["err"]
     assert "DRIVES" not in counts(store, e.run_id)  # stopped before the relationships
-    store.write(e)
+    write_explanation(store, e)
     assert status(store, e.run_id) == "complete"
     assert counts(store, e.run_id) == expected_counts(e)
     assert store.read("MATCH (r:Run {runId: $runId}) RETURN r.error AS err", runId=e.run_id)[0]["err"] is None
-    store.delete_run(e.run_id)
+    delete_run(store, e.run_id)
 
 
 def test_server_stopped_mid_write(tmp_path, digits_run) -> None:
@@ -103,18 +104,18 @@ def test_server_stopped_mid_write(tmp_path, digits_run) -> None:
         store = GraphStore.embedded(server.data_dir)
 
         def stop_server(what: str, done: int, total: int) -> None:
-            if what == "DRIVES" and done >= 400:
+            if what == "DRIVES" and done >= 100:
                 os.kill(server.pid, signal.SIGKILL)  # the server this test started
 
         with pytest.raises(StoreConnectionError, match="Cannot reach"):
-            store.write(e, progress=stop_server, batch_size=200, retry_s=0)
+            write_explanation(store, e, progress=stop_server, batch_size=100, retry_s=0)
         store.close()
         server.stop()  # clears the dead server's state file
         server.start()
         store = GraphStore.embedded(server.data_dir)
         assert status(store, e.run_id) == "writing"  # the server died before 'complete' (or 'failed')
         assert counts(store, e.run_id).get("DRIVES", 0) < expected_counts(e)["DRIVES"]
-        store.write(e)
+        write_explanation(store, e)
         assert status(store, e.run_id) == "complete"
         assert counts(store, e.run_id) == expected_counts(e)  # no duplicates
         store.close()
@@ -142,16 +143,39 @@ def test_values_are_stored_and_matched_literally(digits_graph) -> None:
     names = [f'{c} "q" \\ \' RETURN 1; //' for c in digits_graph.explanation.class_names]
     e = dataclasses.replace(digits_graph.explanation, run_id=weird, class_names=names)
     before = counts(store, digits_graph.explanation.run_id)
-    store.write(e)
+    write_explanation(store, e)
     assert status(store, weird) == "complete"
-    answer = store.ask("learning_order", run_id=weird)
+    answer = ask(store, "learning_order", run_id=weird)
     assert [r.a for r in answer] == [a for a, _ in e.learning_order]
     assert answer[0].name_a == names[answer[0].a]
-    drivers = store.ask("class_drivers", run_id=weird, cls=2)
+    drivers = ask(store, "class_drivers", run_id=weird, cls=2)
     assert len(drivers) > 0
     assert counts(store, digits_graph.explanation.run_id) == before  # nothing else touched
-    none = store.ask("compare_runs", run_id=weird, other='x" OR 1=1 //')
+    none = ask(store, "compare_runs", run_id=weird, other='x" OR 1=1 //')
     assert len(none) == 0 and "not a complete run" in none.hint
-    store.delete_run(weird)
+    delete_run(store, weird)
     assert status(store, weird) is None
 
+
+
+def test_a_failed_failure_mark_is_logged_not_hidden(tmp_path, digits_run, caplog) -> None:
+    """The write fails, then marking the Run 'failed' fails too (server gone): the write's error is raised and
+    the second one logged beside it."""
+    e = dataclasses.replace(digits_run.explanation, run_id="graph-digits-mark")
+    server = EmbeddedServer(tmp_path / "mark-store").start()
+    try:
+        store = GraphStore.embedded(server.data_dir)
+
+        def fail_and_stop(what: str, done: int, total: int) -> None:
+            if what == "Sample":
+                os.kill(server.pid, signal.SIGKILL)  # the server this test started
+                raise RuntimeError("disk full (simulated)")
+
+        with caplog.at_level("WARNING", logger="i2x_plugin.ingest"), pytest.raises(RuntimeError, match="disk full"):
+            write_explanation(store, e, progress=fail_and_stop, retry_s=0)
+        store.close()
+        (record,) = [r for r in caplog.records if r.name == "i2x_plugin.ingest"]
+        assert "'graph-digits-mark'" in record.getMessage() and "RuntimeError: disk full" in record.getMessage()
+        assert "Cannot reach" in record.getMessage()  # why the mark failed
+    finally:
+        server.stop()

@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from i2x_plugin.graph_schema import explanation_rows
+from i2x_plugin.ingest import write_nodes, write_relationships
+from i2x_plugin import questions
 from i2x_plugin.questions import QuestionParameterError, UnknownQuestionError, list_questions
 from i2x_plugin.structure import StructuredExplanation
 
@@ -21,7 +23,7 @@ def g(digits_graph):
 
 
 def ask(g, name: str, **params):  # type: ignore[no-untyped-def]
-    return g.store.ask(name, run_id=g.explanation.run_id, **params)
+    return questions.ask(g.store, name, run_id=g.explanation.run_id, **params)
 
 
 def sid(e: StructuredExplanation, position: int) -> int:
@@ -176,11 +178,11 @@ def test_q10_prototype_samples(g) -> None:
 def test_q10_counts_a_curation_set(g) -> None:
     """Training samples removed by a CurationSet on prototype k (as ``i2x improve`` writes it) are counted."""
     store, run = g.store, g.explanation.run_id
-    store.write_nodes("CurationSet", [{"runId": run, "key": "test-curation", "name": "test", "prototypes": [3],
+    write_nodes(store, "CurationSet", [{"runId": run, "key": "test-curation", "name": "test", "prototypes": [3],
                                        "threshold": 1, "pair": [0, 1], "removedByClass": '{"1": 2}'}])
-    store.write_nodes("Sample", [{"runId": run, "key": f"train:{i}", "name": f"train #{i}", "index": i,
+    write_nodes(store, "Sample", [{"runId": run, "key": f"train:{i}", "name": f"train #{i}", "index": i,
                                   "sampleId": i, "split": "train", "label": 1} for i in (900001, 900002)])
-    store.write_relationships("REMOVES", [{"runId": run, "from": "test-curation", "to": f"train:{i}"}
+    write_relationships(store, "REMOVES", [{"runId": run, "from": "test-curation", "to": f"train:{i}"}
                                           for i in (900001, 900002)])
     try:
         rows = {r.cls: r.removed_for_curation for r in ask(g, "prototype_samples", k=3)}
@@ -284,7 +286,7 @@ def test_every_question_is_listed_with_docstring_and_params() -> None:
 
 def test_unknown_question_lists_the_names(g) -> None:
     with pytest.raises(UnknownQuestionError, match="Unknown question 'why_not'.*class_drivers.*prototype_exemplars"):
-        g.store.ask("why_not")
+        questions.ask(g.store, "why_not")
 
 
 def test_missing_and_mistyped_parameters_are_named(g) -> None:
@@ -315,7 +317,7 @@ def test_things_that_do_not_exist_give_an_empty_answer_with_a_hint(g, name, para
 
 
 def test_unknown_run_gives_a_hint(g) -> None:
-    answer = g.store.ask("learning_order", run_id="no-such-run")
+    answer = questions.ask(g.store, "learning_order", run_id="no-such-run")
     assert len(answer) == 0 and "Run 'no-such-run' is not in the graph" in answer.hint
     assert g.explanation.run_id in answer.hint  # lists the runs there are
 

@@ -161,3 +161,17 @@ def test_query_guard_without_reader_account(store_server: EmbeddedServer, scratc
         with pytest.raises(ReadOnlyQueryError):
             store.query(f"CREATE (:{scratch.label})")
         assert store.query(f"MATCH (n:{scratch.label}) RETURN n.key AS k") == [{"k": "k"}]
+
+
+def test_the_store_imports_neither_ingestion_nor_questions() -> None:
+    """The store knows the driver; ingestion and questions use the store, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    import i2x_plugin.store
+
+    for path in Path(i2x_plugin.store.__file__).parent.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not [m for m in imported if m.split(".")[-1] in ("ingest", "questions")], path

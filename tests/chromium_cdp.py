@@ -1,4 +1,4 @@
-"""Screenshot a page in headless Chromium once its canvas has drawn, over the DevTools pipe.
+"""Headless Chromium over the DevTools pipe: run JavaScript in a page, screenshot it once its canvas has drawn.
 
 neo4j-viz lays the graph out asynchronously (a worker and animation frames), so a plain
 ``chromium --screenshot`` races the layout and ``--virtual-time-budget`` stalls it. This helper
@@ -10,6 +10,7 @@ profile and no network, like ``tests/headless_chromium.py``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
 import io
 import json
@@ -18,7 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +69,32 @@ def _png(data: str) -> np.ndarray:
     return imread(io.BytesIO(base64.b64decode(data)), format="png")[..., :3]
 
 
-def screenshot_when(page: Path, ready: Callable[[np.ndarray], bool], width: int = 1200, height: int = 800,
-                    timeout: float = 60.0) -> np.ndarray:
-    """Load ``page`` and return the first screenshot (``(H, W, 3)`` floats) for which ``ready`` holds,
-    or the last one taken when ``timeout`` seconds have passed."""
+class Page:
+    """One tab of a headless Chromium driven over the DevTools pipe (see :func:`open_page`)."""
+
+    def __init__(self, pipe: _Pipe, session: str) -> None:
+        self.pipe, self.session = pipe, session
+
+    def call(self, method: str, params: dict | None = None, timeout: float = 30) -> dict[str, Any]:
+        return self.pipe.call(method, params, self.session, timeout)
+
+    def evaluate(self, expression: str, timeout: float = 30) -> Any:
+        """The value of a JavaScript expression; a promise is awaited; a thrown error raises."""
+        reply = self.call("Runtime.evaluate", {"expression": expression, "awaitPromise": True,
+                                               "returnByValue": True, "timeout": timeout * 1000}, timeout + 5)
+        if "exceptionDetails" in reply:
+            details = reply["exceptionDetails"]
+            raise RuntimeError(details.get("exception", {}).get("description") or details.get("text"))
+        return reply["result"].get("value")
+
+    def screenshot(self) -> np.ndarray:
+        return _png(self.call("Page.captureScreenshot", {"format": "png"})["data"])
+
+
+@contextlib.contextmanager
+def open_page(url: str, width: int = 1200, height: int = 800) -> Iterator[Page]:
+    """A fresh headless Chromium (own profile, no network but what the page opens itself) on ``url``,
+    once the page has loaded."""
     assert CHROMIUM is not None
     to_browser_r, to_browser_w = os.pipe()
     from_browser_r, from_browser_w = os.pipe()
@@ -91,20 +114,16 @@ def screenshot_when(page: Path, ready: Callable[[np.ndarray], bool], width: int 
         pipe = _Pipe(proc, to_browser_w, from_browser_r)
         try:
             target = pipe.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            pipe.call("Emulation.setDeviceMetricsOverride",
-                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session)
-            pipe.call("Page.navigate", {"url": page.resolve().as_uri()}, session)
-            deadline = time.monotonic() + timeout
-            while True:
-                time.sleep(0.5)
-                state = pipe.call("Runtime.evaluate", {"expression": "document.readyState", "returnByValue": True},
-                                  session)["result"].get("value")
-                if state != "complete":
-                    continue
-                image = _png(pipe.call("Page.captureScreenshot", {"format": "png"}, session)["data"])
-                if ready(image) or time.monotonic() > deadline:
-                    return image
+            page = Page(pipe, pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"])
+            page.call("Emulation.setDeviceMetricsOverride",
+                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+            page.call("Page.navigate", {"url": url})
+            deadline = time.monotonic() + 60
+            while page.evaluate("document.readyState") != "complete":
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{url} did not finish loading")
+                time.sleep(0.1)
+            yield page
         finally:
             try:
                 pipe.call("Browser.close", timeout=5)
@@ -117,6 +136,19 @@ def screenshot_when(page: Path, ready: Callable[[np.ndarray], bool], width: int 
                 proc.wait(10)
             pipe.out.close()
             pipe.inp.close()
+
+
+def screenshot_when(page: Path, ready: Callable[[np.ndarray], bool], width: int = 1200, height: int = 800,
+                    timeout: float = 60.0) -> np.ndarray:
+    """Load ``page`` and return the first screenshot (``(H, W, 3)`` floats) for which ``ready`` holds,
+    or the last one taken when ``timeout`` seconds have passed."""
+    with open_page(page.resolve().as_uri(), width, height) as tab:
+        deadline = time.monotonic() + timeout
+        while True:
+            time.sleep(0.5)
+            image = tab.screenshot()
+            if ready(image) or time.monotonic() > deadline:
+                return image
 
 
 def colour_pixels(image: np.ndarray, hex_colour: str, tolerance: int = 6) -> int:

@@ -1,0 +1,167 @@
+"""Stability of the claims (validation.md §3): would another fit of the prototypes say the same?
+
+The prototypes are re-fitted with other K-Means seeds and on bootstrap resamples of the probe set. Each
+re-fit re-derives the intensities from the saliency maps the sweep kept (no new sweep: maps do not
+depend on the prototypes), then the claims, with the same tests. Re-fitted prototypes are matched to
+the run's by their mean feature vectors at the explained layer (Hungarian assignment on Euclidean
+distance), so a claim of a re-fit can be compared with the run's. Reported: the Jaccard overlap of
+drivers, separators and uncertain prototypes with the run's, the Kendall rank correlation of the
+pairs' separation checkpoints (the learning order), and per claim how often it recurs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import kendalltau
+
+from .claims import calibrated_claims, saliency_share
+from .progress import confusion_matrix, prototype_intensity
+from .prototypes import fit_prototypes
+from .ridge import standardize_delta_p
+
+KINDS = ("drivers", "separators", "uncertain")
+
+
+class StabilityError(ValueError):
+    """The stability test cannot run on this explanation (no saliency maps kept, mismatched features)."""
+
+
+@dataclass(frozen=True)
+class StabilityResult:
+    """Overlap of the claims of each re-fit with the run's claims, and the learning order's rank correlation."""
+
+    refits: list[str]  # "kmeans-seed-1", "bootstrap-0", ...
+    jaccard: dict[str, list[float]]  # kind -> one value per re-fit
+    learning_order_tau: list[float]  # Kendall τ of the separation checkpoints, per re-fit
+
+    @property
+    def mean_jaccard(self) -> dict[str, float]:
+        return {kind: float(np.mean(v)) if v else float("nan") for kind, v in self.jaccard.items()}
+
+
+def claim_keys(claims, kind: str) -> set[tuple[int, ...]]:
+    """The identity of each claim of a kind: (class, k), (a, b, favours, k) or (a, b, k)."""
+    if kind == "drivers":
+        return {(d.cls, d.prototype) for d in claims.drivers}
+    if kind == "separators":
+        return {(s.a, s.b, s.favours, s.prototype) for s in claims.separators}
+    return {(u.a, u.b, u.prototype) for u in claims.uncertain}
+
+
+def _renamed(keys: set[tuple[int, ...]], mapping: np.ndarray) -> set[tuple[int, ...]]:
+    """Replace the prototype (last entry) of each key by the run's prototype it was matched to."""
+    return {key[:-1] + (int(mapping[key[-1]]),) for key in keys}
+
+
+def _jaccard(a: set, b: set) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def feature_means(features: np.ndarray, assignments: np.ndarray, k: int) -> np.ndarray:
+    """``(K, d)`` mean feature vector of the cells assigned to each prototype (0 for an empty one)."""
+    flat = features.reshape(-1, features.shape[-1])
+    index = assignments.reshape(-1).astype(np.int64)
+    sums = np.zeros((k, flat.shape[1]))
+    np.add.at(sums, index, flat)
+    counts = np.bincount(index, minlength=k)[:, None]
+    return sums / np.maximum(counts, 1)
+
+
+def match_prototypes(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """``mapping[j]`` = the reference prototype matched to prototype j of ``other`` (Hungarian, Euclidean)."""
+    cost = ((other[:, None, :] - reference[None, :, :]) ** 2).sum(-1)
+    rows, cols = linear_sum_assignment(cost)
+    mapping = np.empty(len(other), dtype=np.int64)
+    mapping[rows] = cols
+    return mapping
+
+
+def _separation_ranks(confusion: np.ndarray, labels: np.ndarray, fraction: float) -> np.ndarray:
+    from .structure import pair_separations
+    from .claims import class_pairs
+
+    pairs = class_pairs(confusion.shape[1])
+    steps = len(confusion)
+    return np.array([s.separation_checkpoint if s.separation_checkpoint is not None else steps
+                     for s in pair_separations(confusion, labels, pairs, fraction)], dtype=float)
+
+
+def stability_test(explanation, features: np.ndarray, kmeans_seeds: int | list[int], bootstraps: int,
+                   seed: int = 0) -> tuple[StabilityResult, dict[str, dict[tuple[int, ...], float]]]:
+    """Re-fit the prototypes with other K-Means seeds and on ``bootstraps`` resamples of the probe set.
+
+    Args:
+        explanation: the run's :class:`~.structure.StructuredExplanation`, with its saliency maps.
+        features: the final model's features at the explained layer for the probe set ``(N, h, w, d)``.
+        kmeans_seeds: how many other seeds (the run's seed + 1, + 2, …), or the seeds themselves.
+
+    Returns:
+        The :class:`StabilityResult` and, per claim kind, each of the run's claims' recurrence (the share of
+        re-fits that make it too).
+    """
+    e, cfg = explanation, explanation.config
+    if e.saliency_maps is None:
+        raise StabilityError(f"Run {e.run_id!r} kept no saliency maps (I2XConfig.keep_maps was off), so other "
+                             "prototypes cannot be measured without a new sweep. Explain it again with keep_maps=True.")
+    if features.shape[:3] != e.assignments.shape:
+        raise StabilityError(f"Features {features.shape[:3]} do not match the run's assignments {e.assignments.shape}: "
+                             "pass the final model's features for the run's own probe set.")
+    reference = feature_means(features, e.assignments, e.k)
+    rng = np.random.default_rng(seed)
+    run_keys = {kind: claim_keys(e, kind) for kind in KINDS}
+    hits = {kind: {key: 0 for key in run_keys[kind]} for kind in KINDS}
+    ranks = _separation_ranks(e.confusion, e.labels, cfg.separation_confusion_fraction)
+    seeds = kmeans_seeds if isinstance(kmeans_seeds, list) else [cfg.seed + 1 + i for i in range(kmeans_seeds)]
+    plans = [(f"kmeans-seed-{s}", s, None) for s in seeds]
+    plans += [(f"bootstrap-{i}", cfg.seed, rng.choice(len(e.labels), len(e.labels), replace=True))
+              for i in range(bootstraps)]
+    names, jaccard, taus = [], {kind: [] for kind in KINDS}, []
+    for name, kmeans_seed, rows in plans:
+        rows = np.arange(len(e.labels)) if rows is None else np.sort(rows)
+        fitted = fit_prototypes(features[rows], e.k, cfg.pca_components, cfg.pca_max_rows, cfg.minibatch_kmeans_rows,
+                                kmeans_seed)
+        mapping = match_prototypes(reference, feature_means(features[rows], fitted.assignments, e.k))
+        claims, confusion = _refit_claims(e, rows, fitted.assignments, fitted.presence())
+        for kind in KINDS:
+            keys = _renamed(claim_keys(claims, kind), mapping)
+            jaccard[kind].append(_jaccard(run_keys[kind], keys))
+            for key in run_keys[kind] & keys:
+                hits[kind][key] += 1
+        tau = kendalltau(ranks, _separation_ranks(confusion, e.labels[rows], cfg.separation_confusion_fraction))
+        taus.append(float(tau.statistic) if np.isfinite(tau.statistic) else 1.0)
+        names.append(name)
+    recurrence = {kind: {key: count / max(len(plans), 1) for key, count in hits[kind].items()} for kind in KINDS}
+    return StabilityResult(names, jaccard, taus), recurrence
+
+
+def _refit_claims(e, rows: np.ndarray, assignments: np.ndarray, presence: np.ndarray):
+    """The claims of the run's sweep re-read with other prototypes on probe ``rows`` (no groups: the stability
+    test compares drivers, separators and uncertain prototypes)."""
+    maps = torch.from_numpy(e.saliency_maps[:, rows].astype(np.float32))
+    assign = torch.from_numpy(assignments.astype(np.int64))
+    intensities = np.stack([prototype_intensity(maps[t], assign, e.k).numpy() for t in range(len(maps))])
+    labels, confidences = e.labels[rows], e.confidences[:, rows]
+    confusion = np.stack([confusion_matrix(labels, p, e.num_classes) for p in e.predictions[:, rows]])
+    x = standardize_delta_p(np.diff(intensities, axis=0).astype(np.float64))
+    y = np.diff(confidences, axis=0).astype(np.float64)
+    share = saliency_share(intensities[-1], presence, labels, e.num_classes)
+    no_groups = np.full(x.shape[:2], -1)
+    claims = calibrated_claims(x, y, labels, no_groups, confusion[-1], share, e.config)
+    return claims, confusion
+
+
+def with_recurrence(explanation, result: StabilityResult, recurrence: dict[str, dict[tuple[int, ...], float]]):
+    """The explanation with its stability figures and each driver, separator and uncertain claim's recurrence."""
+    return dataclasses.replace(
+        explanation, stability=result,
+        drivers=[dataclasses.replace(d, recurrence=recurrence["drivers"].get((d.cls, d.prototype)))
+                 for d in explanation.drivers],
+        separators=[dataclasses.replace(s, recurrence=recurrence["separators"].get((s.a, s.b, s.favours, s.prototype)))
+                    for s in explanation.separators],
+        uncertain=[dataclasses.replace(u, recurrence=recurrence["uncertain"].get((u.a, u.b, u.prototype)))
+                   for u in explanation.uncertain])
