@@ -19,6 +19,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from i2x_plugin.ingest import delete_run, write_explanation
 from i2x_plugin.questions import ask
 from i2x_plugin.store import GraphStore
 
@@ -79,11 +80,11 @@ def test_reads_go_out_in_read_mode_and_writes_in_write_mode(routed_store, digits
     explanation = dataclasses.replace(digits_run.explanation, run_id=RUN_ID)
     try:
         with bolt_statements() as log:
-            routed_store.write(explanation)
-            ask(routed_store, "learning_order", run_id=RUN_ID)
+            write_explanation(routed_store, explanation)
+            ask(routed_store, "learning_order", RUN_ID)
             routed_store.query("MATCH (r:Run {runId: $id}) RETURN r.status AS status", id=RUN_ID)
     finally:
-        routed_store.delete_run(RUN_ID)
+        delete_run(routed_store, RUN_ID)
     assert log.routed, "the driver never asked the server for a routing table"
     writes = [(s, m) for s, m in log.statements if _WRITES.search(s)]
     reads = [(s, m) for s, m in log.statements if not _WRITES.search(s)]
