@@ -78,10 +78,10 @@ def build_model() -> nn.Module:
 def train(directory: Path) -> None:
     """Three checkpoints: before training and after each of two epochs on 1,000 other generated images."""
     from i2x_plugin.checkpoints import CheckpointRecorder
-    from i2x_plugin.training import seed_everything, train_epoch
+    from i2x_plugin.training import seeded, train_epoch
 
-    seed_everything(0)
-    model = build_model()
+    with seeded(0):
+        model = build_model()
     recorder = CheckpointRecorder(directory)
     loader = DataLoader(LazyShapes(1_000, seed=1), batch_size=64, shuffle=True,
                         generator=torch.Generator().manual_seed(0))
