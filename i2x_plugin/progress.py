@@ -87,6 +87,7 @@ class _OutputCatcher:
 
     def __exit__(self, *exc) -> None:
         self.handle.remove()
+        self.batch = None  # the batch must not outlive its step: the next one is read while this object lives
 
 
 def sweep(
