@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/graph.py
 	$(PY) bench/e2e.py
+	$(PY) bench/distributed.py
 
 # The pre-registered fine-tuning study (bench/improve_plan.md): about 1.3–1.6 h on two free cores, resumable.
 study: $(STAMP) data

@@ -69,7 +69,7 @@ class RowsWritten:
         return sum(self.by_kind.values())
 
 
-def write_graph(store: Any, explanation: Any, images: torch.Tensor, directory: Path, cancelled: threading.Event,
+def write_graph(store: Any, explanation: Any, images: Any, directory: Path, cancelled: threading.Event,
                 written: RowsWritten) -> Any:
     """The sample images the graph refers to, then the explanation graph (stops early once cancelled)."""
     from .graph_schema import explanation_rows

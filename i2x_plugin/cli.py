@@ -9,6 +9,7 @@ parses and dispatches. Add a verb by adding one ``_add_<verb>`` block and one
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -81,6 +82,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from i2x_plugin.distributed import DistributedError, launch
     from i2x_plugin.run import RunConfig, RunError, format_validation_error, run_main
     from i2x_plugin.store import StoreError
 
@@ -97,18 +99,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
             device=args.device, out=args.out, run_id=args.run_id, seed=args.seed, epochs=args.epochs,
             probe_size=args.probe_size, report=False if args.no_report else None,
             stability=False if args.no_stability else None,
-            keep_store=True if args.keep_store else None)
+            keep_store=True if args.keep_store else None, dist_timeout=args.dist_timeout)
+        if args.nproc is not None and args.nproc != 1:
+            if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+                raise DistributedError("--nproc starts torchrun itself; under torchrun leave it out (torchrun's "
+                                       "--nproc-per-node sets the processes).")
+            return launch(_without_option(args.argv, "--nproc"), args.nproc, config.device)
         result = run_main(config, progress=not args.quiet and args.format == "text")
     except ValidationError as e:
         print(f"error: invalid settings in the {source}:\n{format_validation_error(e)}", file=sys.stderr)
         return 2
-    except (RunError, StoreError, ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (RunError, StoreError, DistributedError, ValueError, FileNotFoundError) as e:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        where = f" (rank {os.environ.get('RANK', '?')} of {world})" if world > 1 else ""
+        print(f"error{where}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("\ninterrupted: the run was stopped; it is not marked complete in the graph and a new "
               "'i2x run' starts afresh.", file=sys.stderr)
         return 130
+    if result is None:  # a torchrun rank other than 0: rank 0 reports
+        return 0
     if args.format == "json":
         print(json.dumps(result.to_dict(), indent=1, default=str))
     elif args.quiet:
@@ -151,6 +162,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-report", action="store_true", help="skip the HTML report")
     p.add_argument("--no-stability", action="store_true",
                    help="skip the stability test (i2x stability --run-dir runs it later)")
+    p.add_argument("--nproc", type=int, help="shard the sweep over N processes on this machine (torchrun; one GPU "
+                   "each with --device cuda, else CPU cores split between them); across machines run torchrun "
+                   "-m i2x_plugin.cli run yourself (README)")
+    p.add_argument("--dist-timeout", type=float, help="seconds a process waits for the others before failing "
+                   "(default 1800; must cover the training)")
     p.add_argument("--quiet", action="store_true", help="no progress bars; print only the output directory")
     p.add_argument("--format", choices=["text", "json"], default="text", help="result as text (default) or JSON")
     p.set_defaults(func=_cmd_run)
@@ -498,9 +514,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _without_option(argv: Sequence[str], option: str) -> list[str]:
+    """``argv`` without ``option VALUE`` / ``option=VALUE`` (or an abbreviation argparse accepted)."""
+    out, skip = [], False
+    for token in argv:
+        name = token.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif len(name) > 3 and option.startswith(name):
+            skip = "=" not in token
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the chosen verb; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     return int(args.func(args))
 
 

@@ -40,6 +40,10 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __getitem__(self, index):
+        """``(image, label)``: an ImageDataset is also a map-style ``Dataset`` (tensor indices give batches)."""
+        return self.images[index], self.labels[index]
+
     @property
     def num_classes(self) -> int:
         return len(self.class_names)

@@ -2,6 +2,12 @@
 
 It ties the steps together: checkpoints → prototypes of the final model → the streaming sweep over
 checkpoints → deltas, groups and ridge β → the :class:`StructuredExplanation`.
+
+The probe data is read batch by batch (:mod:`i2x_plugin.probe`): memory holds the O(T·N·K + T·N·C)
+arrays, the (N, h, w) assignments (and the kept saliency maps, ``keep_maps``), the prototype fit's
+sample of feature rows and one batch of images. Under ``torchrun`` (an initialised default process
+group) the work is sharded over the ranks by probe sample (:mod:`i2x_plugin.distributed`); rank 0
+returns the explanation, the other ranks ``None``.
 """
 
 from __future__ import annotations
@@ -18,39 +24,34 @@ import numpy as np
 import torch
 from captum.attr import LayerAttribution
 from torch import nn
-from torch.utils.data import Dataset
 
-from .faithfulness import Deleter, evaluate
-from .checkpoints import CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
+from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
+from .checkpoints import CheckpointInfo, CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
+from .claims import ClaimCounts, calibrated_claims, claim_counts, null_claim_counts, saliency_share
 from .config import I2XConfig
 from .data import ImageDataset
-from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
-from .claims import ClaimCounts, calibrated_claims, claim_counts, null_claim_counts, saliency_share
-from .progress import learning_groups, sweep
+from .distributed import Ranks, file_digest
+from .faithfulness import Deleter, evaluate
+from .probe import ProbeLike, ProbeSet
+from .progress import Trajectory, learning_groups, sweep
+from .prototypes import FeatureTap, Prototypes, check_k, stream_prototypes
 from .ridge import standardize_delta_p
-from .prototypes import Prototypes, extract_features, fit_prototypes
 from .structure import CheckpointSummary, StructuredExplanation, build_structure
 
-DatasetLike = ImageDataset | tuple[torch.Tensor, torch.Tensor] | Dataset
 
+def as_image_dataset(data: ProbeLike, class_names: Iterable[str] | None = None) -> ImageDataset:
+    """The probe data in memory, read and checked as :class:`~i2x_plugin.probe.ProbeSet` reads it.
 
-def as_image_dataset(data: DatasetLike, class_names: Iterable[str] | None = None) -> ImageDataset:
-    """Accept an :class:`ImageDataset`, an ``(images, labels)`` pair or a map-style Dataset of ``(x, y)``."""
+    Only for what needs every image at once (:meth:`StructuredExplanation.faithfulness` and
+    :meth:`~StructuredExplanation.stability_test` on a saved run); :meth:`I2X.explain` streams.
+    """
     if isinstance(data, ImageDataset):
         return data
-    if isinstance(data, tuple) and len(data) == 2:
-        images, labels = (torch.as_tensor(v) for v in data)
-    else:
-        items = [data[i] for i in range(len(data))]  # type: ignore[arg-type]
-        images = torch.stack([torch.as_tensor(x) for x, _ in items])
-        labels = torch.as_tensor([int(y) for _, y in items])
-    if len(images) == 0:
-        raise ValueError("The probe data set is empty; I2X needs labelled probe samples.")
-    if not torch.is_floating_point(images):
-        raise TypeError(f"Probe images have integer dtype {images.dtype}; convert them to float "
-                        "(e.g. images.float() / 255) as the model expects.")
-    names = tuple(class_names) if class_names is not None else tuple(str(c) for c in range(int(labels.max()) + 1))
-    return ImageDataset("probe", images.float(), labels.long(), names)
+    probe = ProbeSet.from_data(data, class_names)
+    probe.check_first_item()
+    images, labels = probe.read(range(len(probe)))
+    names = probe.class_names or tuple(str(c) for c in range(int(labels.max()) + 1))
+    return ImageDataset(probe.name, images.float(), labels.long(), names)
 
 
 class I2X:
@@ -113,64 +114,93 @@ class I2X:
         finally:
             self.timings[name] = time.perf_counter() - start
 
-    def fit_prototypes(self, images: torch.Tensor, progress: bool = False) -> Prototypes:
-        """Step 2 on the model as it is now (load the final checkpoint first)."""
+    def fit_prototypes(self, data: ProbeLike | torch.Tensor, progress: bool = False) -> Prototypes:
+        """Step 2 on the model as it is now (load the final checkpoint first).
+
+        ``data``: probe data (anything :meth:`explain` takes; read batch by batch), or images ``(N, C, H, W)``
+        already in memory.
+        """
+        cfg = self.config
         with restored_model(self.model):
             self.model.to(self.device)
-            return self._fit_prototypes(images, progress)
+            if isinstance(data, torch.Tensor):
+                from .prototypes import extract_features, fit_prototypes
 
-    def _fit_prototypes(self, images: torch.Tensor, progress: bool) -> Prototypes:
-        from tqdm.auto import tqdm
-
-        cfg = self.config
-        with tqdm(total=2, desc="prototypes", unit="stage", disable=not progress) as bar:
-            bar.set_postfix_str("features")
-            features = extract_features(self.model, self.layer, images, cfg.batch_size, self.device)
-            bar.update()
-            bar.set_postfix_str(f"PCA + K-Means (K={cfg.k})")
-            prototypes = fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows,
-                                        cfg.minibatch_kmeans_rows, cfg.seed)
-            bar.update()
-        return prototypes
+                features = extract_features(self.model, self.layer, data, cfg.batch_size, self.device)
+                return fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows,
+                                      cfg.minibatch_kmeans_rows, cfg.seed)
+            probe = ProbeSet.from_data(data)
+            shape = self._first_batch(probe)[1]
+            check_k(cfg.k, len(probe), *shape[:2])
+            with FeatureTap(self.model, self.layer, self.device) as tap:
+                pca, centers, assignments, _ = stream_prototypes(tap, probe, range(len(probe)), shape, cfg,
+                                                                 progress=progress)
+        return Prototypes(pca, centers, assignments)
 
     def explain(
         self,
         checkpoints: CheckpointsType,
-        dataset: DatasetLike,
+        dataset: ProbeLike,
         checkpoints_load_func: LoadFunc = default_load_func,
         class_names: Iterable[str] | None = None,
         sample_ids: np.ndarray | None = None,
         run_id: str | None = None,
         model_name: str | None = None,
         progress: bool = False,
-    ) -> StructuredExplanation:
+    ) -> StructuredExplanation | None:
         """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``.
 
+        ``dataset``: an :class:`~i2x_plugin.data.ImageDataset`, ``(images, labels)`` tensors, a map-style
+        ``Dataset`` of ``(image, label)`` items or a ``DataLoader`` over one (see :mod:`i2x_plugin.probe`).
         ``class_names`` (default: the dataset's) needs one name per model class; ``sample_ids`` (default:
         positions) one unique integer id per probe sample. The model is given back as it was found.
+        Under ``torchrun`` call it on every rank: rank 0 returns the explanation, the others ``None``.
         """
         cfg = self.config
         self.timings = {}
-        infos = resolve_checkpoints(checkpoints)
-        data = as_image_dataset(dataset)
-        images, labels = data.images, data.labels
-        given_names = tuple(class_names) if class_names is not None else (
-            data.class_names if isinstance(dataset, ImageDataset) else None)
-        ids = _sample_ids(sample_ids, len(labels))
+        ranks = Ranks.current()
         with restored_model(self.model):
             self.model.to(self.device)
-            num_classes = self._check_labels(infos, checkpoints_load_func, images, labels, given_names or ())
+            with ranks.checked("checking the probe data and checkpoints"):
+                probe = ProbeSet.from_data(dataset)
+                infos = resolve_checkpoints(checkpoints)
+                given_names = tuple(class_names) if class_names is not None else probe.class_names
+                ids = _sample_ids(sample_ids, len(probe))
+                facts = self._inspect(probe, infos, checkpoints_load_func, ranks.distributed)
+            ranks.agree(facts)
+            num_classes, shape = facts["classes"], facts["feature map"]
             names = _class_names(given_names, num_classes)
+            check_k(cfg.k, len(probe), *shape[:2])
+            shard = ranks.shard(len(probe), cfg.batch_size)
             with self._stage("prototypes"):
                 checkpoints_load_func(self.model, infos[-1].path)
-                prototypes = self._fit_prototypes(images, progress)
-                presence = prototypes.presence()
-            with self._stage("sweep"):
-                trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func, images, labels,
-                                   prototypes.assignments, cfg.k, num_classes, cfg.target, cfg.normalization,
-                                   cfg.batch_size, self.device, progress, keep_maps=cfg.keep_maps)
+                with FeatureTap(self.model, self.layer, self.device) as tap:
+                    pca, centers, assignments, labels = stream_prototypes(tap, probe, shard, shape, cfg, ranks,
+                                                                          progress)
+            self._check_labels(ranks.all_gather(_label_counts(labels, num_classes), "checking the labels"),
+                               num_classes, names)
+            with self._stage("sweep"), ranks.checked("running the sweep"):
+                trajectory = sweep(self.model, self.adapter.attribute, infos, checkpoints_load_func,
+                                   probe.batches(cfg.batch_size, shard), assignments, labels, cfg.k, num_classes,
+                                   cfg.target, cfg.normalization, self.device, progress and ranks.is_root,
+                                   on_checkpoint=lambda _: ranks.sync("running the sweep"), keep_maps=cfg.keep_maps)
+        parts = ranks.gather((assignments, labels, trajectory), "gathering the sweep on rank 0")
+        if parts is None:
+            return None
+        if len(parts) > 1:  # rank 0 of several: the shards in rank order are the probe set in order
+            assignments, labels = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
+            trajectory = Trajectory.concatenate([part[2] for part in parts])
+        del parts
+        return self._structure(probe, infos, checkpoints_load_func, trajectory, Prototypes(pca, centers, assignments),
+                               labels, names, ids, run_id, model_name)
+
+    def _structure(self, probe: ProbeSet, infos: list[CheckpointInfo], checkpoints_load_func: LoadFunc,
+                   trajectory: Trajectory, prototypes: Prototypes, labels_np: np.ndarray, names: tuple[str, ...],
+                   ids: np.ndarray, run_id: str | None, model_name: str | None) -> StructuredExplanation:
+        """Steps 5–8 on the gathered sweep (rank 0 only), and the faithfulness test."""
+        cfg, num_classes = self.config, len(names)
+        presence = prototypes.presence()
         delta_p, delta_conf = trajectory.deltas()
-        labels_np = labels.numpy()
         with self._stage("groups"):
             groups = learning_groups(delta_conf, labels_np, num_classes, cfg.min_cluster_size,
                                      cfg.min_cluster_fraction)
@@ -186,7 +216,7 @@ class I2X:
                     claim_counts(claims), {k: float(np.mean([d[k] for d in null])) for k in null[0]},
                     {k: int(max(d[k] for d in null)) for k in null[0]}, cfg.null_draws))
         for line in claims.skipped:
-            warnings.warn(f"I2X: {line}.", stacklevel=2)
+            warnings.warn(f"I2X: {line}.", stacklevel=3)
         with self._stage("structure"):
             structure = build_structure(trajectory, claims, labels_np, prototypes.assignments, presence, cfg)
         accuracy = trajectory.accuracy
@@ -196,7 +226,7 @@ class I2X:
             model_name=model_name or type(self.model).__name__,
             layer=self.layer_name,
             method=self.method_name,
-            dataset=data.name,
+            dataset=probe.name,
             class_names=list(names),
             map_size=list(prototypes.map_size),
             checkpoints=[CheckpointSummary(i.index, i.name, str(i.path), i.epoch, i.step, i.train_loss,
@@ -222,32 +252,59 @@ class I2X:
             self.model.to(self.device)
             checkpoints_load_func(self.model, infos[-1].path)
             self.model.eval()
-            deleter = Deleter(self.model, self.layer, images, labels_np, prototypes.assignments, cfg.deletion,
+            deleter = Deleter(self.model, self.layer, probe.images, labels_np, prototypes.assignments, cfg.deletion,
                               cfg.batch_size, self.device)
             results, skipped = evaluate(explanation, deleter, cfg.top_prototypes, cfg.faithfulness_random_sets,
                                         cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
         for line in skipped:
-            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=2)
+            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=3)
         return dataclasses.replace(explanation, faithfulness_results=results,
                                    skipped=explanation.skipped + [f"faithfulness: {line}" for line in skipped])
 
     @torch.no_grad()
-    def _check_labels(self, infos, load_func, images, labels, class_names) -> int:
-        """Load the first checkpoint (catching architecture mismatches early) and validate the labels."""
+    def _first_batch(self, probe: ProbeSet) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """The first probe samples (the first item checked) and the explained layer's map shape ``(h, w, d)``."""
+        probe.check_first_item()
+        x = probe.read(range(min(2, len(probe))))[0].to(self.device)
+        with FeatureTap(self.model, self.layer, self.device) as tap:
+            return x, tuple(tap(x).shape[1:])  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _inspect(self, probe: ProbeSet, infos: list[CheckpointInfo], load_func: LoadFunc,
+                 digests: bool) -> dict[str, Any]:
+        """Check the first item and the first checkpoint (architecture mismatches early); what the ranks must agree on."""
         load_func(self.model, infos[0].path)
+        x, shape = self._first_batch(probe)
+        was_training = self.model.training
         self.model.eval()
-        num_classes = int(self.model(images[:2].to(self.device)).shape[1])
-        bad = labels[(labels < 0) | (labels >= num_classes)]
-        if len(bad):
-            raise ValueError(f"Label {int(bad[0])} is outside the model's {num_classes} classes (0..{num_classes - 1}). "
+        num_classes = int(self.model(x).shape[1])
+        self.model.train(was_training)
+        return {"probe samples": len(probe), "image shape": tuple(x.shape[1:]), "classes": num_classes,
+                "class names": probe.class_names,
+                "feature map": shape, "layer": self.layer_name, "settings": self.config.to_json(),
+                "checkpoints": [file_digest(i.path) if digests else i.name for i in infos]}
+
+    @staticmethod
+    def _check_labels(counts: list[tuple[int | None, np.ndarray]], num_classes: int,
+                      class_names: tuple[str, ...] | None) -> None:
+        """Every label is a class of the model and every class has probe samples (counts from every rank)."""
+        bad = [first for first, _ in counts if first is not None]
+        if bad:
+            raise ValueError(f"Label {bad[0]} is outside the model's {num_classes} classes (0..{num_classes - 1}). "
                              "Fix the probe labels or the model's output size.")
-        present = torch.bincount(labels, minlength=num_classes)
-        missing = torch.nonzero(present == 0).flatten().tolist()
+        present = np.sum([c for _, c in counts], axis=0)
+        missing = np.flatnonzero(present == 0).tolist()
         if missing:
-            names = [class_names[c] if c < len(class_names) else str(c) for c in missing]
+            names = [class_names[c] if class_names and c < len(class_names) else str(c) for c in missing]
             raise ValueError(f"Classes {names} have no samples in the probe set; every class needs probe samples "
                              "(use a stratified probe set).")
-        return num_classes
+
+
+def _label_counts(labels: np.ndarray, num_classes: int) -> tuple[int | None, np.ndarray]:
+    """The first label outside ``0..num_classes-1`` (or None) and the per-class counts of the others."""
+    outside = (labels < 0) | (labels >= num_classes)
+    first = int(labels[outside][0]) if outside.any() else None
+    return first, np.bincount(labels[~outside], minlength=num_classes)
 
 
 def _describe(model: nn.Module) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -57,6 +57,15 @@ class Trajectory:
         """ΔP^t = P^{t+1} − P^t and ΔŶ^t = Ŷ^{t+1} − Ŷ^t: ``(T-1, N, K)`` and ``(T-1, N, C)``."""
         return np.diff(self.intensities, axis=0), np.diff(self.confidences, axis=0)
 
+    @classmethod
+    def concatenate(cls, parts: Sequence["Trajectory"]) -> "Trajectory":
+        """The trajectory of consecutive blocks of samples (a distributed sweep's shards, in rank order)."""
+        return cls(np.concatenate([p.intensities for p in parts], axis=1),
+                   np.concatenate([p.confidences for p in parts], axis=1),
+                   np.concatenate([p.predictions for p in parts], axis=1),
+                   np.sum([p.confusion for p in parts], axis=0),
+                   None if parts[0].maps is None else np.concatenate([p.maps for p in parts], axis=1))
+
 
 class _OutputCatcher:
     """Catches the model's output on exactly the clean batch during an attribution call (no second forward).
@@ -78,6 +87,7 @@ class _OutputCatcher:
 
     def __exit__(self, *exc) -> None:
         self.handle.remove()
+        self.batch = None  # the batch must not outlive its step: the next one is read while this object lives
 
 
 def sweep(
@@ -85,26 +95,36 @@ def sweep(
     attribute: Callable[..., torch.Tensor],
     checkpoints: Sequence[CheckpointInfo],
     load_func: LoadFunc,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     assignments: np.ndarray,
+    labels: np.ndarray,
     k: int,
     num_classes: int,
     target: str = "label",
     normalization: str = "minmax",
-    batch_size: int = 256,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    on_checkpoint: Callable[[CheckpointInfo], None] | None = None,
     keep_maps: bool = False,
 ) -> Trajectory:
-    """Saliency of every checkpoint on the probe set, reduced to prototype intensities as it streams.
+    """Saliency of every checkpoint on the probe samples, reduced to prototype intensities as it streams.
 
-    ``attribute(inputs, target=...)`` is a saliency adapter's bound method returning ``(N, 1, h, w)``
-    maps at the prototype layer; its forward pass on the clean batch also yields the logits (else one
-    clean forward does): confidences never come from augmented or perturbed inputs.
+    Args:
+        attribute: a saliency adapter's bound ``attribute(inputs, target=...)`` returning ``(b, 1, h, w)``
+            maps at the prototype layer; its forward pass on the clean batch also yields the logits (else
+            one clean forward does): confidences never come from augmented or perturbed inputs.
+        batches: ``(images, labels)`` batches of the N samples in a fixed order, iterated once per
+            checkpoint (a :class:`~i2x_plugin.probe.ProbeBatches`, or a DataLoader without shuffling).
+        assignments: ``(N, h, w)`` prototype of every position; ``labels``: ``(N,)`` the samples' labels,
+            checked against every pass (a data set that reorders between passes is refused).
+        on_checkpoint: called after each checkpoint (the distributed sweep exchanges its state there).
+        keep_maps: also keep every checkpoint's normalised maps, ``(T, N, h, w)`` float16.
+
+    Returns:
+        A :class:`Trajectory` of the N samples. Memory: the O(T·N·K + T·N·C) arrays plus one batch.
     """
     device = torch.device(device)
-    n, t_count = len(images), len(checkpoints)
+    n, t_count = len(assignments), len(checkpoints)
     assign = torch.as_tensor(assignments, dtype=torch.long)
     intensities = np.zeros((t_count, n, k), dtype=np.float32)
     confidences = np.zeros((t_count, n, num_classes), dtype=np.float32)
@@ -121,9 +141,15 @@ def sweep(
                 bar.set_postfix_str(f"checkpoint {ckpt.index + 1}/{t_count} ({ckpt.name})")
             load_func(model, ckpt.path)
             model.eval()
-            for start in range(0, n, batch_size):
-                x = images[start : start + batch_size].to(device)
-                y = labels[start : start + batch_size].to(device)
+            start = 0
+            for x, y in batches:
+                block = slice(start, start + len(x))
+                start += len(x)
+                if start > n or not np.array_equal(y.cpu().numpy(), labels[block]):
+                    raise ValueError(f"The probe data gave other samples at checkpoint {ckpt.name} than before "
+                                     f"(labels differ at samples {block.start}…{block.stop - 1}): it must give the "
+                                     "same samples in the same order on every pass (no shuffling, fixed order).")
+                x, y = x.to(device), y.to(device)
                 with _OutputCatcher(model, x) as catcher:
                     maps = attribute(x, target=y if target == "label" else None)
                 logits = catcher.output
@@ -142,7 +168,6 @@ def sweep(
                                      f"{tuple(assign.shape[1:])}: the adapter must attribute at the prototype layer "
                                      "without upsampling.")
                 maps = normalize(maps, normalization)
-                block = slice(start, start + len(x))
                 intensities[ckpt.index, block] = prototype_intensity(maps, assign[block].to(maps.device), k).cpu().numpy()
                 if kept is not None:
                     kept[ckpt.index, block] = maps.cpu().numpy()
@@ -151,11 +176,16 @@ def sweep(
                 predictions[ckpt.index, block] = probs.argmax(1).cpu().numpy()
                 if bar is not None:
                     bar.update(len(x))
+                del x, y, maps, logits, probs  # before the next batch is read: one batch in memory, not two
+            if start != n:
+                raise ValueError(f"The probe data gave {start} samples at checkpoint {ckpt.name} but {n} before; it "
+                                 "must give the same samples on every pass.")
+            if on_checkpoint is not None:
+                on_checkpoint(ckpt)
     finally:
         if bar is not None:
             bar.close()
-    labels_np = labels.cpu().numpy()
-    confusion = np.stack([confusion_matrix(labels_np, p, num_classes) for p in predictions])
+    confusion = np.stack([confusion_matrix(labels, p, num_classes) for p in predictions])
     return Trajectory(intensities, confidences, predictions, confusion, kept)
 
 

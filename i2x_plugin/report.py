@@ -2,7 +2,11 @@
 
 >>> from i2x_plugin.report import exemplar_saliency, write_report
 >>> saliency = exemplar_saliency(i2x.adapter, probe, explanation)      # final checkpoint loaded
->>> write_report(explanation, probe.images, "out/report", saliency=saliency)
+>>> write_report(explanation, probe, "out/report", saliency=saliency)
+
+The probe images are read back by index (only the exemplars' and misclassified samples'), so the
+probe data can be a tensor, an :class:`~i2x_plugin.data.ImageDataset` or any ``Dataset`` of
+``(image, label)`` items that never fits in memory.
 
 One self-contained ``index.html`` (every figure embedded as a base64 PNG, so it opens offline and
 can be mailed as one file) plus the same PNGs beside it. Sections: accuracy and confusion per
@@ -30,11 +34,15 @@ import torch
 from matplotlib import colormaps
 from matplotlib.colors import PowerNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
+from torch.utils.data import Dataset
 
 from .atomic import atomic_open, write_bytes, write_text
 from .data import ImageDataset
 from .report_checks import calibration_section, faithfulness_section, plot_faithfulness, stability_section
+from .probe import ProbeLike, ProbeSet
 from .structure import StructuredExplanation
+
+Images = torch.Tensor | np.ndarray | ImageDataset | Dataset  # item i is image i, or (image, label)
 
 _DPI = 110
 _MAX_CONFUSION_PANELS = 10
@@ -46,7 +54,7 @@ _MAX_CLASSES_BETA = 20
 # --- saliency of the exemplars ------------------------------------------------------------------------
 
 
-def exemplar_saliency(adapter, probe: ImageDataset, explanation: StructuredExplanation,
+def exemplar_saliency(adapter, probe: ProbeLike, explanation: StructuredExplanation,
                       device: torch.device | str | None = None, batch_size: int = 256) -> dict[int, np.ndarray]:
     """Input-size saliency of the model as it is now (load the final checkpoint first) for the exemplar
     samples only: ``{probe position: (H, W) map in [0, 1]}``.
@@ -61,19 +69,21 @@ def exemplar_saliency(adapter, probe: ImageDataset, explanation: StructuredExpla
         return {}
     if device is None:
         device = next(adapter.model.parameters()).device
-    size = tuple(probe.images.shape[-2:])
+    probe = ProbeSet.from_data(probe)
     out: dict[int, np.ndarray] = {}
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        x = probe.images[chunk].to(device)
-        target = probe.labels[chunk].to(device) if explanation.config.target == "label" else None
+        x, y = probe.read(chunk)
+        size = tuple(x.shape[-2:])
+        x = x.to(device)
+        target = y.to(device) if explanation.config.target == "label" else None
         maps = normalize(adapter.attribute(x, target=target).detach().float(), "minmax")
         maps = upsample_to(maps, size).squeeze(1).clamp(0, 1).cpu().numpy()
         out.update({s: m for s, m in zip(chunk, maps)})
     return out
 
 
-def save_sample_images(images: torch.Tensor | np.ndarray, positions: Sequence[int], directory: str | Path,
+def save_sample_images(images: Images, positions: Sequence[int], directory: str | Path,
                        sample_ids: Sequence[int] | None = None, min_size: int = 112) -> dict[int, str]:
     """Write probe images as PNG files (nearest-neighbour upscaled to at least ``min_size`` pixels) and return
     ``{probe position: file URI}``: the graph's ``Sample.imageUri``, so a sample can be looked at from the graph."""
@@ -83,7 +93,7 @@ def save_sample_images(images: torch.Tensor | np.ndarray, positions: Sequence[in
     directory.mkdir(parents=True, exist_ok=True)
     uris = {}
     for i in sorted({int(p) for p in positions}):
-        image = _image_hwc(images[i])
+        image = _image_hwc(_probe_image(images, i))
         scale = max(1, math.ceil(min_size / max(image.shape[:2])))
         image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
         name = f"sample-{int(sample_ids[i]) if sample_ids is not None else i}.png"
@@ -112,6 +122,12 @@ def _checkpoint_labels(explanation: StructuredExplanation) -> list[str]:
 def _step_labels(explanation: StructuredExplanation) -> list[str]:
     names = _checkpoint_labels(explanation)
     return [f"{a}→{b}" for a, b in zip(names[:-1], names[1:])]
+
+
+def _probe_image(images: Images, index: int) -> torch.Tensor | np.ndarray:
+    """Image ``index`` of a tensor / array ``(N, C, H, W)`` or of a Dataset of ``(image, label)`` items."""
+    item = images[int(index)]  # type: ignore[index]
+    return item[0] if isinstance(item, (tuple, list)) else item
 
 
 def _image_hwc(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -348,7 +364,7 @@ def _exemplar_tile(image: np.ndarray, saliency: np.ndarray | None, cells: np.nda
     return tile
 
 
-def exemplar_strip(explanation: StructuredExplanation, images: torch.Tensor | np.ndarray, k: int,
+def exemplar_strip(explanation: StructuredExplanation, images: Images, k: int,
                    saliency: Mapping[int, np.ndarray] | None = None) -> bytes | None:
     """PNG of the regions prototype k covers in its highest-intensity samples: crops of the exemplar box
     (plus one cell of context, the prototype's cells outlined in cyan) under the final checkpoint's
@@ -367,7 +383,7 @@ def exemplar_strip(explanation: StructuredExplanation, images: torch.Tensor | np
     for n, e in enumerate(exemplars):
         overlay = saliency.get(e.sample) if saliency is not None else None
         cells = np.argwhere(explanation.assignments[e.sample] == k)
-        tile = _exemplar_tile(_image_hwc(images[e.sample]), overlay, cells, e.box, explanation.map_size)
+        tile = _exemplar_tile(_image_hwc(_probe_image(images, e.sample)), overlay, cells, e.box, explanation.map_size)
         height, width = tile.shape[:2]
         top, left = _HEADER + (_TILE - height) // 2, n * (_TILE + _GAP) + (_TILE - width) // 2
         canvas[top:top + height, left:left + width] = tile
@@ -459,7 +475,7 @@ class _Figure:
 
 def write_report(
     explanation: StructuredExplanation,
-    images: torch.Tensor | np.ndarray,
+    images: Images,
     directory: str | Path,
     *,
     saliency: Mapping[int, np.ndarray] | None = None,
@@ -471,7 +487,8 @@ def write_report(
 
     Args:
         explanation: the run's structured explanation.
-        images: the probe images ``(N, C, H, W)`` in the explanation's sample order.
+        images: the probe images in the explanation's sample order: ``(N, C, H, W)``, or any Dataset whose
+            item i is sample i's ``(image, label)``; only the exemplars are read.
         saliency: ``{probe position: (H, W) map}`` for the overlay (see :func:`exemplar_saliency`).
         test_accuracy: accuracy of every checkpoint on a held-out split, plotted beside the probe's.
         extra_sections: ``(title, html)`` blocks appended to the page (e.g. the fine-tuning table).

@@ -35,6 +35,11 @@ or failed run therefore never shows as ``complete``, and ``summary.json`` record
 (``interrupted`` / ``failed``) and the error. ``stage_seconds`` holds the seconds the run spent in
 (or waiting for) each stage; ``store.background`` and ``graph.background`` the seconds the store
 start and the graph write took in the background.
+
+Several processes (``i2x run --nproc N``, or ``torchrun ... -m i2x_plugin.cli run``): every rank
+loads the data and explains its block of the probe set; rank 0 alone writes the output directory,
+trains (when no checkpoints are given), starts the store and writes the graph, the report and
+``summary.json`` (see :mod:`i2x_plugin.distributed`).
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ from .background import Background, RowsWritten, wait_for_graph, write_graph
 from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
 from .config import I2XConfig
 from .data import DATASET_CHOICES, ImageDataset, load_dataset
+from .distributed import Ranks, process_group, rank_device
 from .models import MODEL_CHOICES, build_model, default_feature_layer
 from .training import seeded, train_with_checkpoints
 
@@ -111,6 +117,8 @@ class RunConfig(BaseModel):
     stability: bool = Field(True, description="Run the stability test (i2x.stability_kmeans_seeds and "
                             "i2x.stability_bootstraps re-fits of the prototypes) so every claim carries how often it "
                             "recurs; 'i2x stability --run-dir' runs it on a saved run.")
+    dist_timeout: float = Field(1800.0, gt=0, description="Under torchrun: seconds a rank waits for the others "
+                                "before failing (it must cover rank 0's training when no checkpoints are given).")
     i2x: I2XConfig = Field(default_factory=I2XConfig, description="The I2X method's settings.")
 
     @field_validator("dataset")
@@ -221,8 +229,9 @@ class RunResult:
         probe, test = m["probe_accuracy"], m["test_accuracy"]
         lines.append(f"  accuracy      probe {100 * probe[0]:.1f}% → {100 * probe[-1]:.1f}% over {m['checkpoints']} "
                      f"checkpoints; held-out test {100 * test[-1]:.1f}% ({m['test_samples']} samples)")
+        processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
-                     f"({m['method']})")
+                     f"({m['method']}{processes})")
         counts = m.get("claims")
         if counts:
             found = ", ".join(f"{counts['real'][k]} {k} (noise: {counts['null_mean'][k]:.1f})" for k in counts["real"])
@@ -408,15 +417,27 @@ def _connect_store(config: RunConfig):
 
 
 def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = None,
-             on_stage: Callable[[str], None] | None = None) -> RunResult:
+             on_stage: Callable[[str], None] | None = None) -> RunResult | None:
     """Run the whole job described by ``config``; see the module docstring for what is written where.
 
     ``progress`` shows tqdm bars on the long stages; ``verbose`` (default: as ``progress``) prints one
     line per stage. ``on_stage(name)`` is called as each stage starts (e.g. to cancel from a UI).
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs this: rank 0 prepares the output, trains
+    (the others wait, up to ``dist_timeout``), explains its shard of the probe set like every rank,
+    then alone writes the graph, the report and the summary and returns the result; the other ranks
+    return ``None``. Any rank's error fails every rank (see :mod:`i2x_plugin.distributed`).
     """
+    device = resolve_device(config.device)
+    with process_group(device, config.dist_timeout) as ranks:
+        verbose = (progress if verbose is None else verbose) and ranks.is_root
+        return _run(config, rank_device(device), ranks, progress and ranks.is_root, verbose, on_stage)
+
+
+def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, verbose: bool,
+         on_stage: Callable[[str], None] | None) -> RunResult | None:
     from . import I2X
 
-    verbose = progress if verbose is None else verbose
     stages = _Stages(verbose)
     started = time.perf_counter()
 
@@ -426,54 +447,64 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
         return stages(name, message)
 
     # Fail fast: everything a user can get wrong is checked before the first long stage.
-    device = resolve_device(config.device)
-    given_infos = resolve_checkpoints(config.checkpoints) if config.checkpoints is not None else None
-    run_id = config.run_id or new_run_id()
+    run_id = ranks.broadcast(config.run_id or new_run_id(), "agreeing on the run id")
     config = config.updated(run_id=run_id)
-    directory = prepare_output(config.out, run_id)
-    write_text(directory / "config.yaml", config.to_yaml())
+    directory = Path(config.out).expanduser() / run_id
+    with ranks.checked("checking the run's settings"):
+        given_infos = resolve_checkpoints(config.checkpoints) if config.checkpoints is not None else None
+        if ranks.is_root:
+            directory = prepare_output(config.out, run_id)
+            write_text(directory / "config.yaml", config.to_yaml())
 
     store = None
     summary: dict[str, Any] = {"run_id": run_id, "status": "running"}
     background = Background(stages.seconds)
     try:
-        if config.store != STORE_NONE:
+        if config.store != STORE_NONE and ranks.is_root:
             if verbose:
                 print(f"[i2x] starting the graph store ({config.store}) in the background", file=sys.stderr,
                       flush=True)
             background.submit("store", _connect_store, config)
-        with stage("data", f"loading {config.dataset}"):
+        with stage("data", f"loading {config.dataset}"), ranks.checked("loading the data"):
             data = load_run_data(config)
-            with atomic_open(directory / "split.npz") as f:
-                np.savez(f, train=data.train_index, test=data.test_index, probe=data.probe_index,
-                         separate_test_source=data.separate_test_source)
+            if ranks.is_root:
+                with atomic_open(directory / "split.npz") as f:
+                    np.savez(f, train=data.train_index, test=data.test_index, probe=data.probe_index,
+                             separate_test_source=data.separate_test_source)
             image_size = int(data.train.images.shape[-1])
             with seeded(config.seed):  # the initial weights too: a run is reproducible from its config
                 model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes,
                                     image_size)
             layer = config.layer or default_feature_layer(model)
-        background.check()
+        with ranks.checked("starting the graph store"):
+            background.check()
 
         if given_infos is None:
             checkpoints_dir = directory / "checkpoints"
             with stage("training", f"training {config.model} on {len(data.train)} samples for {config.epochs} "
-                       f"epochs ({device})"):
-                train_with_checkpoints(model, data.train, checkpoints_dir, epochs=config.epochs, lr=config.lr,
-                                       batch_size=config.batch_size, seed=config.seed, device=device,
-                                       progress=progress)
-            infos = resolve_checkpoints(checkpoints_dir)
+                       f"epochs ({device})"), ranks.checked("training (rank 0)"):
+                if ranks.is_root:
+                    train_with_checkpoints(model, data.train, checkpoints_dir, epochs=config.epochs, lr=config.lr,
+                                           batch_size=config.batch_size, seed=config.seed, device=device,
+                                           progress=progress)
+            with ranks.checked("reading the checkpoints rank 0 trained"):
+                infos = resolve_checkpoints(checkpoints_dir)
         else:
             checkpoints_dir = Path(config.checkpoints)  # type: ignore[arg-type]
             infos = given_infos
             model.to(device)
 
-        background.check()
+        with ranks.checked("starting the graph store"):
+            background.check()
         i2x = I2X(model, layer, adapter=config.adapter, config=config.i2x, method=config.method, device=device)
+        processes = f", {ranks.world_size} processes" if ranks.distributed else ""
         with stage("explain", f"I2X on {len(data.probe)} probe samples × {len(infos)} checkpoints "
-                   f"(K={config.i2x.k}, {i2x.method_name} at {layer})"):
+                   f"(K={config.i2x.k}, {i2x.method_name} at {layer}{processes})"):
             explanation = i2x.explain([i.path for i in infos], data.probe, class_names=data.train.class_names,
                                       sample_ids=data.probe_index, run_id=run_id, model_name=config.model,
                                       progress=progress)
+            if explanation is None:  # not rank 0: its shard is on rank 0 now
+                return None
             explanation.save(directory / "explanation")
         for name, seconds in i2x.timings.items():
             stages.seconds[f"explain.{name}"] = seconds
@@ -489,7 +520,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             if verbose:
                 print("[i2x] writing the explanation graph in the background", file=sys.stderr, flush=True)
             written = RowsWritten()
-            background.submit("graph", write_graph, store, explanation, data.probe.images, directory,
+            background.submit("graph", write_graph, store, explanation, data.probe, directory,
                               background.cancelled, written)
 
         with stage("test", f"test accuracy of {len(infos)} checkpoints on {len(data.test)} held-out samples"):
@@ -502,7 +533,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
 
                 default_load_func(model, infos[-1].path)
                 saliency = exemplar_saliency(i2x.adapter, data.probe, explanation, device)
-                report_path = write_report(explanation, data.probe.images, directory / "report", saliency=saliency,
+                report_path = write_report(explanation, data.probe, directory / "report", saliency=saliency,
                                            test_accuracy=test_accuracy, progress=progress)
 
         if "graph" in background.jobs:
@@ -524,7 +555,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
             "drivers": len(explanation.drivers), "fdr_q": explanation.config.fdr_q,
             "claims": dataclasses.asdict(explanation.claim_counts) if explanation.claim_counts else None,
             "learning_order": explanation.learning_order[:10],
-            "sweep_images_checkpoints": len(data.probe) * len(infos),
+            "sweep_images_checkpoints": len(data.probe) * len(infos), "processes": ranks.world_size,
         }
         stages.seconds["total"] = time.perf_counter() - started
         result = RunResult(run_id, directory, "complete", report_path, directory / "explanation", checkpoints_dir,
@@ -541,6 +572,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
         background.close()  # a graph write still running stops at its next batch, marked 'failed'
         if store is None and "store" in background.jobs and background.jobs["store"].exception() is None:
             store = background.jobs["store"].result()  # started, but the run stopped before using it
-        write_text(directory / "summary.json", json.dumps(summary, indent=1, default=str))
+        if ranks.is_root:
+            write_text(directory / "summary.json", json.dumps(summary, indent=1, default=str))
         if store is not None:
             store.close()

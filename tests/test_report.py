@@ -151,3 +151,25 @@ def test_a_section_can_be_added_to_a_written_report_once(report, tmp_path):
     assert page.index("second version") < page.index("<footer>")
     with pytest.raises(FileNotFoundError, match="No report"):
         add_report_section(tmp_path / "missing", "x", "")
+
+
+def test_images_are_read_by_index_from_a_dataset(digits_run):
+    """A Dataset of (image, label) draws the same exemplar strip as the tensor, reading only those samples."""
+    from i2x_plugin.report import exemplar_strip
+
+    class Recorded(torch.utils.data.Dataset):
+        def __init__(self):
+            self.read = set()
+
+        def __len__(self):
+            return len(digits_run.probe)
+
+        def __getitem__(self, i):
+            self.read.add(i)
+            return digits_run.probe.images[i], int(digits_run.probe.labels[i])
+
+    explanation, dataset = digits_run.explanation, Recorded()
+    k = explanation.exemplars[0].prototype
+    from_tensor = exemplar_strip(explanation, digits_run.probe.images, k)
+    assert exemplar_strip(explanation, dataset, k) == from_tensor
+    assert dataset.read == {e.sample for e in explanation.exemplars if e.prototype == k}
