@@ -2,9 +2,24 @@
 
 import numpy as np
 import pytest
+from scipy.stats import norm
+from sklearn.linear_model import Ridge
 
-from i2x_plugin.claims import calibrated_claims, claim_counts, most_confused_pairs, null_claim_counts
+from i2x_plugin.claims import (
+    Driver,
+    GroupSummary,
+    SharedPrototype,
+    _summarise_groups,
+    calibrated_claims,
+    claim_counts,
+    class_pairs,
+    find_drivers,
+    most_confused_pairs,
+    null_claim_counts,
+    shared_and_specialised,
+)
 from i2x_plugin.config import I2XConfig
+from i2x_plugin.ridge import RidgeFit
 
 STEPS, PER_CLASS, K, C = 6, 120, 6, 3
 CONFIG = I2XConfig(k=K, n_permutations=200, null_draws=0)
@@ -135,3 +150,104 @@ def test_bad_settings_are_refused_with_the_fix():
         I2XConfig(fdr_q=1.5)
     with pytest.raises(ValueError, match="fdr_q=0.0 must lie"):
         I2XConfig(fdr_q=0.0)
+
+
+# --- each fit uses the samples of its scope (scikit-learn's Ridge on those rows as the reference) ---------------
+def _ridge(x_rows: np.ndarray, y_rows: np.ndarray) -> np.ndarray:
+    """β (K, J) of rows already centred per stratum, with λ = ridge_alpha · n."""
+    model = Ridge(alpha=CONFIG.ridge_alpha * len(x_rows), fit_intercept=False).fit(x_rows, y_rows)
+    return np.atleast_2d(model.coef_).T
+
+
+def _centred(x: np.ndarray, y: np.ndarray, strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = x.copy(), y.copy()
+    for s in np.unique(strata):
+        xs[strata == s] -= xs[strata == s].mean(0)
+        ys[strata == s] -= ys[strata == s].mean(0)
+    return xs, ys
+
+
+def test_each_scope_is_fitted_on_its_own_samples_only(planted):
+    x, y, labels, groups, _ = _planted()
+    for t in (0, 3):
+        for c in range(C):  # class c's fit: class c's rows, column c
+            rows = labels == c
+            expected = _ridge(*_centred(x[t, rows], y[t, rows, c:c + 1], labels[rows]))[:, 0]
+            np.testing.assert_allclose(planted.beta_class[t, c], expected, rtol=1e-6, atol=1e-10)
+        for p, (a, b) in enumerate(class_pairs(C)):  # the pair's fit: a ∪ b, each class its own intercept
+            rows = (labels == a) | (labels == b)
+            expected = _ridge(*_centred(x[t, rows], y[t, rows][:, [a, b]], labels[rows]))
+            np.testing.assert_allclose(planted.beta_pair[t, p], expected, rtol=1e-5, atol=1e-7)
+        expected = _ridge(*_centred(x[t], y[t], labels))  # the step's fit: every sample
+        np.testing.assert_allclose(planted.beta_step[t], expected, rtol=1e-6, atol=1e-10)
+    for c in range(C):  # the driver fit: class c over all steps, one intercept per step
+        strata = np.repeat(np.arange(STEPS), PER_CLASS)
+        xs, ys = _centred(x[:, labels == c].reshape(-1, K), y[:, labels == c, c].reshape(-1, 1), strata)
+        np.testing.assert_allclose(planted.beta_driver[c], _ridge(xs, ys)[:, 0], rtol=1e-6, atol=1e-10)
+    assert len(planted.beta_group_keys) == STEPS * C * 2
+    for (t, c, g), beta in zip(planted.beta_group_keys, planted.beta_group):  # a group: its own rows
+        rows = (labels == c) & (groups[t] == g)
+        expected = _ridge(*_centred(x[t, rows], y[t, rows, c:c + 1], labels[rows]))[:, 0]
+        np.testing.assert_allclose(beta, expected, rtol=1e-6, atol=1e-10)
+
+
+# --- the claim rules on hand-made fits (null with no skew, so p = Φ̄(β / sd)) ------------------------------------
+def _fit(beta: np.ndarray, sd: np.ndarray | float = 0.1) -> RidgeFit:
+    beta = np.asarray(beta, float)[..., None]
+    return RidgeFit(beta, np.broadcast_to(sd, beta.shape[:-1])[..., None] * np.ones_like(beta),
+                    np.zeros_like(beta), np.full(beta.shape[0], 100.0))
+
+
+def test_find_drivers_by_hand():
+    # z = β / 0.1: class 0 (4, 0.5, 5), class 1 (−4, 3.5, 0); class 2 is not tested.
+    fit = _fit([[0.4, 0.05, 0.5], [-0.4, 0.35, 0.0], [0.9, 0.9, 0.9]])
+    share = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.4, 0.3, 0.3]])
+    step_p = np.full((3, 3, 3), 0.5)
+    step_p[:, 0, 2] = [0.2, 0.01, 0.001]  # significant (≤ 0.05) from step 1
+    step_p[:, 1, 1] = [0.04, 0.5, 0.5]  # at step 0 only
+    drivers, q = find_drivers(fit, step_p, share, np.array([True, True, False]), 0.05, 0.05)
+    # Six tests; p sorted: Φ̄(5) Φ̄(4) Φ̄(3.5) Φ̄(.5) Φ̄(0) Φ̄(−4); q = p · 6 / rank (all increasing here).
+    sf = norm.sf
+    assert drivers == [  # class 0 by share: P1 (not significant), P2, P0; class 1: P1
+        Driver(0, 2, 0.5, pytest.approx(5.0), pytest.approx(sf(5)), pytest.approx(sf(5) * 6), 0.3, 0, 1),
+        Driver(0, 0, 0.4, pytest.approx(4.0), pytest.approx(sf(4)), pytest.approx(sf(4) * 3), 0.2, 1, None),
+        Driver(1, 1, 0.35, pytest.approx(3.5), pytest.approx(sf(3.5)), pytest.approx(sf(3.5) * 2), 0.1, 0, 0)]
+    np.testing.assert_allclose(q[:2], [[sf(4) * 3, sf(0.5) * 6 / 4, sf(5) * 6],
+                                       [sf(-4), sf(3.5) * 2, sf(0) * 6 / 5]])
+    assert np.isnan(q[2]).all()  # not tested, whatever its β
+
+
+def _groups_fit():
+    """Class 0: four tested groups (step, group) (0,0) (0,1) (1,0) (1,1); class 1: one. z = β / sd per entry.
+    P0 is significant (z = 6) in three of class 0's groups, P1 (β 0.9, z = 6) in two, P2 strongly negative
+    (z = −6) everywhere, P3 at z = 1 in class 0 and z = 6 in class 1's group."""
+    keys = np.array([[0, 0, 0], [0, 0, 1], [1, 0, 0], [1, 0, 1], [0, 1, 0]])
+    beta = np.array([[0.6, 0.0, -0.6, 0.1], [0.6, 0.9, -0.6, 0.1], [0.6, 0.0, -0.6, 0.1], [0.0, 0.9, -0.6, 0.1],
+                     [0.0, 0.0, -0.6, 0.6]])
+    sd = np.where(beta == 0.9, 0.15, 0.1)
+    return keys, _fit(beta, sd)
+
+
+def test_shared_needs_three_quarters_of_the_class_groups_by_default():
+    keys, fit = _groups_fit()
+    shared, tops, q = shared_and_specialised(keys, fit, 2, 0.05, I2XConfig().shared_fraction, top=5)
+    six = pytest.approx(norm.sf(6) * 20 / 6)  # 20 tests, six at z = 6
+    assert shared == [SharedPrototype(0, 0, "shared", 0.75, [[0, 0], [0, 1], [1, 0]], six),
+                      SharedPrototype(0, 1, "specialised", 0.5, [[0, 1], [1, 1]], six),
+                      SharedPrototype(1, 3, "shared", 1.0, [[0, 0]], six)]  # P2 (β < 0) and P3 in class 0: none
+    assert tops == {(0, 0, 0): [0], (0, 0, 1): [1, 0], (1, 0, 0): [0], (1, 0, 1): [1], (0, 1, 0): [3]}
+    assert q.shape == (5, 4) and (q[:, 2] > 0.9).all()
+    paper, short, _ = shared_and_specialised(keys, fit, 2, 0.05, 1.0, top=1)  # the paper: every group
+    assert [(s.prototype, s.kind) for s in paper if s.cls == 0] == [(0, "specialised"), (1, "specialised")]
+    assert short[(0, 0, 1)] == [1]
+
+
+def test_group_summaries_by_hand():
+    labels = np.array([0, 0, 0, 1, 1])
+    group_labels = np.array([[0, 0, -1, 0, 0], [1, 0, 1, -1, -1]])
+    tops = {(0, 0, 0): [2, 1], (1, 0, 1): []}  # the tested groups (one with no significant prototype)
+    assert _summarise_groups(group_labels, labels, 2, tops) == [
+        GroupSummary(0, 0, -1, 1, [], False), GroupSummary(0, 0, 0, 2, [2, 1], True),
+        GroupSummary(0, 1, 0, 2, [], False),
+        GroupSummary(1, 0, 0, 1, [], False), GroupSummary(1, 0, 1, 2, [], True),
+        GroupSummary(1, 1, -1, 2, [], False)]

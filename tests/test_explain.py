@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 from captum.attr import IntegratedGradients, LayerGradCam
+from torch.utils.data import Dataset, Subset, TensorDataset
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
 from i2x_plugin.adapters import CaptumAdapter, GradCamAdapter, build_adapter
 from i2x_plugin.checkpoints import CheckpointRecorder, default_load_func
+from i2x_plugin.explain import as_image_dataset
 from i2x_plugin.models import SmallCNN
 from i2x_plugin.synthetic import prototype_shapes, score_planted_claims
 from i2x_plugin.training import seeded
@@ -46,9 +48,29 @@ def test_planted_structure_is_typed_and_consistent(planted):
     assert e.beta_pair.shape == (t - 1, c * (c - 1) // 2, k, 2) and e.beta_pair.dtype == np.float32
     assert e.saliency_maps.shape == (t, n) + tuple(e.map_size)
     assert e.checkpoints[-1].accuracy > 0.9
-    assert np.all(e.presence.sum(1) == np.prod(e.map_size))
-    assert all(s.kind in ("shared", "specialised") for s in e.shared)
-    assert {len(s.box) for s in e.exemplars} == {4}
+    # The arrays agree with one another: presence counts the assigned cells, an intensity is the mean min–max
+    # normalised map over the sample's cells of the prototype (0 where absent), predictions are the argmax of
+    # the softmax confidences, and confusion and accuracy count them.
+    maps, cells = e.saliency_maps, e.assignments
+    for proto in range(k):
+        mine = cells == proto
+        np.testing.assert_array_equal(e.presence[:, proto], mine.sum((1, 2)))
+        mean = (maps * mine).sum((2, 3)) / np.maximum(mine.sum((1, 2)), 1)
+        np.testing.assert_allclose(e.intensities[..., proto], mean, rtol=1e-5, atol=1e-6)
+    peak = maps.reshape(t, n, -1)
+    assert np.allclose(peak.min(2), 0) and np.all(np.isclose(peak.max(2), 1) | (peak.max(2) == 0))
+    np.testing.assert_allclose(e.confidences.sum(2), 1, atol=1e-5)
+    np.testing.assert_array_equal(e.predictions, e.confidences.argmax(2))
+    for step in range(t):
+        pairs = np.zeros((c, c), int)
+        np.add.at(pairs, (e.labels, e.predictions[step]), 1)
+        np.testing.assert_array_equal(e.confusion[step], pairs)
+        assert e.checkpoints[step].accuracy == pytest.approx((e.predictions[step] == e.labels).mean())
+    assert all(s.kind == ("shared" if s.fraction >= e.config.shared_fraction else "specialised") for s in e.shared)
+    for x in e.exemplars:  # each box is the bounding box of the prototype's cells in that sample
+        rows, cols = np.nonzero(cells[x.sample] == x.prototype)
+        assert x.box == [rows.min(), cols.min(), rows.max(), cols.max()]
+        assert x.intensity == pytest.approx(float(e.intensities[-1, x.sample, x.prototype]))
 
 
 # --- scikit-learn digits --------------------------------------------------------------------------
@@ -58,7 +80,17 @@ def test_digits_run_end_to_end(digits_run):
     assert t == len(list(digits_run.checkpoint_dir.glob("*.pt")))
     assert e.beta_step.shape == (t - 1, k, c)
     assert e.beta_group.shape == (len(e.beta_group_keys), k) and e.q_group.shape == e.beta_group.shape
-    assert e.groups and e.drivers and e.separations and e.exemplars
+    # Claims: more than the same procedure makes on ΔP shuffled within class, and far from every candidate.
+    counts = e.claim_counts
+    assert counts.null_draws == e.config.null_draws > 0 and counts.real["drivers"] == len(e.drivers)
+    assert counts.null_max["drivers"] < len(e.drivers) < k * c // 2, counts
+    # Every (step, class) has its learning-pattern groups, which partition the class's samples.
+    sizes = {}
+    for g in e.groups:
+        sizes[g.step, g.cls] = sizes.get((g.step, g.cls), 0) + g.size
+    assert sizes == {(s, cls): int((e.labels == cls).sum()) for s in range(t - 1) for cls in range(c)}
+    assert len(e.separations) == c * (c - 1) // 2
+    assert len(e.exemplars) == k * e.config.exemplars  # every prototype is in at least 8 probe samples
     assert e.checkpoints[-1].accuracy > e.checkpoints[0].accuracy
     assert e.layer == "block3" and e.method == "LayerGradCam"
 
@@ -83,11 +115,17 @@ def test_save_and_load_round_trip(digits_run, tmp_path):
 
 
 def test_gradcam_adapter_runs_the_same_pipeline(digits_run):
-    e = digits_run.explain_again(adapter="gradcam")
+    """GradCAM from pytorch-grad-cam is Captum's LayerGradCam up to float error: the maps the adapter makes must
+    agree, and β, fitted on them, must agree to within the maps' own (relative) disagreement."""
+    e, captum = digits_run.explain_again(adapter="gradcam"), digits_run.explanation
     assert e.method == "GradCAM"
-    # GradCAM from both libraries is the same map, so the same checkpoints give the same accuracy and β.
-    assert [c.accuracy for c in e.checkpoints] == [c.accuracy for c in digits_run.explanation.checkpoints]
-    np.testing.assert_allclose(e.beta_step, digits_run.explanation.beta_step, atol=1e-3)
+    maps_error = float(np.abs(e.saliency_maps - captum.saliency_maps).max())  # maps in [0, 1]: a relative error
+    assert maps_error < 1e-4
+    np.testing.assert_allclose(e.intensities, captum.intensities, rtol=0, atol=maps_error)
+    for name in ("beta_step", "beta_class", "beta_driver", "beta_pair"):
+        mine, theirs = getattr(e, name), getattr(captum, name)
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=10 * maps_error * np.abs(theirs).max(), err_msg=name)
+    assert [(d.cls, d.prototype) for d in e.drivers] == [(d.cls, d.prototype) for d in captum.drivers]
 
 
 # --- bad input ----------------------------------------------------------------------------------------
@@ -196,6 +234,50 @@ def test_explain_gives_the_model_back_as_it_found_it(digits_run):
     assert {n: m.training for n, m in model.named_modules()} == modes
     assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
     assert {p.device for p in model.parameters()} == {torch.device("cpu")}
+
+
+class _PairsDataset(Dataset):
+    """A map-style Dataset of (numpy image, numpy label) pairs, as a user's own Dataset might return them."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data.images[i].numpy(), np.int64(self.data.labels[i])
+
+
+def test_a_map_style_dataset_is_read_in_order(digits_run):
+    probe = _small_probe(digits_run, 50)
+    data = as_image_dataset(_PairsDataset(probe))
+    assert torch.equal(data.images, probe.images) and torch.equal(data.labels, probe.labels)
+    assert data.images.dtype == torch.float32 and data.class_names == tuple(str(c) for c in range(10))
+    subset = as_image_dataset(Subset(digits_run.probe.tensor_dataset(), [5, 3, 8]))
+    assert torch.equal(subset.labels, digits_run.probe.labels[[5, 3, 8]])
+    with pytest.raises(TypeError, match="integer dtype"):
+        as_image_dataset(TensorDataset((probe.images * 16).long(), probe.labels))
+
+
+def test_prototypes_come_from_the_final_checkpoint(digits_run):
+    """Not from the first checkpoint, nor from the weights the model had when passed in."""
+    with seeded(5):
+        model = SmallCNN(1, 10, pools=1)  # weights that none of the checkpoints has
+    probe = _small_probe(digits_run)
+    config = I2XConfig(k=8, faithfulness=False, null_draws=0)
+    e = I2X(model, "block3", config=config).explain(digits_run.checkpoint_dir, _PairsDataset(probe))
+    np.testing.assert_array_equal(e.labels, probe.labels.numpy())
+
+    def fitted(path=None) -> np.ndarray:
+        loaded = copy.deepcopy(model)
+        if path is not None:
+            default_load_func(loaded, path)
+        return I2X(loaded, "block3", config=config).fit_prototypes(probe.images).assignments
+
+    np.testing.assert_array_equal(e.assignments, fitted(e.checkpoints[-1].path))
+    assert not np.array_equal(e.assignments, fitted(e.checkpoints[0].path))
+    assert not np.array_equal(e.assignments, fitted())
 
 
 def test_sample_ids_need_one_unique_integer_per_probe_sample(digits_run):

@@ -5,7 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from i2x_plugin.structure import ExplanationFormatError, StructuredExplanation, learning_order, pair_separations
+from i2x_plugin.structure import (
+    ExplanationFormatError,
+    StructuredExplanation,
+    find_exemplars,
+    learning_order,
+    pair_separations,
+)
 
 
 def test_separation_checkpoint_is_first_from_which_confusion_stays_low():
@@ -32,3 +38,16 @@ def test_an_explanation_saved_by_version_0_1_is_refused_with_the_fix(digits_run,
         StructuredExplanation.load(directory)
 
 
+def test_exemplars_are_the_most_salient_samples_that_contain_the_prototype():
+    assignments = np.array([[[0, 0], [1, 2]],
+                            [[1, 1], [1, 1]],
+                            [[2, 0], [2, 2]]])  # 3 samples, 2×2 cells; P3 is nowhere
+    presence = np.array([[2, 1, 1, 0], [0, 4, 0, 0], [1, 0, 3, 0]])
+    final = np.array([[0.5, 0.2, 0.9, 0.0],
+                      [0.7, 0.6, 0.0, 0.8],  # P0 and P3 absent from sample 1: their intensities do not count
+                      [0.5, 0.0, 0.4, 0.0]])
+    got = [(x.prototype, x.sample, x.intensity, x.presence, x.box) for x in find_exemplars(final, presence, assignments, 2)]
+    assert got == [(0, 0, 0.5, 2, [0, 0, 0, 1]), (0, 2, 0.5, 1, [0, 1, 0, 1]),  # a tie keeps probe order
+                   (1, 1, 0.6, 4, [0, 0, 1, 1]), (1, 0, 0.2, 1, [1, 0, 1, 0]),
+                   (2, 0, 0.9, 1, [1, 1, 1, 1]), (2, 2, 0.4, 3, [0, 0, 1, 1])]
+    assert [(x.prototype, x.sample) for x in find_exemplars(final, presence, assignments, 1)] == [(0, 0), (1, 1), (2, 0)]

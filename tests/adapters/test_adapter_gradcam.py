@@ -69,10 +69,15 @@ def test_target_forms_agree(model: SmallCNN, batch) -> None:
     "method", [GradCAM, GradCAMPlusPlus, XGradCAM, HiResCAM, LayerCAM, EigenCAM, ScoreCAM, ShapleyCAM]
 )
 def test_any_single_layer_basecam_gives_raw_layer_maps(model: SmallCNN, batch, method, hooks_of) -> None:
+    """The method's own map, before grad-cam scales it: scaled as grad-cam does, it is grad-cam's output."""
     x, y = batch[0][:4], batch[1][:4]
     out = GradCamAdapter(model, "block3", method).attribute(x, y)
     assert out.shape == (4, 1, 4, 4) and out.min() >= 0 and torch.isfinite(out).all()
     assert hooks_of(model) == {}
+    with method(model, [model.block3]) as cam:
+        theirs = cam(x, [ClassifierOutputTarget(int(c)) for c in y])
+    ours = to_gradcam_numpy(normalize(upsample_to(out, (8, 8)), "minmax"))
+    assert np.allclose(ours, theirs, atol=1e-4)
 
 
 def test_hires_cam_raw_values(model: SmallCNN, batch) -> None:

@@ -20,6 +20,9 @@ from i2x_plugin.graph_schema import (
 )
 from i2x_plugin.graph_schema import models as m
 from i2x_plugin.graph_schema.ddl import merge_node_cypher, merge_relationship_cypher
+from i2x_plugin import I2XConfig
+from i2x_plugin.claims import UncertainPrototype
+from i2x_plugin.structure import CheckpointSummary, Exemplar, PairSeparation, StructuredExplanation
 
 SCALARS = (bool, int, float, str)
 
@@ -100,6 +103,73 @@ def test_a_sample_lists_what_it_contains(digits_run, rows) -> None:
         by_checkpoint = row["prototypeIntensitiesByCheckpoint"]
         for j, k in enumerate(contained):
             assert by_checkpoint[j * T:(j + 1) * T] == e.intensities[:, i, k].astype(float).tolist()
+
+
+def _tiny_explanation() -> StructuredExplanation:
+    """3 checkpoints, 4 samples (ids 100–103) on a 1×2 map, 2 prototypes, classes cat and dog; every value chosen
+    here so that the rows below can be written by hand."""
+    t, n, k, c = 3, 4, 2, 2
+    intensities = np.zeros((t, n, k))
+    intensities[:, 1] = [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]  # sample 101 holds both prototypes
+    intensities[2, 2, 1] = 0.9
+    predictions = np.array([[1, 1, 0, 0], [0, 1, 1, 1], [0, 1, 1, 0]])  # final: 101 and 103 misclassified
+    confidences = np.full((t, n, c), 0.5)
+    confidences[2, 1] = [0.4, 0.6]
+    confusion = np.array([[[0, 2], [2, 0]], [[1, 1], [0, 2]], [[1, 1], [1, 1]]])
+    beta_step = np.arange(8, dtype=float).reshape(2, k, c) / 10  # β_step[t, k, c] = (4t + 2k + c) / 10
+    beta_class = -np.arange(8, dtype=float).reshape(2, c, k) / 10
+    arrays = dict(
+        sample_ids=np.array([100, 101, 102, 103]), labels=np.array([0, 0, 1, 1]),
+        assignments=np.array([[[0, 0]], [[0, 1]], [[1, 1]], [[0, 1]]]),
+        presence=np.array([[2, 0], [1, 1], [0, 2], [1, 1]]), intensities=intensities, confidences=confidences,
+        predictions=predictions, confusion=confusion, group_labels=np.zeros((t - 1, n), int),
+        beta_step=beta_step, z_step=beta_step * 10, beta_overall=np.array([[0.5, -0.5], [0.25, 0.75]]),
+        q_overall=np.full((k, c), 0.5), beta_class=beta_class, z_class=beta_class * 10,
+        beta_driver=np.array([[1.0, 2.0], [3.0, 4.0]]), q_driver=np.array([[0.01, 0.5], [np.nan, np.nan]]),  # (C, K)
+        beta_pair=np.zeros((t - 1, 1, k, 2), np.float32), z_pair=np.zeros((t - 1, 1, k, 2), np.float32),
+        beta_group_keys=np.zeros((0, 3), int), beta_group=np.zeros((0, k)), q_group=np.zeros((0, k)))
+    return StructuredExplanation(
+        run_id="tiny", config=I2XConfig(k=2), model_name="hand", layer="f", method="none", dataset="tiny",
+        class_names=["cat", "dog"], map_size=[1, 2],
+        checkpoints=[CheckpointSummary(i, f"c{i}", f"c{i}.pt", None, None, None, 0.5) for i in range(t)],
+        drivers=[], groups=[], shared=[], separators=[],
+        separations=[PairSeparation(0, 1, None, 1, 4, 2, [4, 1, 2])], learning_order=[[0, 1]],
+        uncertain=[UncertainPrototype(0, 1, 0, 1, [1], [0, 1], [1, -1], 0.3, 0.3, 0.01, 0.02)],
+        exemplars=[Exemplar(1, 2, 0.9, 2, [0, 0, 0, 1])], claim_counts=None, skipped=[],
+        created_at="2026-01-01T00:00:00+00:00", faithfulness_results=[], **arrays)
+
+
+def test_rows_of_a_tiny_explanation_by_hand() -> None:
+    rows = explanation_rows(_tiny_explanation())
+    samples = {r["key"]: r for r in rows.nodes["Sample"]}
+    # Stored: the exemplar (102), the misclassified (101, 103), and the samples of the uncertain pair holding P0,
+    # most P0 cells first (100, then 101 and 103).
+    assert {key: r["reasons"] for key, r in samples.items()} == {
+        "probe:100": ["uncertain"], "probe:101": ["misclassified", "uncertain"], "probe:102": ["exemplar"],
+        "probe:103": ["misclassified", "uncertain"]}
+    s = samples["probe:101"]
+    assert (s["name"], s["index"], s["label"], s["prediction"], s["correct"], s["confidence"]) == (
+        "#101 cat→dog", 1, 0, 1, False, 0.6)
+    assert (s["prototypes"], s["prototypePositions"], s["prototypeIntensities"]) == ([0, 1], [1, 1], [0.5, 0.6])
+    assert s["prototypeIntensitiesByCheckpoint"] == [0.1, 0.3, 0.5, 0.2, 0.4, 0.6]  # P0 at t = 0, 1, 2, then P1
+    few = explanation_rows(_tiny_explanation(), uncertain_samples_per_pair=1)
+    assert [r["key"] for r in few.nodes["Sample"] if "uncertain" in r["reasons"]] == ["probe:100"]
+    protos = {r["key"]: r for r in rows.nodes["Prototype"]}
+    assert [(p["support"], p["sampleSupport"], p["supportByClass"]) for p in protos.values()] == [
+        (4, 3, [2, 1]), (4, 3, [1, 2])]
+    assert (protos["1"]["exemplarSamples"], protos["1"]["exemplarBoxes"]) == (["probe:102"], [0, 0, 0, 1])
+    drives = {(r["scope"], r["from"], r["to"]): r for r in rows.relationships["DRIVES"]}
+    assert (drives["step", "1", "0"]["betas"], drives["step", "1", "0"]["beta"]) == ([0.2, 0.6], 0.25)
+    assert (drives["class", "1", "0"]["betas"], drives["class", "1", "0"]["beta"]) == ([-0.1, -0.5], 2.0)
+    assert drives["class", "0", "0"]["q"] == 0.01 and "q" not in drives["class", "0", "1"]  # NaN (not tested): no property
+    assert {(r["from"], r["to"]): r["counts"] for r in rows.relationships["CONFUSED_AS"]} == {
+        ("0", "1"): [2, 1, 1], ("1", "0"): [2, 0, 1]}
+    [separated] = rows.relationships["SEPARATED_FROM"]
+    assert (separated["from"], separated["to"], separated["order"]) == ("0", "1", 0)
+    assert "checkpoint" not in separated  # never separated
+    assert [(r["from"], r["to"], r["rank"]) for r in rows.relationships["UNCERTAIN_BETWEEN"]] == [
+        ("0", "0", 0), ("0", "1", 0)]
+    assert [(r["from"], r["to"], r["rank"]) for r in rows.relationships["EXEMPLAR_OF"]] == [("probe:102", "1", 0)]
 
 
 def test_lists_that_share_an_index_must_match() -> None:

@@ -17,6 +17,11 @@ STEP_BETAS = {(0, 0): [0.2, 0.4], (0, 1): [-0.1, -0.3], (1, 0): [0.0, -0.2], (1,
               (2, 0): [0.05, 0.05], (2, 1): [-0.1, 0.5]}
 CLASS_BETAS = {(0, 0): [0.5, -0.1], (1, 0): [0.1, 0.3], (2, 0): [-0.2, 0.2],
                (0, 1): [0.0, 0.2], (1, 1): [0.4, 0.0], (2, 1): [0.1, -0.5]}
+DELETION_TESTS = [
+    dict(kind="drivers", cls=0, other=None, prototypes=[2, 0], samples=10, effect=0.3, random_median=0.1,
+         percentile=0.96, p=0.04, static_prototypes=[1], static_effect=0.2, static_percentile=0.8),
+    dict(kind="separators", cls=1, other=0, prototypes=[1], samples=20, effect=0.05, random_median=0.04,
+         percentile=0.6, p=0.4, static_prototypes=[], static_effect=None, static_percentile=None)]
 
 
 def tiny_rows() -> GraphRows:
@@ -39,13 +44,34 @@ def tiny_rows() -> GraphRows:
                               zs=[10 * b for b in betas], beta=sum(betas) / 2, q=0.01 * (k + 1)))
     rows.add(m.ConfusedAs(run_id=r, source_key="0", target_key="1", counts=[5, 3, 2]))
     rows.add(m.ConfusedAs(run_id=r, source_key="1", target_key="0", counts=[4, 1, 0]))
-    for c in (0, 1):
-        rows.add(m.UncertainBetween(run_id=r, source_key="1", target_key=str(c), a=0, b=1, flips=2, flip_steps=[0, 1],
-                                    significant_steps=[0, 1], signs=[1, -1], magnitude=0.2, score=0.4, p=0.001,
-                                    q=0.004, rank=0))
     rows.add(m.Group(run_id=r, key="1:0:0", name="cat s1 g0", step=1, cls=0, group=0, size=7, noise=False,
                      betas=[0.3, -0.1, 0.6], top_prototypes=[2, 0]))
     rows.add(m.Group(run_id=r, key="1:0:-1", name="cat s1 g-1", step=1, cls=0, group=-1, size=2, noise=True))
+    # cat ↔ dog confusions [9, 4, 2] stay ≤ 2 from checkpoint 2 on: separated there, first (and only) in the order.
+    rows.add(m.SeparatedFrom(run_id=r, source_key="0", target_key="1", checkpoint=2, threshold=2, peak_confusion=9,
+                             final_confusion=2, confusion_by_checkpoint=[9, 4, 2], order=0))
+    for k, flips, flip_steps, magnitude, score, p, q, rank in ((1, 2, [0, 1], 0.2, 0.4, 0.001, 0.004, 0),
+                                                              (0, 1, [1], 0.1, 0.1, 0.002, 0.008, 1)):
+        for c in (0, 1):
+            rows.add(m.UncertainBetween(run_id=r, source_key=str(k), target_key=str(c), a=0, b=1, flips=flips,
+                                        flip_steps=flip_steps, significant_steps=[0, 1], signs=[1, -1],
+                                        magnitude=magnitude, score=score, p=p, q=q, rank=rank))
+    # Drivers (pooled over steps): cat has P2 (rank 0 by saliency share) and P0; dog has P0.
+    for k, c, beta, share, rank, first in ((0, 0, 0.5, 0.4, 1, 0), (2, 0, 0.3, 0.5, 0, 1), (0, 1, 0.2, 0.3, 0, None)):
+        rows.add(m.KeyDriverOf(run_id=r, source_key=str(k), target_key=str(c), beta=beta, z=10 * beta, p=beta / 100,
+                               q=beta / 10, saliency_share=share, rank=rank, first_step=first))
+    rows.add(m.Separates(run_id=r, source_key="1", target_key="1", a=0, b=1, against=0, first_step=1, steps=[1],
+                         margin=0.4, z=3.0, p=0.002, q=0.01))
+    rows.add(m.Separates(run_id=r, source_key="2", target_key="0", a=0, b=1, against=1, first_step=0, steps=[0, 1],
+                         margin=0.3, z=4.0, p=0.0001, q=0.001))
+    rows.add(m.SharedBy(run_id=r, source_key="0", target_key="0", fraction=1.0, steps=[0, 1], groups=[0, 0], q=0.01))
+    rows.add(m.SpecialisedTo(run_id=r, source_key="2", target_key="0", fraction=0.5, steps=[1], groups=[0], q=0.02))
+    for test in DELETION_TESTS:
+        key = f"{test['kind']}:{test['cls']}:{'' if test['other'] is None else test['other']}"
+        rows.add(m.DeletionTest(run_id=r, key=key, name=key, area=0.5, **test))
+        rows.add(m.Tests(run_id=r, source_key=key, target_key=str(test["cls"])))
+        for k in test["prototypes"]:
+            rows.add(m.Deletes(run_id=r, source_key=key, target_key=str(k)))
     samples = [  # id, label, prediction, prototypes, positions, final intensities
         (10, 0, 1, [0, 2], [3, 1], [0.25, 0.9]),
         (11, 1, 1, [1], [4], [0.6]),
@@ -59,6 +85,9 @@ def tiny_rows() -> GraphRows:
                           prototype_intensities_by_checkpoint=[v for f in final for v in (0.0, f / 2, f)]))
         rows.add(m.LabelledAs(run_id=r, source_key=key, target_key=str(label)))
         rows.add(m.PredictedAs(run_id=r, source_key=key, target_key=str(pred), confidence=0.7))
+    for rank, (sid, intensity, positions, box) in enumerate(((10, 0.9, 1, [0, 1, 0, 1]), (12, 0.3, 2, [0, 0, 1, 0]))):
+        rows.add(m.ExemplarOf(run_id=r, source_key=f"probe:{sid}", target_key="2", rank=rank, intensity=intensity,
+                              presence=positions, box=box))
     return rows
 
 
@@ -114,9 +143,12 @@ def test_misclassified_evidence_reads_the_pooled_beta(store) -> None:
 
 def test_most_confused_reads_the_final_count(store) -> None:
     # Final checkpoint: cat→dog 2, dog→cat 0; P1 is uncertain there; of the misclassified samples only #12 has P1.
+    # P0 is uncertain there too (lower score); of the misclassified samples only #10 has P0.
     assert ask(store, "most_confused") == [
         dict(a=0, b=1, confusions=2, confusion_rank=1, prototype=1, name="P1", flips=2, flip_steps=[0, 1], score=0.4, q=0.004,
-             samples=[12])]
+             samples=[12]),
+        dict(a=0, b=1, confusions=2, confusion_rank=1, prototype=0, name="P0", flips=1, flip_steps=[1], score=0.1,
+             q=0.008, samples=[10])]
 
 
 def test_learning_groups_read_the_group_betas(store) -> None:
@@ -129,3 +161,61 @@ def test_prototype_samples_find_the_listed_prototype(store) -> None:
     assert ask(store, "prototype_samples", k=1) == [
         dict(cls=0, name="cat", probe_samples=0, stored_samples=[], removed_for_curation=0),
         dict(cls=1, name="dog", probe_samples=2, stored_samples=["probe:11", "probe:12"], removed_for_curation=0)]
+
+
+def test_class_drivers_over_all_steps_are_the_key_drivers_by_rank(store) -> None:
+    assert ask(store, "class_drivers", cls=0) == [
+        dict(rank=0, prototype=2, name="P2", beta=0.3, z=3.0, q=0.03, saliency_share=0.5, first_step=1, recurrence=None),
+        dict(rank=1, prototype=0, name="P0", beta=0.5, z=5.0, q=0.05, saliency_share=0.4, first_step=0, recurrence=None)]
+    assert [r["prototype"] for r in ask(store, "class_drivers", cls=0, top=1)] == [2]
+
+
+def test_common_prototypes_are_drivers_of_both(store) -> None:
+    expected = [dict(prototype=0, name="P0", beta_a=0.5, beta_b=0.2, q_a=0.05, q_b=0.02, first_step_a=0,
+                     first_step_b=None)]
+    assert ask(store, "common_prototypes", a=0, b=1) == expected
+    assert [(r["beta_a"], r["beta_b"]) for r in ask(store, "common_prototypes", a=1, b=0)] == [(0.2, 0.5)]
+
+
+def test_pair_separators_by_onset_in_either_order(store) -> None:
+    expected = [
+        dict(prototype=2, name="P2", favours=0, against=1, first_step=0, from_checkpoint=1, steps=[0, 1], margin=0.3,
+             z=4.0, p=0.0001, q=0.001, recurrence=None, pair_separated_at=2),
+        dict(prototype=1, name="P1", favours=1, against=0, first_step=1, from_checkpoint=2, steps=[1], margin=0.4,
+             z=3.0, p=0.002, q=0.01, recurrence=None, pair_separated_at=2)]
+    assert ask(store, "pair_separators", a=1, b=0) == expected
+    assert ask(store, "pair_separators", a=0, b=1) == expected
+
+
+def test_learning_order_ranks_the_separated_pairs(store) -> None:
+    assert ask(store, "learning_order") == [
+        dict(rank=1, a=0, b=1, name_a="cat", name_b="dog", separated_at=2, peak_confusion=9, final_confusion=2,
+             confusion_by_checkpoint=[9, 4, 2])]
+
+
+def test_uncertain_prototypes_by_score(store) -> None:
+    rows = ask(store, "uncertain_prototypes", a=1, b=0)
+    assert [(r["prototype"], r["flips"], r["flip_steps"], r["score"], r["q"]) for r in rows] == [
+        (1, 2, [0, 1], 0.4, 0.004), (0, 1, [1], 0.1, 0.008)]
+    assert (rows[0]["significant_steps"], rows[0]["signs"], rows[0]["magnitude"]) == ([0, 1], [1, -1], 0.2)
+
+
+def test_shared_prototypes_before_specialised(store) -> None:
+    assert ask(store, "shared_prototypes", cls=0) == [
+        dict(prototype=0, name="P0", kind="shared", fraction=1.0, q=0.01, groups=[[0, 0], [1, 0]]),
+        dict(prototype=2, name="P2", kind="specialised", fraction=0.5, q=0.02, groups=[[1, 0]])]
+    assert ask(store, "shared_prototypes", cls=1) == []
+
+
+def test_faithfulness_lists_the_deletion_tests(store) -> None:
+    drivers, separators = ({k: v for k, v in t.items() if k != "static_prototypes"} for t in DELETION_TESTS)
+    assert ask(store, "faithfulness") == [dict(drivers, name="cat"), dict(separators, name="dog")]
+    assert ask(store, "faithfulness", kind="separators") == [dict(separators, name="dog")]
+    assert ask(store, "faithfulness", kind="uncertain") == []
+
+
+def test_prototype_exemplars_by_rank(store) -> None:
+    assert ask(store, "prototype_exemplars", k=2) == [
+        dict(rank=0, sample=10, label=0, prediction=1, intensity=0.9, positions=1, box=[0, 1, 0, 1], image_uri=None),
+        dict(rank=1, sample=12, label=1, prediction=0, intensity=0.3, positions=2, box=[0, 0, 1, 0], image_uri=None)]
+    assert ask(store, "prototype_exemplars", k=0) == []
