@@ -174,8 +174,7 @@ def update_saved_run(run, explanation, store: str | None, store_dir=None, keep_s
     """Write a stability-tested explanation back: the run's explanation files, its report's stability section
     and, unless ``store`` is None, its graph (the claims' recurrence; rewriting a run only updates it).
     Returns what was updated."""
-    from .report import add_report_section
-    from .report_checks import stability_section
+    from .report import add_report_section, stability_section
 
     explanation.save(run.directory / "explanation")
     updated = [str(run.directory / "explanation")]

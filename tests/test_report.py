@@ -14,15 +14,13 @@ from headless_chromium import CHROMIUM, loaded_images, non_background_fraction, 
 from i2x_plugin.adapters import normalize
 from i2x_plugin.checkpoints import default_load_func
 from i2x_plugin.report import (
-    _OUTLINE,
-    _crop_bounds,
-    _exemplar_tile,
     add_report_section,
     describe_prototype,
     exemplar_saliency,
     save_sample_images,
     write_report,
 )
+from i2x_plugin.report.exemplars import _OUTLINE, _crop_bounds, _exemplar_tile
 
 
 @pytest.fixture(scope="module")
