@@ -29,7 +29,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
-from .atomic import atomic_open, write_text
+from .atomic import write_text
 from .checkpoints import LoadFunc, default_load_func
 from .curation import CurationSet, PairSelection, choose_target
 from .data import ImageDataset
@@ -174,7 +174,7 @@ class ImproveResult:
             if comp is None:
                 continue
             conf, acc = comp["confusions"], comp["accuracy_pct"]
-            fewer, better = conf["mean_difference"] < 0, acc["mean_difference"] > 0
+            fewer = conf["mean_difference"] < 0
             tested = conf["significance"] == "tested"
             p = conf["t_test_p"]
             sig = (f"paired t-test p = {p:.3g}" if p is not None else "paired t-test n/a (all differences equal)"
@@ -364,7 +364,7 @@ def _final_checkpoint(explanation: StructuredExplanation, fallback_dir: Path | N
 def inputs_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> ImproveInputs:
     """Load a run written by ``i2x run``: config.yaml, split.npz, explanation/ and its checkpoints."""
     from .models import build_model
-    from .run import RunConfig
+    from .run_config import RunConfig
 
     run_dir = Path(run_dir)
     missing = [name for name in ("config.yaml", "split.npz", "explanation/explanation.json")
@@ -399,7 +399,8 @@ def inputs_from_files(explanation_dir: str | Path, checkpoint: str | Path | None
     data sets with their own test set use it).
     """
     from .models import build_model
-    from .run import RunConfig, load_run_data
+    from .run_config import RunConfig
+    from .run_data import load_run_data
 
     explanation = StructuredExplanation.load(explanation_dir)
     data = load_run_data(RunConfig(dataset=dataset, model=model_name, test_fraction=test_fraction, seed=split_seed))

@@ -52,137 +52,25 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .answers import ExampleAnswer
 from .atomic import atomic_open, write_text
 from .background import Background, RowsWritten, wait_for_graph, write_graph
 from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
-from .config import I2XConfig
-from .data import DATASET_CHOICES, ImageDataset, load_dataset
+from .data import ImageDataset
 from .distributed import Ranks, process_group, rank_device
-from .models import MODEL_CHOICES, build_model, default_feature_layer
+from .models import build_model, default_feature_layer
 from .training import seeded, train_with_checkpoints
 
-STORE_NONE = "none"
-_OWN_TEST_SPLIT = ("fashion-mnist", "mnist", "cifar10")
-_DATASET_HELP = (
-    "digits (offline, 8×8), mnist-5k (offline, the default), fashion-mnist (offline once "
-    "'apt-get install dataset-fashion-mnist' is done), mnist and cifar10 (torchvision download: need network), "
-    "or the path of an ImageFolder directory"
-)
+from .run_config import STORE_NONE, RunConfig, RunError, format_validation_error
+from .run_data import RunData, load_run_data, stratified_indices
 
-
-class RunError(RuntimeError):
-    """A run cannot start or go on; the message names the problem and the fix."""
-
-
-class RunConfig(BaseModel):
-    """Everything ``i2x run`` does, as one validated, serialisable config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    dataset: str = Field("mnist-5k", description=f"Data set: {_DATASET_HELP}.")
-    data_root: Path = Field(Path("~/.cache/i2x/data"), description="Download folder of torchvision data sets.")
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="Held-out test split (stratified) when the data set "
-                                 "has no test set of its own.")
-    probe_size: int | None = Field(5000, ge=10, description="At most this many training samples are explained "
-                                   "(stratified subset); None = the whole training split.")
-    model: str = Field("small-cnn", description=f"Model: {', '.join(MODEL_CHOICES)} or 'module:factory'.")
-    layer: str | None = Field(None, description="Spatial feature layer to explain (default: the model's own choice, "
-                              "else its last Conv2d).")
-    checkpoints: Path | None = Field(None, description="Explain these existing checkpoints instead of training.")
-    epochs: int = Field(8, ge=1, description="Training epochs; a checkpoint is saved before training and after each.")
-    lr: float = Field(3e-3, gt=0, description="Adam learning rate.")
-    batch_size: int = Field(64, ge=1, description="Training batch size.")
-    adapter: Literal["captum", "gradcam"] = Field("captum", description="Saliency library.")
-    method: str | None = Field(None, description="Attribution class (default LayerGradCam for captum, GradCAM "
-                               "for gradcam).")
-    store: str = Field("embedded", description="Graph store: 'embedded', a bolt:// or neo4j:// URI (auth from "
-                       "NEO4J_* variables), 'env' (NEO4J_URI), or 'none' to skip the graph.")
-    store_dir: Path | None = Field(None, description="Data directory of the embedded store (default: the user "
-                                   "data dir or $I2X_STORE_DIR).")
-    keep_store: bool = Field(False, description="Keep the embedded store running after the run; by default a "
-                             "store this run started is stopped at its end.")
-    device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:N, mps.")
-    out: Path = Field(Path("i2x-out"), description="Output folder; the run writes to out/<run_id>/.")
-    run_id: str | None = Field(None, description="Run id (default: time stamp + random suffix).")
-    seed: int = Field(0, description="Seeds the split, the probe subset, the initial weights and training "
-                      "(--seed also sets i2x.seed).")
-    report: bool = Field(True, description="Write the HTML report.")
-    stability: bool = Field(True, description="Run the stability test (i2x.stability_kmeans_seeds and "
-                            "i2x.stability_bootstraps re-fits of the prototypes) so every claim carries how often it "
-                            "recurs; 'i2x stability --run-dir' runs it on a saved run.")
-    dist_timeout: float = Field(1800.0, gt=0, description="Under torchrun: seconds a rank waits for the others "
-                                "before failing (it must cover rank 0's training when no checkpoints are given).")
-    i2x: I2XConfig = Field(default_factory=I2XConfig, description="The I2X method's settings.")
-
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, value: str) -> str:
-        if value in DATASET_CHOICES or Path(value).expanduser().is_dir():
-            return value
-        raise ValueError(f"unknown dataset {value!r}. Choose one of: {_DATASET_HELP}.")
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, value: str) -> str:
-        if value in MODEL_CHOICES or ":" in value:
-            return value
-        raise ValueError(f"unknown model {value!r}. Choose one of: {', '.join(MODEL_CHOICES)}, "
-                         "or 'package.module:factory' for your own model.")
-
-    @field_validator("run_id")
-    @classmethod
-    def _safe_run_id(cls, value: str | None) -> str | None:
-        if value is not None and (not value or not all(ch.isalnum() or ch in "-_." for ch in value)):
-            raise ValueError(f"run id {value!r} may only use letters, digits, '-', '_' and '.'.")
-        return value
-
-    @classmethod
-    def from_file(cls, path: str | Path) -> "RunConfig":
-        """Read a YAML (``.yaml``/``.yml``) or JSON file; unknown or mistyped fields raise pydantic's error."""
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as err:
-            raise RunError(f"Cannot read config file {path} ({err.strerror}).") from err
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                data = yaml.safe_load(text) or {}
-            else:
-                data = json.loads(text)
-        except Exception as err:  # noqa: BLE001 - yaml.YAMLError / json.JSONDecodeError: say which file
-            raise RunError(f"Config file {path} is not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'}"
-                           f": {err}") from err
-        if not isinstance(data, dict):
-            raise RunError(f"Config file {path} must hold a mapping of RunConfig fields, not {type(data).__name__}.")
-        return cls.model_validate(data)
-
-    def updated(self, **changes: Any) -> "RunConfig":
-        """A validated copy with ``changes`` applied (``None`` values are ignored); ``k`` goes to ``i2x.k``
-        and ``seed`` to both seeds (split and training, and I2X's PCA/K-Means), as ``--k`` / ``--seed`` do."""
-        data = self.model_dump()
-        i2x = dict(data.pop("i2x"))
-        for key, value in changes.items():
-            if value is None:
-                continue
-            if key in ("k", "seed"):
-                i2x[key] = value
-            if key != "k":
-                data[key] = value
-        return RunConfig.model_validate({**data, "i2x": i2x})
-
-    def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+__all__ = ["RunConfig", "RunData", "RunError", "RunResult", "format_validation_error", "load_run_data", "run_main",
+           "stratified_indices"]
 
 
 @dataclass
@@ -250,18 +138,6 @@ class RunResult:
         }
 
 
-def format_validation_error(error: Any) -> str:
-    """pydantic's errors as ``field: message`` lines (``i2x.k: Input should be ...``)."""
-    lines = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(config)"
-        message = str(item["msg"]).removeprefix("Value error, ")
-        given = item.get("input")
-        extra = f" (got {given!r})" if item["type"] != "extra_forbidden" and not isinstance(given, dict) else ""
-        lines.append(f"  {where}: {message}{extra}")
-    return "\n".join(lines)
-
-
 # --- checks that run before any long stage -------------------------------------------------------------
 
 
@@ -303,63 +179,6 @@ def prepare_output(out: Path, run_id: str) -> Path:
 
 def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
-
-
-# --- data ----------------------------------------------------------------------------------------------
-
-
-def stratified_indices(labels: np.ndarray, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split positions into (rest, chosen): exactly ``count`` chosen, each class in proportion to its size
-    (largest-remainder rounding), at random within the class. Both sorted; seeded."""
-    rng = np.random.default_rng(seed)
-    classes, sizes = np.unique(labels, return_counts=True)
-    exact = sizes * count / max(len(labels), 1)
-    quota = np.floor(exact).astype(int)
-    quota[np.argsort(-(exact - quota), kind="stable")[: count - quota.sum()]] += 1
-    chosen = [rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]
-    picked = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
-    return np.setdiff1d(np.arange(len(labels)), picked), picked
-
-
-@dataclass(frozen=True)
-class RunData:
-    """The run's training split, its held-out test split and the probe set I2X explains."""
-
-    train: ImageDataset
-    test: ImageDataset
-    probe: ImageDataset
-    train_index: np.ndarray  # into the training source
-    test_index: np.ndarray  # into the test source (the same source unless the data set ships a test set)
-    probe_index: np.ndarray  # into the training source
-    separate_test_source: bool
-
-
-def load_run_data(config: RunConfig) -> RunData:
-    """Load the data set, split it (stratified, seeded) and choose the probe set."""
-    name = config.dataset
-    try:
-        source = load_dataset(name, train=True, root=config.data_root)
-        separate = name in _OWN_TEST_SPLIT
-        test_source = load_dataset(name, train=False, root=config.data_root) if separate else source
-    except (FileNotFoundError, RuntimeError) as err:  # data.py's messages name the offline choices
-        raise RunError(str(err)) from err
-    labels = source.labels.numpy()
-    if separate:
-        train_index, test_index = np.arange(len(source)), np.arange(len(test_source))
-    else:
-        train_index, test_index = stratified_indices(labels, int(round(config.test_fraction * len(labels))),
-                                                     config.seed)
-    probe_index = train_index
-    if config.probe_size is not None and len(train_index) > config.probe_size:
-        _, chosen = stratified_indices(labels[train_index], config.probe_size, config.seed + 1)
-        probe_index = train_index[chosen]
-    base = Path(name).name if Path(name).is_dir() else name
-    return RunData(
-        train=source.subset(train_index, f"{base}-train"),
-        test=test_source.subset(test_index, f"{base}-test"),
-        probe=source.subset(probe_index, base),  # the explanation's (and the graph's) data set name
-        train_index=train_index, test_index=test_index, probe_index=probe_index, separate_test_source=separate,
-    )
 
 
 # --- the job -------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ class SavedRun:
 def load_saved_run(run_dir: str | Path) -> SavedRun:
     """Read ``run_dir`` (``OUT/RUN_ID`` of a finished ``i2x run``)."""
     from .models import build_model
-    from .run import RunConfig
+    from .run_config import RunConfig
 
     run_dir = Path(run_dir)
     missing = [name for name in ("config.yaml", "split.npz", "explanation/explanation.json")

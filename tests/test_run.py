@@ -1,4 +1,4 @@
-"""The main job through its Python API: config, data splits, the checks that fail fast, and real small runs."""
+"""The main job through its Python API: the checks that fail fast, and real small runs."""
 
 from __future__ import annotations
 
@@ -7,89 +7,17 @@ import json
 import numpy as np
 import pytest
 import torch
-from pydantic import ValidationError
 
 from i2x_plugin import I2XConfig, StructuredExplanation
 from i2x_plugin.run import (
     RunConfig,
     RunError,
-    format_validation_error,
-    load_run_data,
     prepare_output,
     resolve_device,
     run_main,
-    stratified_indices,
 )
 
 SMALL = dict(dataset="digits", epochs=2, lr=1e-2, store="none", i2x=I2XConfig(k=8))
-
-
-# --- config ------------------------------------------------------------------------------------------
-
-
-def test_config_round_trips_through_yaml_and_json(tmp_path):
-    config = RunConfig(dataset="digits", epochs=3, i2x=I2XConfig(k=12, ridge_alpha=0.5))
-    (tmp_path / "run.yaml").write_text(config.to_yaml())
-    (tmp_path / "run.json").write_text(config.model_dump_json())
-    assert RunConfig.from_file(tmp_path / "run.yaml") == config
-    assert RunConfig.from_file(tmp_path / "run.json") == config
-
-
-def test_config_errors_name_the_field(tmp_path):
-    (tmp_path / "bad.yaml").write_text("epochs: three\ni2x:\n  kk: 3\n")
-    with pytest.raises(ValidationError) as info:
-        RunConfig.from_file(tmp_path / "bad.yaml")
-    text = format_validation_error(info.value)
-    assert "epochs: Input should be a valid integer" in text and "'three'" in text
-    assert "i2x.kk: Extra inputs are not permitted" in text
-    (tmp_path / "broken.yaml").write_text("epochs: [1,\n")
-    with pytest.raises(RunError, match="not valid YAML"):
-        RunConfig.from_file(tmp_path / "broken.yaml")
-
-
-def test_config_rejects_unknown_dataset_and_model_with_the_choices():
-    with pytest.raises(ValidationError, match="digits .*mnist-5k.*fashion-mnist.*ImageFolder"):
-        RunConfig(dataset="imagenet")
-    with pytest.raises(ValidationError, match="small-cnn, resnet18"):
-        RunConfig(model="vgg")
-    assert RunConfig(model="my_pkg.models:build").model == "my_pkg.models:build"
-
-
-def test_every_setting_is_documented():
-    from pathlib import Path
-
-    text = (Path(__file__).resolve().parent.parent / "docs" / "method.md").read_text()
-    for name in list(I2XConfig.model_fields) + list(RunConfig.model_fields):
-        assert f"| `{name}` |" in text, f"docs/method.md does not document {name}"
-
-
-def test_updated_applies_overrides_and_k():
-    config = RunConfig().updated(dataset="digits", k=7, epochs=None, seed=3)
-    assert (config.dataset, config.i2x.k, config.epochs) == ("digits", 7, RunConfig().epochs)
-    assert config.seed == config.i2x.seed == 3
-
-
-# --- data ----------------------------------------------------------------------------------------------
-
-
-def test_stratified_split_is_disjoint_and_keeps_class_shares():
-    labels = np.repeat(np.arange(4), [100, 50, 30, 20])
-    rest, test = stratified_indices(labels, 40, seed=0)
-    assert not set(rest) & set(test) and len(rest) + len(test) == len(labels)
-    assert np.bincount(labels[test]).tolist() == [20, 10, 6, 4]
-    again, _ = stratified_indices(labels, 40, seed=0)
-    assert len(stratified_indices(labels, 7, seed=1)[1]) == 7
-    assert np.array_equal(rest, again)
-
-
-def test_probe_is_the_training_split_or_a_stratified_subset():
-    data = load_run_data(RunConfig(dataset="digits", probe_size=None))
-    assert np.array_equal(data.probe_index, data.train_index)
-    assert not set(data.train_index) & set(data.test_index)
-    small = load_run_data(RunConfig(dataset="digits", probe_size=500))
-    assert len(small.probe) == 500 and set(small.probe_index) <= set(small.train_index)
-    counts = np.bincount(small.probe.labels.numpy(), minlength=10)
-    assert counts.min() >= 45 and counts.max() <= 55
 
 
 # --- fail fast ----------------------------------------------------------------------------------------
