@@ -9,11 +9,11 @@ What the base class guarantees for every implementation:
 
 * ``layer`` may be a module or a dotted name; both are kept (``.layer``, ``.layer_name``).
 * targets follow Captum's ``TargetType`` plus pytorch-grad-cam target callables and are normalised
-  to one per sample (:func:`normalize_targets`); bad targets raise before any work is done.
+  to one per sample (:func:`~.targets.normalize_targets`); bad targets raise before any work is done.
 * the caller's model state (every module's ``training`` flag, every parameter's ``requires_grad``
   and ``.grad``) is restored after each call, and no hook outlives a call.
 * raw maps keep their per-sample scale (:class:`SaliencyMaps`); normalisation is explicit
-  (:func:`normalize`).
+  (:func:`~.maps.normalize`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,16 @@ from __future__ import annotations
 import contextlib
 import difflib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from captum.attr import LayerAttribution
 from captum.log import log_usage
 from torch import Tensor, nn
+
+from .maps import NormMode, SaliencyMaps, normalize, to_gradcam_numpy, upsample_to
+from .targets import CamTarget, TargetLike, Targets, normalize_targets
 
 __all__ = [
     "CamTarget",
@@ -49,14 +50,7 @@ __all__ = [
 ]
 
 LayerLike = Union[nn.Module, str]
-#: A pytorch-grad-cam style target: maps one sample's model output to a scalar.
-CamTarget = Callable[[Tensor], Tensor]
-#: Captum's ``TargetType`` (None, int, list/tuple of ints, 1-D tensor) plus grad-cam callables.
-TargetLike = Union[None, int, Tensor, np.ndarray, CamTarget, Sequence[Union[int, CamTarget]]]
-NormMode = Literal["minmax", "max", "sum", "none"]
 InputsLike = Union[Tensor, tuple[Tensor, ...]]
-
-_EPS = 1e-12
 
 
 # --------------------------------------------------------------------------------------------
@@ -94,210 +88,6 @@ def resolve_layer(model: nn.Module, layer: LayerLike) -> tuple[nn.Module, str]:
 def _conv_layer_names(model: nn.Module, limit: int = 3) -> list[str]:
     names = [name for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))]
     return names[-limit:]
-
-
-# --------------------------------------------------------------------------------------------
-# Targets
-# --------------------------------------------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class Targets:
-    """One target per sample, in one of three forms.
-
-    ``indices`` (int64 ``(N,)`` on CPU) for class indices; ``callables`` for grad-cam style targets
-    that are not plain class indices; neither for "the predicted class".
-    """
-
-    n: int
-    indices: Optional[Tensor] = None
-    callables: Optional[tuple[CamTarget, ...]] = None
-
-    @property
-    def predicted(self) -> bool:
-        return self.indices is None and self.callables is None
-
-    @property
-    def max_index(self) -> int:
-        return int(self.indices.max()) if self.indices is not None and self.n else -1
-
-    def as_callables(self) -> Optional[list[CamTarget]]:
-        """grad-cam's form: a list of callables, or None for the predicted class."""
-        if self.callables is not None:
-            return list(self.callables)
-        if self.indices is not None:
-            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-            return [ClassifierOutputTarget(int(i)) for i in self.indices.tolist()]
-        return None
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def _plain_class_index(target: Any) -> Optional[int]:
-    """The class index of an exact ``ClassifierOutputTarget`` (same gradient as an int target)."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    if type(target) is ClassifierOutputTarget and _is_int(target.category):
-        return int(target.category)
-    return None
-
-
-def normalize_targets(target: TargetLike, n: int) -> Targets:
-    """Normalise ``target`` to one target per sample of a batch of ``n``.
-
-    Accepted: ``None`` (predicted class); an int or a one-element tensor (same class for all);
-    a list/tuple/1-D tensor/array of ``n`` ints; a grad-cam callable (for all) or a list of ``n``
-    callables or ints. Exact ``ClassifierOutputTarget``s become indices. A length mismatch raises.
-    """
-    if target is None:
-        return Targets(n)
-    if isinstance(target, np.ndarray):
-        target = torch.from_numpy(target)
-    if isinstance(target, Tensor):
-        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
-            raise TypeError(
-                f"target tensor has dtype {target.dtype}; targets are class indices: use an integer tensor "
-                "(e.g. labels.long())."
-            )
-        if target.ndim > 1:
-            raise ValueError(
-                f"target tensor has shape {tuple(target.shape)}; give a 1-D tensor with one class index per "
-                "sample (multi-dimensional output targets are not supported by saliency adapters)."
-            )
-        flat = target.detach().reshape(-1).to("cpu", torch.long)
-        if flat.numel() == 1:
-            flat = flat.expand(n)
-        return _index_targets(flat, n, given=target.numel())
-    if _is_int(target):
-        return _index_targets(torch.full((n,), int(target), dtype=torch.long), n, given=1)
-    if callable(target):
-        index = _plain_class_index(target)
-        if index is not None:
-            return _index_targets(torch.full((n,), index, dtype=torch.long), n, given=1)
-        return Targets(n, callables=(target,) * n)
-    if isinstance(target, (list, tuple)):
-        items = list(target)
-        if len(items) != n:
-            raise ValueError(
-                f"target has {len(items)} entries but the batch has {n} samples. Give one target per sample, "
-                "or a single int / callable for all of them."
-            )
-        indices = [i if _is_int(i) else _plain_class_index(i) if callable(i) else None for i in items]
-        if all(i is not None for i in indices):
-            return _index_targets(torch.tensor([int(i) for i in indices], dtype=torch.long), n, given=n)
-        converted: list[CamTarget] = []
-        for item in items:
-            if _is_int(item):
-                from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-                if int(item) < 0:
-                    raise ValueError(f"target class {int(item)} is negative; class indices start at 0.")
-                converted.append(ClassifierOutputTarget(int(item)))
-            elif callable(item):
-                converted.append(item)
-            else:
-                raise TypeError(
-                    f"target entries must be class indices (int) or grad-cam target callables, got "
-                    f"{type(item).__name__}. Multi-dimensional (tuple) targets are not supported."
-                )
-        return Targets(n, callables=tuple(converted))
-    raise TypeError(
-        f"Unsupported target of type {type(target).__name__}. Use None, an int, a list/tuple/1-D tensor of "
-        "ints, or pytorch-grad-cam target callables (e.g. ClassifierOutputTarget)."
-    )
-
-
-def _index_targets(indices: Tensor, n: int, given: int) -> Targets:
-    if len(indices) != n:
-        raise ValueError(
-            f"target has {given} entries but the batch has {n} samples. Give one target per sample, "
-            "or a single int for all of them."
-        )
-    if n and int(indices.min()) < 0:
-        raise ValueError(f"target class {int(indices.min())} is negative; class indices start at 0.")
-    return Targets(n, indices=indices)
-
-
-# --------------------------------------------------------------------------------------------
-# Maps and their normalisation
-# --------------------------------------------------------------------------------------------
-def normalize(maps: Tensor, mode: NormMode = "minmax") -> Tensor:
-    """Normalise each sample's map on its own.
-
-    ``"minmax"``: ``(m - min) / (max - min)`` into [0, 1] (method.md's default); ``"max"``:
-    ``m / max``; ``"sum"``: ``m / sum(m)``, each cell's share of the map's total (for non-negative maps);
-    ``"none"``: unchanged. A constant (minmax) or all-zero map becomes zeros, never NaN.
-    """
-    if mode == "none":
-        return maps
-    if mode not in ("minmax", "max", "sum"):
-        raise ValueError(f"Unknown normalisation mode {mode!r}; choose 'minmax', 'max', 'sum' or 'none'.")
-    if maps.ndim < 2:
-        raise ValueError(f"maps must be batched (N, ...), got shape {tuple(maps.shape)}.")
-    flat = maps.reshape(len(maps), -1)
-    if mode == "sum":
-        total = flat.sum(dim=1, keepdim=True)
-        return torch.where(total > _EPS, flat / total.clamp_min(_EPS), torch.zeros_like(flat)).reshape(maps.shape)
-    high = flat.amax(dim=1, keepdim=True)
-    low = flat.amin(dim=1, keepdim=True) if mode == "minmax" else torch.zeros_like(high)
-    span = high - low
-    out = torch.where(span > _EPS, (flat - low) / span.clamp_min(_EPS), torch.zeros_like(flat))
-    return out.reshape(maps.shape)
-
-
-def upsample_to(maps: Tensor, size: Union[int, tuple[int, int]], mode: str = "bilinear") -> Tensor:
-    """Resize ``(N, 1, h, w)`` maps to ``size`` (e.g. the input's ``H, W``) for display or masking.
-
-    Bilinear with half-pixel centres, as pytorch-grad-cam's OpenCV resize does.
-    """
-    if maps.ndim != 4:
-        raise ValueError(f"maps must be (N, 1, h, w), got shape {tuple(maps.shape)}.")
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    if tuple(maps.shape[-2:]) == size:
-        return maps
-    align = False if mode in ("bilinear", "bicubic") else None
-    return F.interpolate(maps, size=size, mode=mode, align_corners=align)
-
-
-def to_gradcam_numpy(maps: Tensor) -> np.ndarray:
-    """pytorch-grad-cam's form: float32 ``(N, H, W)`` numpy (e.g. for ``show_cam_on_image``)."""
-    if maps.ndim == 4:
-        if maps.shape[1] != 1:
-            raise ValueError(f"expected one channel, got shape {tuple(maps.shape)}.")
-        maps = maps[:, 0]
-    if maps.ndim != 3:
-        raise ValueError(f"maps must be (N, 1, H, W) or (N, H, W), got shape {tuple(maps.shape)}.")
-    return maps.detach().to("cpu", torch.float32).numpy()
-
-
-@dataclass(frozen=True, eq=False)
-class SaliencyMaps:
-    """Raw (ReLU'd, un-normalised) maps at the layer's resolution plus each sample's scale.
-
-    ``raw`` is ``(N, 1, h, w)``; ``scale`` is ``(N,)``, the per-sample maximum of ``raw``, so
-    ``raw == normalize(raw, "max") * scale`` and maps can be compared across checkpoints either
-    raw or normalised.
-    """
-
-    raw: Tensor
-    scale: Tensor
-    layer_name: str
-
-    @classmethod
-    def from_raw(cls, raw: Tensor, layer_name: str) -> "SaliencyMaps":
-        scale = raw.reshape(len(raw), -1).amax(dim=1) if raw.numel() else raw.new_zeros(len(raw))
-        return cls(raw=raw, scale=scale, layer_name=layer_name)
-
-    def __len__(self) -> int:
-        return len(self.raw)
-
-    def normalized(self, mode: NormMode = "minmax") -> Tensor:
-        return normalize(self.raw, mode)
-
-    def upsampled(self, size: Union[int, tuple[int, int]], normalization: NormMode = "none") -> Tensor:
-        """Maps resized to ``size`` (e.g. the input's), then normalised per sample, as grad-cam does."""
-        return normalize(upsample_to(self.raw, size), normalization)
 
 
 # --------------------------------------------------------------------------------------------
