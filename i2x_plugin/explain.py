@@ -27,7 +27,8 @@ from torch import nn
 
 from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
 from .checkpoints import CheckpointInfo, CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
-from .claims import ClaimCounts, calibrated_claims, claim_counts, null_claim_counts, saliency_share
+from .claim_types import ClaimCounts
+from .claims import calibrated_claims, claim_counts, null_claim_counts, saliency_share
 from .config import I2XConfig
 from .data import ImageDataset
 from .distributed import Ranks, file_digest

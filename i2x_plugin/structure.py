@@ -18,16 +18,8 @@ from typing import Any
 import numpy as np
 
 from .atomic import atomic_open, write_text
-from .claims import (
-    Claims,
-    ClaimCounts,
-    Driver,
-    GroupSummary,
-    Separator,
-    SharedPrototype,
-    UncertainPrototype,
-    class_pairs,
-)
+from .claim_types import Claims, ClaimCounts, Driver, GroupSummary, Separator, SharedPrototype, UncertainPrototype
+from .claims import class_pairs
 from .config import I2XConfig
 from .faithfulness import FaithfulnessResult
 from .stability import StabilityResult

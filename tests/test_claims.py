@@ -5,10 +5,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.linear_model import Ridge
 
+from i2x_plugin.claim_types import Driver, GroupSummary, SharedPrototype
 from i2x_plugin.claims import (
-    Driver,
-    GroupSummary,
-    SharedPrototype,
     _summarise_groups,
     calibrated_claims,
     claim_counts,

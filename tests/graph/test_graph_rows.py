@@ -21,7 +21,7 @@ from i2x_plugin.graph_schema import (
 from i2x_plugin.graph_schema import models as m
 from i2x_plugin.graph_schema.ddl import merge_node_cypher, merge_relationship_cypher
 from i2x_plugin import I2XConfig
-from i2x_plugin.claims import UncertainPrototype
+from i2x_plugin.claim_types import UncertainPrototype
 from i2x_plugin.structure import CheckpointSummary, Exemplar, PairSeparation, StructuredExplanation
 
 SCALARS = (bool, int, float, str)
