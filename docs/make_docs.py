@@ -115,7 +115,7 @@ def _params_for(name: str, explanation, answers: dict) -> dict:
 
 def write_questions(run_dir: Path, store_dir: str | None, path: Path) -> Path:
     from i2x_plugin import StructuredExplanation
-    from i2x_plugin.graph_schema import load_catalog
+    from i2x_plugin.graph_schema.catalog import load_catalog
     from i2x_plugin.questions import ask
     from i2x_plugin.store import GraphStore
 

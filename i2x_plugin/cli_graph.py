@@ -134,11 +134,15 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_question_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a question parameter (repeatable)")
+    p.add_argument("--run", default=None, help="run id (default: the latest complete run)")
+
+
 def add_ask(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ask", help="answer a 'why' question of the catalog from the graph (i2x ask --list)")
     p.add_argument("name", nargs="?", help="question name (see --list)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a question parameter (repeatable)")
-    p.add_argument("--run", default=None, help="run id (default: the latest complete run)")
+    _add_question_options(p)
     p.add_argument("--list", action="store_true", help="list the questions, their parameters and docstrings")
     p.add_argument("--format", choices=["table", "json"], default="table")
     add_graph_options(p)
@@ -210,8 +214,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 def add_view(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("view", help="an offline HTML graph view of a question's answer or of a whole run")
     p.add_argument("question", nargs="?", help="a catalog question (omit to view the whole run)")
-    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="a question parameter (repeatable)")
-    p.add_argument("--run", default=None, help="run id (default: the latest complete run)")
+    _add_question_options(p)
     p.add_argument("--out", required=True, help="the HTML file to write")
     p.add_argument("--all-relationships", action="store_true",
                    help="whole run: keep the DRIVES edges (β of every prototype toward every class)")

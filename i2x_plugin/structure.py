@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,9 @@ from .claim_types import Claims, ClaimCounts, Driver, GroupSummary, Separator, S
 from .claims import class_pairs
 from .config import I2XConfig
 from .faithfulness import FaithfulnessResult
-from .stability import StabilityResult
 from .progress import Trajectory
 from .prototypes import Prototypes
+from .stability import StabilityResult
 
 FORMAT_VERSION = 2  # 2: calibrated claims with p/q-values (issue 9); 1 (no field): i2x-plugin 0.1
 
@@ -164,6 +165,25 @@ class StructuredExplanation:
                            f"fewer than min_scope_samples={self.config.min_scope_samples} samples (not tested).")
         return self.beta_group[hit[0]]
 
+    @contextmanager
+    def _final_model(self, model, data, device):
+        """``model`` in eval mode (its mode restored after), checked to be this run's final model on its probe
+        set (:func:`~.faithfulness.check_model_and_data`); yields the probe set and the device."""
+        import torch
+
+        from .explain import as_image_dataset
+        from .faithfulness import check_model_and_data
+
+        probe = as_image_dataset(data)
+        device = torch.device(device) if device is not None else next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        try:
+            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
+            yield probe, device
+        finally:
+            model.train(was_training)
+
     def faithfulness(self, model, data, device=None, deletion: str | None = None,
                      random_sets: int | None = None) -> list[FaithfulnessResult]:
         """Deletion tests of every claim group on ``model``, which must hold the run's final weights.
@@ -174,24 +194,14 @@ class StructuredExplanation:
         """
         import warnings
 
-        import torch
-
-        from .explain import as_image_dataset
-        from .faithfulness import Deleter, check_model_and_data, evaluate
+        from .faithfulness import Deleter, evaluate
 
         cfg = self.config
-        probe = as_image_dataset(data)
-        device = torch.device(device) if device is not None else next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        try:
-            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
+        with self._final_model(model, data, device) as (probe, device):
             deleter = Deleter(model, self.layer, probe.images, self.labels, self.assignments,
                               deletion or cfg.deletion, device=device)
             results, skipped = evaluate(self, deleter, cfg.top_prototypes, random_sets or cfg.faithfulness_random_sets,
                                         cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
-        finally:
-            model.train(was_training)
         for line in skipped:
             warnings.warn(f"I2X faithfulness: {line}.", stacklevel=2)
         return results
@@ -203,23 +213,12 @@ class StructuredExplanation:
         ``model`` holds the run's final weights and ``data`` is its probe set, in order. Returns a copy with
         ``stability`` set and each driver, separator and uncertain claim's ``recurrence`` filled in.
         """
-        import torch
-
-        from .explain import as_image_dataset
-        from .faithfulness import check_model_and_data
         from .prototypes import extract_features
         from .stability import stability_test, with_recurrence
 
         cfg = self.config
-        probe = as_image_dataset(data)
-        device = torch.device(device) if device is not None else next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        try:
-            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
+        with self._final_model(model, data, device) as (probe, device):
             features = extract_features(model, self.layer, probe.images, cfg.batch_size, device)
-        finally:
-            model.train(was_training)
         result, recurrence = stability_test(
             self, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
             cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)

@@ -16,21 +16,10 @@ highest-intensity samples, under the final checkpoint's saliency. Figures use ma
 object API (no pyplot, no global backend change); the gallery's exemplar strips are composed as
 pixels and written with Pillow, which is most of what makes the report fast.
 """
-from .checks import calibration_section, faithfulness_section, plot_faithfulness, stability_section
+
+from .checks import stability_section
 from .exemplars import Images, exemplar_saliency, exemplar_strip, save_sample_images
-from .figures import (
-    plot_accuracy,
-    plot_beta_heatmaps,
-    plot_confusions,
-    plot_final_confusion,
-    plot_learning_order,
-    plot_uncertain,
-)
 from .page import add_report_section, describe_prototype, write_report
 
-__all__ = [
-    "Images", "add_report_section", "calibration_section", "describe_prototype", "exemplar_saliency",
-    "exemplar_strip", "faithfulness_section", "plot_accuracy", "plot_beta_heatmaps", "plot_confusions",
-    "plot_faithfulness", "plot_final_confusion", "plot_learning_order", "plot_uncertain", "save_sample_images",
-    "stability_section", "write_report",
-]
+__all__ = ["Images", "add_report_section", "describe_prototype", "exemplar_saliency", "exemplar_strip",
+           "save_sample_images", "stability_section", "write_report"]

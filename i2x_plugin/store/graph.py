@@ -248,10 +248,12 @@ class GraphStore:
 
     def run_write(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         """Run one write statement in a write transaction; returns its records as dicts."""
+        return self._execute(cypher, params, neo4j.RoutingControl.WRITE)
+
+    def _execute(self, cypher: str, params: dict[str, Any], routing: neo4j.RoutingControl) -> list[dict[str, Any]]:
         with self._errors(cypher):
-            records = self.driver.execute_query(
-                cypher, parameters_=params, database_=self.database,
-                routing_=neo4j.RoutingControl.WRITE).records
+            records = self.driver.execute_query(cypher, parameters_=params, database_=self.database,
+                                                routing_=routing).records
         return [r.data() for r in records]
 
     @contextlib.contextmanager
@@ -286,11 +288,7 @@ class GraphStore:
     # -- reads -------------------------------------------------------------------------
     def read(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         """Run a statement written by this library with READ routing; records as dicts."""
-        with self._errors(cypher):
-            records = self.driver.execute_query(
-                cypher, parameters_=params, database_=self.database,
-                routing_=neo4j.RoutingControl.READ).records
-        return [r.data() for r in records]
+        return self._execute(cypher, params, neo4j.RoutingControl.READ)
 
     def query(self, cypher: str, **params: Any) -> list[dict[str, Any]]:
         """Run untrusted ad-hoc Cypher that must not change the graph (see module docstring).
