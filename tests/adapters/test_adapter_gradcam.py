@@ -70,7 +70,7 @@ def test_target_forms_agree(model: SmallCNN, batch) -> None:
 )
 def test_any_single_layer_basecam_gives_raw_layer_maps(model: SmallCNN, batch, method, hooks_of) -> None:
     """The method's own map, before grad-cam scales it: scaled as grad-cam does, it is grad-cam's output."""
-    x, y = batch[0][:4], batch[1][:4]
+    x, y = batch[0][:4], (batch[1][:4] + 1) % 10  # not the predicted class: a target that is dropped shows
     out = GradCamAdapter(model, "block3", method).attribute(x, y)
     assert out.shape == (4, 1, 4, 4) and out.min() >= 0 and torch.isfinite(out).all()
     assert hooks_of(model) == {}
