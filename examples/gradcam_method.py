@@ -1,6 +1,7 @@
 """I2X with a pytorch-grad-cam method (GradCAM++) instead of Captum.
 
-The same plain training loop as ``plain_pytorch_captum.py``; only the attribution changes: any
+Training uses the library's ``train_with_checkpoints`` (Adam, a checkpoint before training and after each
+epoch; ``plain_pytorch_captum.py`` shows the same with your own loop); what changes is the attribution: any
 pytorch-grad-cam ``BaseCAM`` class at one layer (GradCAM, GradCAMPlusPlus, XGradCAM, EigenCAM, ...)
 goes into ``GradCamAdapter``, or by name: ``I2X(model, layer, adapter="gradcam", method="GradCAMPlusPlus")``.
 
@@ -17,11 +18,11 @@ from pathlib import Path
 import torch
 from pytorch_grad_cam import GradCAMPlusPlus
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
-from i2x_plugin import I2X, CheckpointRecorder, I2XConfig
+from i2x_plugin import I2X, I2XConfig
 from i2x_plugin.adapters import GradCamAdapter
 from i2x_plugin.data import load_digits_8x8, load_mnist_5k
+from i2x_plugin.training import train_with_checkpoints
 
 SMALL = os.environ.get("I2X_EXAMPLE_SMALL") == "1"
 EPOCHS = 2 if SMALL else 6
@@ -36,19 +37,7 @@ model.add_module("features", nn.Sequential(
     nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), *[nn.MaxPool2d(2) for _ in range(1 if SMALL else 2)],
     nn.Conv2d(16, 32, 3, padding=1), nn.ReLU()))
 model.add_module("classifier", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10)))
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-2 if SMALL else 3e-3)
-loader = DataLoader(TensorDataset(train.images, train.labels), batch_size=64, shuffle=True)
-
-recorder = CheckpointRecorder(out / "checkpoints")  # I2X
-recorder.save(model, epoch=0, step=0)  # I2X
-for epoch in range(EPOCHS):
-    model.train()
-    for x, y in loader:
-        optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-    recorder.save(model, epoch=epoch + 1, train_loss=loss.item())  # I2X
+recorder = train_with_checkpoints(model, train, out / "checkpoints", epochs=EPOCHS, lr=1e-2 if SMALL else 3e-3)
 model.eval()
 
 adapter = GradCamAdapter(model, "features", GradCAMPlusPlus)

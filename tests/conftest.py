@@ -77,12 +77,24 @@ class DigitsRun:
     probe: ImageDataset
     checkpoint_dir: Path
     explanation: StructuredExplanation
+    train: ImageDataset
+
+    def load_final(self) -> SmallCNN:
+        """The shared model with the run's final weights."""
+        default_load_func(self.model, self.explanation.checkpoints[-1].path)
+        return self.model
 
     def i2x(self, adapter: str = "captum", **config) -> I2X:
         return I2X(self.model, "block3", adapter=adapter, config=DIGITS_CONFIG.model_copy(update=config))
 
     def explain_again(self, adapter: str = "captum") -> StructuredExplanation:
         return self.i2x(adapter).explain(self.checkpoint_dir, self.probe, run_id="again")
+
+
+@pytest.fixture(scope="session")
+def digits_train_set(digits_run) -> ImageDataset:
+    """The 1,200 digits the shared run trained on."""
+    return digits_run.train
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +110,7 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
     counts = explanation.claim_counts  # structure to test on: more claims than noise makes, far from all candidates
     assert all(counts.null_max[kind] < counts.real[kind] for kind in ("drivers", "separators", "uncertain")), counts
     assert len(explanation.uncertain) < DIGITS_CONFIG.k * DIGITS_CONFIG.confused_pairs // 2, counts
-    return DigitsRun(model, probe, directory, explanation)
+    return DigitsRun(model, probe, directory, explanation, train)
 
 
 # --- the digits run written into the graph store (tests/graph) ---------------------------------------------

@@ -8,32 +8,22 @@ import numpy as np
 import pytest
 
 from i2x_plugin import StructuredExplanation
-from i2x_plugin.checkpoints import default_load_func
 from i2x_plugin.curation import (CurationError, CurationTarget, NoUncertainPrototypesError, auto_min_positions,
                                  choose_target, curate, training_assignments)
-from i2x_plugin.data import load_digits_8x8
-from i2x_plugin.structure import UncertainPrototype
+from i2x_plugin.claim_types import UncertainPrototype
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def train_set():
-    """The digits run's training split (the fixture trained on the first 1,200 digits)."""
-    return load_digits_8x8().subset(range(1200), "digits-train")
-
-
-@pytest.fixture(scope="module")
-def train_assignments(digits_run, train_set):
-    e = digits_run.explanation
-    default_load_func(digits_run.model, e.checkpoints[-1].path)
-    return training_assignments(e, digits_run.model, train_set.images)
+def train_assignments(digits_run, digits_train_set):
+    return training_assignments(digits_run.explanation, digits_run.load_final(), digits_train_set.images)
 
 
 def test_prototypes_travel_with_the_explanation(digits_run, tmp_path):
     e = digits_run.explanation
-    default_load_func(digits_run.model, e.checkpoints[-1].path)
+    digits_run.load_final()
     # Assigning the probe images again reproduces the fit's own assignments...
     np.testing.assert_array_equal(training_assignments(e, digits_run.model, digits_run.probe.images), e.assignments)
     # ...and so do the prototypes after a save/load round trip.
@@ -57,10 +47,10 @@ def test_target_is_the_most_confused_pair_with_uncertain_prototypes(digits_run):
     assert choose_target(e, pair=target.pair[::-1]).pair == target.pair
 
 
-def test_curated_set_is_exactly_the_samples_of_the_pair_holding_the_prototype(digits_run, train_set,
+def test_curated_set_is_exactly_the_samples_of_the_pair_holding_the_prototype(digits_run, digits_train_set,
                                                                                train_assignments):
     target = choose_target(digits_run.explanation, num_prototypes=2)
-    labels = train_set.labels.numpy()
+    labels = digits_train_set.labels.numpy()
     flat = train_assignments.reshape(len(labels), -1)
     holds_at = np.stack([(flat == k).sum(1) for k in target.prototypes]).max(0)  # best prototype's positions
     made = 0
@@ -95,8 +85,8 @@ def test_no_uncertain_prototypes_is_an_error_not_a_made_up_set(digits_run):
         choose_target(digits_run.explanation, pair=free)
 
 
-def test_a_curated_set_that_empties_a_class_is_refused(train_set, train_assignments):
-    labels = train_set.labels.numpy()
+def test_a_curated_set_that_empties_a_class_is_refused(digits_train_set, train_assignments):
+    labels = digits_train_set.labels.numpy()
     planted = train_assignments.copy()
     planted[labels == 3, 0, 0] = 5  # prototype 5 now sits in every training 3
     target = CurationTarget(3, 8, (UncertainPrototype(3, 8, 5, 2, [1, 2], [0, 1, 2], [1, -1, 1], 0.1, 0.2, 0.001, 0.01),), 4)
@@ -108,13 +98,13 @@ def test_a_curated_set_that_empties_a_class_is_refused(train_set, train_assignme
     assert all(curated.removed_per_class[c] <= 0.5 * curated.class_sizes[c] for c in (3, 8))
 
 
-def test_a_curated_set_that_removes_nothing_is_refused(train_set, train_assignments):
+def test_a_curated_set_that_removes_nothing_is_refused(digits_train_set, train_assignments):
     target = CurationTarget(3, 8, (UncertainPrototype(3, 8, 5, 2, [1, 2], [0, 1, 2], [1, -1, 1], 0.1, 0.2, 0.001, 0.01),), 4)
     with pytest.raises(CurationError, match="would equal the training set"):
-        curate(target, train_assignments, train_set.labels.numpy(), train_assignments[0].size + 1)
+        curate(target, train_assignments, digits_train_set.labels.numpy(), train_assignments[0].size + 1)
 
 
-def test_an_explanation_without_prototypes_says_how_to_fix_it(digits_run, train_set):
+def test_an_explanation_without_prototypes_says_how_to_fix_it(digits_run, digits_train_set):
     old = dataclasses.replace(digits_run.explanation, prototypes=None)
     with pytest.raises(CurationError, match="Re-run I2X.explain"):
-        training_assignments(old, digits_run.model, train_set.images[:4])
+        training_assignments(old, digits_run.model, digits_train_set.images[:4])

@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from i2x_plugin.checkpoints import default_load_func
 from i2x_plugin.curation import CurationError, choose_target, curate
-from i2x_plugin.data import load_digits_8x8
 from i2x_plugin.selection import (DEFAULT_VARIANT, GUIDED_VARIANTS, NoSamplesError, beta_gap, pair_signals,
                                   pair_uncertain, random_control, select)
 
@@ -21,26 +19,20 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
-def train_set():
-    return load_digits_8x8().subset(range(1200), "digits-train")
-
-
-@pytest.fixture(scope="module")
-def signals(digits_run, train_set):
+def signals(digits_run, digits_train_set):
     e = digits_run.explanation
-    default_load_func(digits_run.model, e.checkpoints[-1].path)
-    return pair_signals(e, digits_run.model, train_set, choose_target(e).pair)
+    return pair_signals(e, digits_run.load_final(), digits_train_set, choose_target(e).pair)
 
 
 def _per_class(curation):
     return [curation.removed_per_class[c] for c in curation.target.pair]
 
 
-def test_signals_are_the_final_models_margins_and_intensities(digits_run, train_set, signals):
+def test_signals_are_the_final_models_margins_and_intensities(digits_run, digits_train_set, signals):
     a, b = signals.pair
-    labels = train_set.labels.numpy()
+    labels = digits_train_set.labels.numpy()
     with torch.no_grad():
-        logits = digits_run.model(train_set.images).numpy()
+        logits = digits_run.model(digits_train_set.images).numpy()
     own, other = logits[np.arange(len(labels)), labels], np.where(labels == a, logits[:, b], logits[:, a])
     members = np.isin(labels, (a, b))
     np.testing.assert_allclose(signals.margins[members], (own - other)[members], rtol=1e-4, atol=1e-4)
@@ -51,7 +43,7 @@ def test_signals_are_the_final_models_margins_and_intensities(digits_run, train_
     assert (signals.intensities[members & ~held, 3] == 0).all()
 
 
-def test_v0_is_todays_rule(digits_run, train_set, signals):
+def test_v0_is_todays_rule(digits_run, digits_train_set, signals):
     e = digits_run.explanation
     chosen = select("V0", e, signals, min_positions="auto")
     target = choose_target(e, signals.pair)

@@ -5,32 +5,24 @@ import itertools
 import numpy as np
 import pytest
 
-from i2x_plugin.significance import (
-    benjamini_hochberg,
-    count_flips,
-    flip_count_tail,
-    significant_side,
-    suffix_scan,
-    suffix_scan_p,
-    within_strata_permutations,
-)
+from i2x_plugin import significance as sig
 
 
 def test_benjamini_hochberg_by_hand():
     # sorted p: .01 .02 .03 .5 → p·m/rank: .04 .04 .04 .5 → running minimum from the top
-    q = benjamini_hochberg(np.array([0.03, 0.5, 0.01, 0.02]))
+    q = sig.benjamini_hochberg(np.array([0.03, 0.5, 0.01, 0.02]))
     np.testing.assert_allclose(q, [0.04, 0.5, 0.04, 0.04])
 
 
 def test_benjamini_hochberg_skips_untested_entries():
-    q = benjamini_hochberg(np.array([[0.01, np.nan], [0.04, np.nan]]))
+    q = sig.benjamini_hochberg(np.array([[0.01, np.nan], [0.04, np.nan]]))
     np.testing.assert_allclose(q[:, 0], [0.02, 0.04])
     assert np.isnan(q[:, 1]).all()
 
 
 def test_count_flips_ignores_non_significant_steps():
-    assert count_flips(np.array([1, 0, -1, -1, 0, 1])) == (2, [2, 5])
-    assert count_flips(np.array([0, 0, 1])) == (0, [])
+    assert sig.count_flips(np.array([1, 0, -1, -1, 0, 1])) == (2, [2, 5])
+    assert sig.count_flips(np.array([0, 0, 1])) == (0, [])
 
 
 @pytest.mark.parametrize("steps", [1, 4, 6])
@@ -39,8 +31,8 @@ def test_flip_count_tail_equals_enumeration(steps):
     probability = {1: p, -1: p, 0: 1 - 2 * p}
     pmf = np.zeros(steps + 1)
     for seq in itertools.product((1, 0, -1), repeat=steps):
-        pmf[count_flips(np.array(seq))[0]] += np.prod([probability[s] for s in seq])
-    np.testing.assert_allclose(flip_count_tail(steps, p), pmf[::-1].cumsum()[::-1], atol=1e-12)
+        pmf[sig.count_flips(np.array(seq))[0]] += np.prod([probability[s] for s in seq])
+    np.testing.assert_allclose(sig.flip_count_tail(steps, p), pmf[::-1].cumsum()[::-1], atol=1e-12)
 
 
 def test_significant_side_hits_each_tail_with_the_stated_probability():
@@ -48,7 +40,7 @@ def test_significant_side_hits_each_tail_with_the_stated_probability():
     rng = np.random.default_rng(0)
     draws = rng.standard_t(3, size=(40_000, 40))  # heavy tails: no distribution shape is assumed
     observed, null = draws[:, 0], draws[:, 1:].T  # B = 39 draws per test
-    side, p_side = significant_side(observed, null, alpha=0.1)
+    side, p_side = sig.significant_side(observed, null, alpha=0.1)
     assert p_side == pytest.approx(2 / 40)
     assert (side == 1).mean() == pytest.approx(p_side, abs=0.004)
     assert (side == -1).mean() == pytest.approx(p_side, abs=0.004)
@@ -56,13 +48,13 @@ def test_significant_side_hits_each_tail_with_the_stated_probability():
 
 def test_significant_side_needs_enough_draws():
     with pytest.raises(ValueError, match="cannot resolve"):
-        significant_side(np.zeros(3), np.zeros((10, 3)), alpha=0.05)
+        sig.significant_side(np.zeros(3), np.zeros((10, 3)), alpha=0.05)
 
 
 def test_suffix_scan_by_hand():
     z_for = np.array([0.0, 3.0, 3.0])[:, None]
     z_against = np.array([0.0, -2.0, -4.0])[:, None]
-    statistic, onset = suffix_scan(z_for, z_against, min_steps=2)
+    statistic, onset = sig.suffix_scan(z_for, z_against, min_steps=2)
     # windows [0,3): min(6/√3, 6/√3) = 3.46; [1,3): min(6/√2, 6/√2) = 4.24 → onset 1
     assert onset[0] == 1 and statistic[0] == pytest.approx(6 / np.sqrt(2))
 
@@ -70,15 +62,15 @@ def test_suffix_scan_by_hand():
 def test_suffix_scan_p_is_valid_under_the_null():
     rng = np.random.default_rng(1)
     z = rng.normal(size=(8, 200_000))
-    statistic, _ = suffix_scan(z, -z, min_steps=2)  # the worst case: the two columns move as one
-    p = suffix_scan_p(statistic, 8, 2)
+    statistic, _ = sig.suffix_scan(z, -z, min_steps=2)  # the worst case: the two columns move as one
+    p = sig.suffix_scan_p(statistic, 8, 2)
     for level in (0.05, 0.01, 0.001):
         assert (p <= level).mean() <= level
 
 
 def test_within_strata_permutations_stay_inside_each_stratum():
     strata = np.array([0, 1, 0, 1, 1, 2])
-    perms = within_strata_permutations(strata, 50, np.random.default_rng(2))
+    perms = sig.within_strata_permutations(strata, 50, np.random.default_rng(2))
     assert np.all(strata[perms] == strata)
     assert all(sorted(p) == list(range(6)) for p in perms)
     assert len({tuple(p) for p in perms}) > 1

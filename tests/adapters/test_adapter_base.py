@@ -14,19 +14,10 @@ from captum.attr import LayerGradCam
 from pytorch_grad_cam import GradCAMPlusPlus
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
 
-from i2x_plugin.adapters import (
-    CaptumAdapter,
-    GradCamAdapter,
-    SaliencyAdapter,
-    SaliencyMaps,
-    build_adapter,
-    make_explain_func,
-    normalize,
-    normalize_targets,
-    resolve_layer,
-    to_gradcam_numpy,
-    upsample_to,
-)
+from i2x_plugin.adapters import CaptumAdapter, GradCamAdapter, build_adapter
+from i2x_plugin.adapters.base import SaliencyAdapter, make_explain_func, resolve_layer
+from i2x_plugin.adapters.maps import SaliencyMaps, normalize, to_gradcam_numpy, upsample_to
+from i2x_plugin.adapters.targets import normalize_targets
 from i2x_plugin.models import SmallCNN
 
 KINDS = ["captum", "gradcam"]
