@@ -46,7 +46,7 @@ def null_table(explanation, draws: int) -> dict:
     """Claims per kind: the run's, and the mean / max over ``draws`` within-class and global shuffles of ΔP."""
     import numpy as np
 
-    from i2x_plugin.claims import claim_counts, null_claim_counts, saliency_share
+    from i2x_plugin.claims import null_claim_counts, saliency_share
     from i2x_plugin.ridge import standardize_delta_p
 
     e = explanation

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from i2x_plugin import I2X, I2XConfig, StructuredExplanation
+from i2x_plugin import I2X, StructuredExplanation
 from i2x_plugin.graph_schema import GraphRows, ddl, explanation_rows
 from i2x_plugin.ingest import BATCH_SIZE, delete_run, ensure_schema, write_explanation
 from i2x_plugin.questions import ask

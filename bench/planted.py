@@ -71,12 +71,17 @@ def run(seeds: list[int], alphas: list[float], adapters: list[str]) -> dict:
                                                       "recall": float("nan")})
         summary[str(alpha)] = {kind: {
             **{n: int(sum(r[kind][n] for r in mine)) for n in ("claims", "right", "wrong", "undecided")},
-            "precision": float(sum(r[kind]["right"] for r in mine)
-                               / max(sum(r[kind]["right"] + r[kind]["wrong"] for r in mine), 1)),
+            "precision": _share(sum(r[kind]["right"] for r in mine),
+                                sum(r[kind]["right"] + r[kind]["wrong"] for r in mine)),
             "recall_mean": float(np.nanmean([r[kind]["recall"] for r in mine])),
             "runs_without_claims": int(sum(r[kind]["claims"] == 0 for r in mine)),
         } for kind in KINDS + ("uncertain_while_confused",)}
     return {"seeds": seeds, "adapters": adapters, "runs": rows, "summary": summary}
+
+
+def _share(right: int, decided: int) -> float | None:
+    """Precision over the decided claims; None when no claim was decided (not 0: nothing was wrong)."""
+    return right / decided if decided else None
 
 
 def main() -> None:

@@ -125,9 +125,9 @@ def write_questions(run_dir: Path, store_dir: str | None, path: Path) -> Path:
     answers: dict[str, list] = {"most_confused": ask(store, "most_confused", run_id=run).to_dicts()}
     parts = [
         "# The question catalog\n",
-        "The 14 questions of the I2X method, each a parameterised Cypher file in `graph_schema/queries/` (its header",
-        "declares the parameters and the columns). Ask them from the CLI, `i2x ask NAME --param k=v [--run RUN_ID]",
-        "[--format table|json]` (`i2x ask --list` lists them), from Python, `ask(store, NAME, run_id=..., **params)`,",
+        f"The {len(load_catalog())} questions of the I2X method, each a parameterised Cypher file in",
+        "`graph_schema/queries/` (its header declares the parameters and the columns). Ask them from the CLI,",
+        "`i2x ask NAME --param k=v [--run RUN_ID] [--format table|json]` (`i2x ask --list` lists them), from Python, `ask(store, NAME, run_id=..., **params)`,",
         "or paste the Cypher into Neo4j Browser with `:param` (see [Neo4j Browser](neo4j-browser.md)). Without a run",
         "id they answer on the most recently written complete run.\n",
         f"The example answers below are real: the default `i2x run` (run `{run}`: {explanation.model_name} on "
@@ -137,7 +137,6 @@ def write_questions(run_dir: Path, store_dir: str | None, path: Path) -> Path:
     for q in sorted(load_catalog().values(), key=lambda q: q.number):
         params = _params_for(q.name, explanation, answers)
         answer = ask(store, q.name, run_id=run, **params)
-        shown = ", ".join(f"{k}={v}" for k, v in params.items())
         command = f"i2x ask {q.name}" + "".join(f" --param {k}={v}" for k, v in params.items()) + f" --run {run}"
         table = answer.to_table().splitlines()
         body = [line for line in table if not line.startswith(q.name + " —") and not line.startswith("run:")]

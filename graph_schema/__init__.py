@@ -10,6 +10,7 @@
 
 from importlib.resources import files
 
+from .catalog import get_question, list_questions, load_catalog
 from .ddl import schema_statements
 from .models import NODE_MODELS, RELATIONSHIP_MODELS, GraphNode, GraphRelationship
 from .rows import GraphRows, explanation_rows, node_id, sample_key
@@ -18,5 +19,5 @@ GRASS_PATH = files(__name__) / "i2x.grass"
 
 __all__ = [
     "GRASS_PATH", "GraphNode", "GraphRelationship", "GraphRows", "NODE_MODELS", "RELATIONSHIP_MODELS", "explanation_rows",
-    "node_id", "sample_key", "schema_statements",
+    "get_question", "list_questions", "load_catalog", "node_id", "sample_key", "schema_statements",
 ]
