@@ -22,10 +22,13 @@ DOCS = Path(__file__).resolve().parent
 
 # Where each label sits in the picture (data coordinates).
 _POSITIONS = {"Run": (0.6, 4.6), "Checkpoint": (-3.6, 4.6), "Class": (-2.4, 0.6), "Prototype": (3.8, 0.6),
-              "Group": (0.6, 2.6), "Sample": (0.6, -2.9), "CurationSet": (-3.6, -2.9)}
+              "Group": (0.6, 2.6), "Sample": (0.6, -2.9), "CurationSet": (-3.6, -2.9),
+              "DeletionTest": (4.4, -2.9)}
 _COLOURS = {"Run": "#FFE081", "Checkpoint": "#C990C0", "Class": "#F79767", "Prototype": "#57C7E3",
-            "Group": "#8DCC93", "Sample": "#D9C8AE", "CurationSet": "#ECB5C9"}
+            "Group": "#8DCC93", "Sample": "#D9C8AE", "CurationSet": "#ECB5C9",
+            "DeletionTest": "#A5ABB6"}
 _SKIP_PROPS = {"runId", "key"}
+_LABEL_AT = {("DeletionTest", "Class"): 0.3}  # where along an edge its label sits (default: the middle)
 
 
 def _camel(name: str) -> str:
@@ -85,7 +88,8 @@ def draw_schema(path: Path) -> Path:
         arrow = FancyArrowPatch((x0, y0 + 0.1), (x1, y1 + 0.1), arrowstyle="-|>", mutation_scale=16, color="#555",
                                 lw=1.2, shrinkA=45 if horizontal else 22, shrinkB=62 if horizontal else 26, zorder=1)
         ax.add_patch(arrow)
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.1, text, ha="center", va="center", fontsize=7, color="#222",
+        at = _LABEL_AT.get((source, target), 0.5)
+        ax.text(x0 + at * (x1 - x0), y0 + at * (y1 - y0) + 0.1, text, ha="center", va="center", fontsize=7, color="#222",
                 zorder=4, bbox=box)
     ax.set_title("The explanation graph: node labels (with properties) and relationship types {properties}.\n"
                  "Every node also has runId and key (unique together) and name; every relationship has runId.",

@@ -48,6 +48,13 @@ def _evidence(q: float | None, level: float) -> str:
     return f"q = {q:.2g}" + ("" if q <= level else f", not distinguishable from noise at q ≤ {level:g}")
 
 
+def _direction(beta: float, q: float | None, level: float) -> str:
+    """What a significant pooled β says about the sample's prediction; nothing when β is not significant."""
+    if q is None or q > level:
+        return "."
+    return ": more saliency on it " + ("raises" if beta > 0 else "lowers") + " the confidence in that class."
+
+
 def _checkpoint_name(explanation: StructuredExplanation, index: int | None) -> str:
     if index is None:
         return "not yet"
@@ -104,9 +111,7 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
             text = (f"Sample #{r['sample']} (true {cn[r['label']]}, {verdict} predicted {cn[r['predicted']]}) looks "
                     f"most at {r['name']} (intensity {r['intensity']:.2f} over {r['positions']} of {cells} cells). "
                     f"{r['name']}'s β toward {cn[r['predicted']]}, pooled over steps, is {r['beta']:+.3f} "
-                    f"({_evidence(r['q'], explanation.config.fdr_q)}): "
-                    + ("more saliency on it raises the confidence in that class." if r["beta"] > 0 else
-                       "more saliency on it lowers the confidence in that class."))
+                    f"({_evidence(r['q'], explanation.config.fdr_q)})" + _direction(r["beta"], r["q"], explanation.config.fdr_q))
         else:
             text = evidence.hint or "No answer."
         answers.append(ExampleAnswer(f"Why does sample #{sample} look where it looks?",
