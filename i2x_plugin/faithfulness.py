@@ -157,7 +157,10 @@ class Deleter:
         """The layer's output for probe ``rows``, each sample computed once and kept (the claim groups' rows
         overlap, and each is tested against dozens of random sets)."""
         rows = np.asarray(rows, dtype=np.int64)
-        missing = np.setdiff1d(rows, np.flatnonzero(self._slot >= 0))
+        key = rows.tobytes()
+        if self._last is not None and self._last[0] == key:  # a claim and its random sets share their rows
+            return self._last[1]
+        missing = np.unique(rows[self._slot[rows] < 0])
         if len(missing):
             captured: list[torch.Tensor] = []
             handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
@@ -168,9 +171,7 @@ class Deleter:
                 handle.remove()
             self._slot[missing] = np.arange(len(missing)) + (0 if self._kept is None else len(self._kept))
             self._kept = torch.cat(([] if self._kept is None else [self._kept]) + captured)
-        key = rows.tobytes()
-        if self._last is None or self._last[0] != key:  # a claim and its random sets share their rows
-            self._last = (key, self._kept[torch.as_tensor(self._slot[rows])])
+        self._last = (key, self._kept[torch.as_tensor(self._slot[rows])])
         return self._last[1]
 
     @torch.no_grad()
@@ -195,7 +196,7 @@ class Deleter:
         finally:
             if mask is not None:
                 mask.close()
-        return torch.cat(out) if out else torch.zeros(0)
+        return (out[0] if len(out) == 1 else torch.cat(out)) if out else torch.zeros(0)
 
     def _fill(self, rows: np.ndarray) -> torch.Tensor:
         if self.deletion == "zero":
