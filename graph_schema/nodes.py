@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
 _SCALARS = (bool, int, float, str)
 
 
@@ -26,12 +27,14 @@ def _is_property_type(tp: Any) -> bool:
     return tp in _SCALARS
 
 
-class _GraphModel(BaseModel):
+class GraphModel(BaseModel):
+    """Base of every node and relationship model: Neo4j property types only, camelCase aliases, frozen."""
+
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
     parallel: ClassVar[tuple[tuple[str, ...], ...]] = ()  # groups of list fields indexed alike
 
     @model_validator(mode="after")
-    def _parallel_lists_match(self) -> _GraphModel:
+    def _parallel_lists_match(self) -> GraphModel:
         fields = type(self).model_fields
         for names in self.parallel:
             sizes = {fields[n].alias or n: len(getattr(self, n)) for n in names if getattr(self, n) is not None}
@@ -53,7 +56,7 @@ class _GraphModel(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
-class GraphNode(_GraphModel):
+class GraphNode(GraphModel):
     """Base of every node: run membership, MERGE key and caption."""
 
     label: ClassVar[str]

@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import ClassVar, Literal, Type
 
 from pydantic import Field
-from .nodes import Checkpoint, Class, CurationSet, DeletionTest, GraphNode, Group, Prototype, Run, Sample, _GraphModel
+
+from .nodes import (
+    Checkpoint, Class, CurationSet, DeletionTest, GraphModel, GraphNode, Group, Prototype, Run, Sample,
+)
 
 
-class GraphRelationship(_GraphModel):
+class GraphRelationship(GraphModel):
     """Base of every relationship: its run, and the keys of its source and target nodes."""
 
     type: ClassVar[str]

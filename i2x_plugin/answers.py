@@ -111,7 +111,8 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
             text = (f"Sample #{r['sample']} (true {cn[r['label']]}, {verdict} predicted {cn[r['predicted']]}) looks "
                     f"most at {r['name']} (intensity {r['intensity']:.2f} over {r['positions']} of {cells} cells). "
                     f"{r['name']}'s β toward {cn[r['predicted']]}, pooled over steps, is {r['beta']:+.3f} "
-                    f"({_evidence(r['q'], explanation.config.fdr_q)})" + _direction(r["beta"], r["q"], explanation.config.fdr_q))
+                    f"({_evidence(r['q'], explanation.config.fdr_q)})"
+                    + _direction(r["beta"], r["q"], explanation.config.fdr_q))
         else:
             text = evidence.hint or "No answer."
         answers.append(ExampleAnswer(f"Why does sample #{sample} look where it looks?",

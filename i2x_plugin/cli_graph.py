@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-
 KEEP_STORE_HELP = ("keep the embedded store running afterwards (default: a store this command started is "
-                    "stopped when it ends; i2x store start also keeps it)")
+                   "stopped when it ends; i2x store start also keeps it)")
 
 
 def _store_line(st) -> str:  # type: ignore[no-untyped-def]
