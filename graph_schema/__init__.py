@@ -18,6 +18,6 @@ from .rows import GraphRows, explanation_rows, node_id, sample_key
 GRASS_PATH = files(__name__) / "i2x.grass"
 
 __all__ = [
-    "GRASS_PATH", "GraphNode", "GraphRelationship", "GraphRows", "NODE_MODELS", "RELATIONSHIP_MODELS", "explanation_rows",
-    "get_question", "list_questions", "load_catalog", "node_id", "sample_key", "schema_statements",
+    "GRASS_PATH", "GraphNode", "GraphRelationship", "GraphRows", "NODE_MODELS", "RELATIONSHIP_MODELS",
+    "explanation_rows", "get_question", "list_questions", "load_catalog", "node_id", "sample_key", "schema_statements",
 ]

@@ -39,6 +39,7 @@ def _step_labels(explanation: StructuredExplanation) -> list[str]:
     names = _checkpoint_labels(explanation)
     return [f"{a}→{b}" for a, b in zip(names[:-1], names[1:])]
 
+
 def _pname(k: int) -> str:
     return f"P{k}"
 
