@@ -250,7 +250,7 @@ def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, di
     write_improvement(graph_store, explanation, margin, dataclasses.replace(result, runs=[]))
     sets = graph_store.read("MATCH (cs:CurationSet {runId: $r}) RETURN cs.variant AS v, cs.cap AS cap, "
                             "cs.threshold AS m ORDER BY v", r="improve-graph")
-    assert [(r["v"], r["cap"], r["m"]) for r in sets] == [(curation.variant, None, curation.min_positions),
+    assert [(r["v"], r["cap"], r["m"]) for r in sets] == [(curation.variant, curation.cap, curation.min_positions),
                                                           ("V4", 0.1, None)]
 
 
