@@ -31,11 +31,6 @@ def _plain_relationship(name: str, rel_type: str, source: type[GraphNode], targe
                                              "__module__": __name__, "__qualname__": name})
 
 
-HasCheckpoint = _plain_relationship("HasCheckpoint", "HAS_CHECKPOINT", Run, Checkpoint)
-HasClass = _plain_relationship("HasClass", "HAS_CLASS", Run, Class)
-HasPrototype = _plain_relationship("HasPrototype", "HAS_PROTOTYPE", Run, Prototype)
-
-
 class Next(GraphRelationship):
     """Checkpoint t -> t+1; ``step`` = t, the step index used by every β."""
 
@@ -78,9 +73,6 @@ class KeyDriverOf(GraphRelationship):
     rank: int
     first_step: int | None = None
     recurrence: float | None = Field(None, description="Share of the stability test's re-fits that make it too.")
-
-
-InClass = _plain_relationship("InClass", "IN_CLASS", Group, Class)
 
 
 class _Sharing(GraphRelationship):
@@ -174,9 +166,6 @@ class ConfusedAs(GraphRelationship):
     counts: list[int] = Field(description="Per checkpoint (index = checkpoint index).")
 
 
-LabelledAs = _plain_relationship("LabelledAs", "LABELLED_AS", Sample, Class)
-
-
 class PredictedAs(GraphRelationship):
     """The final checkpoint's prediction."""
 
@@ -194,5 +183,11 @@ class ExemplarOf(GraphRelationship):
     box: list[int]
 
 
+# Relationship types without properties of their own.
+HasCheckpoint = _plain_relationship("HasCheckpoint", "HAS_CHECKPOINT", Run, Checkpoint)
+HasClass = _plain_relationship("HasClass", "HAS_CLASS", Run, Class)
+HasPrototype = _plain_relationship("HasPrototype", "HAS_PROTOTYPE", Run, Prototype)
+InClass = _plain_relationship("InClass", "IN_CLASS", Group, Class)
+LabelledAs = _plain_relationship("LabelledAs", "LABELLED_AS", Sample, Class)
 Removes = _plain_relationship("Removes", "REMOVES", CurationSet, Sample)
 ForPair = _plain_relationship("ForPair", "FOR_PAIR", CurationSet, Class)
