@@ -325,13 +325,18 @@ def claim_counts(claims: Claims) -> dict[str, int]:
 
 def null_claim_counts(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: np.ndarray,
                       final_confusion: np.ndarray, saliency_share: np.ndarray, config: I2XConfig, draws: int,
-                      shuffle: str = "class") -> list[dict[str, int]]:
+                      shuffle: str = "class", null_cache: dict | None = None) -> list[dict[str, int]]:
     """Claim counts of the whole procedure on ΔP rows shuffled within (step, class) (``shuffle="class"``) or
-    across all samples of a step (``"global"``), ``draws`` times: the false claims noise makes."""
+    across all samples of a step (``"global"``), ``draws`` times: the false claims noise makes.
+
+    ``null_cache``: the permutation draws of the real data's :func:`calibrated_claims` (given the same cache);
+    without it the real claims are derived once here to fill it."""
     rng = np.random.default_rng(config.seed + 1)
     strata = labels if shuffle == "class" else np.zeros_like(labels)
-    out, cache = [], {}
-    calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, null_cache=cache)
+    out, cache = [], null_cache
+    if cache is None:
+        cache = {}
+        calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, null_cache=cache)
     for draw in range(draws):
         shuffled = np.stack([x[t, within_strata_permutations(strata, 1, rng)[0]] for t in range(len(x))])
         claims = calibrated_claims(shuffled, y, labels, group_labels, final_confusion, saliency_share, config,

@@ -207,12 +207,14 @@ class I2X:
                                      cfg.min_cluster_fraction)
         x = standardize_delta_p(delta_p)
         share = saliency_share(trajectory.intensities[-1], presence, labels_np, num_classes)
+        permutations: dict = {}  # the uncertain test's draws, reused by the null draws (same Sxx and ΔŶ)
         with self._stage("ridge"):  # every fit and every permutation test
-            claims = calibrated_claims(x, delta_conf, labels_np, groups, trajectory.confusion[-1], share, cfg)
+            claims = calibrated_claims(x, delta_conf, labels_np, groups, trajectory.confusion[-1], share, cfg,
+                                       null_cache=permutations)
         if cfg.null_draws:
             with self._stage("calibration"):  # the same procedure on noise, to report its false claims
                 null = null_claim_counts(x, delta_conf, labels_np, groups, trajectory.confusion[-1], share, cfg,
-                                         cfg.null_draws)
+                                         cfg.null_draws, null_cache=permutations)
                 claims = dataclasses.replace(claims, counts=ClaimCounts(
                     claim_counts(claims), {k: float(np.mean([d[k] for d in null])) for k in null[0]},
                     {k: int(max(d[k] for d in null)) for k in null[0]}, cfg.null_draws))
