@@ -81,8 +81,7 @@ def _graph_store(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The store named by ``--store`` / ``--store-dir`` (ask, cypher, view)."""
     from i2x_plugin.store import GraphStore
 
-    return (GraphStore.embedded(args.store_dir, keep=args.keep_store) if args.store == "embedded"
-            else GraphStore.connect(args.store))
+    return GraphStore.connect(args.store, args.store_dir, keep=args.keep_store)
 
 
 def _key_values(pairs: list[str] | None, flag: str = "--param") -> dict[str, str]:

@@ -81,8 +81,7 @@ def _improve_to_graph(target: str, store_dir, result, curation, explanation, kee
     from i2x_plugin.improve_graph import write_improvement
     from i2x_plugin.store import GraphStore
 
-    store = (GraphStore.embedded(store_dir, keep=keep_store) if target == "embedded"
-             else GraphStore.connect(target))
+    store = GraphStore.connect(target, store_dir, keep=keep_store)
     try:
         counts = write_improvement(store, explanation, curation, result)
     finally:

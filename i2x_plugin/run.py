@@ -230,9 +230,7 @@ def checkpoint_accuracy(model: torch.nn.Module, infos: list[CheckpointInfo], dat
 def _connect_store(config: RunConfig):
     from .store import GraphStore
 
-    if config.store == "embedded":
-        return GraphStore.embedded(config.store_dir, keep=config.keep_store)
-    return GraphStore.connect(config.store)
+    return GraphStore.connect(config.store, config.store_dir, keep=config.keep_store)
 
 
 def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = None,

@@ -188,8 +188,7 @@ def update_saved_run(run, explanation, store: str | None, store_dir=None, keep_s
         from .ingest import write_explanation
         from .store import GraphStore
 
-        with (GraphStore.embedded(store_dir, keep=keep_store) if store == "embedded"
-              else GraphStore.connect(store)) as graph:
+        with GraphStore.connect(store, store_dir, keep=keep_store) as graph:
             write_explanation(graph, explanation)
             updated.append(f"graph {graph.uri} runId={explanation.run_id}")
     return updated

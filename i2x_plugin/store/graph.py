@@ -171,11 +171,11 @@ class GraphStore:
 
     @classmethod
     def connect(cls, target: str = "embedded",
-                data_dir: str | os.PathLike[str] | None = None) -> GraphStore:
-        """``"embedded"`` -> :meth:`embedded`; ``"env"`` -> :meth:`from_env`; a Bolt URI ->
-        that server, with user, password and database from the ``NEO4J_*`` variables."""
+                data_dir: str | os.PathLike[str] | None = None, keep: bool = True) -> GraphStore:
+        """``"embedded"`` -> :meth:`embedded` (``data_dir``, ``keep``); ``"env"`` -> :meth:`from_env`; a Bolt
+        URI -> that server, with user, password and database from the ``NEO4J_*`` variables."""
         if target == "embedded":
-            return cls.embedded(data_dir)
+            return cls.embedded(data_dir, keep=keep)
         if target == "env":
             return cls.from_env()
         if target.startswith(URI_SCHEMES):
