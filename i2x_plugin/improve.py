@@ -36,6 +36,7 @@ from .data import ImageDataset
 from .finetune import (FineTuneConfig, ImproveError, ScheduleRun, check_disjoint, check_trainable, epoch_order,
                        evaluate, fine_tune, resolve_lr, scored_run)
 from .improve_stats import MIN_SEEDS, mean_std, paired
+from .saved_run import SavedRunError, final_checkpoint, read_run_files
 from .selection import DEFAULT_VARIANT, VARIANTS, Variant, pair_signals, random_control, select
 from .structure import StructuredExplanation
 
@@ -351,42 +352,29 @@ class ImproveInputs:
     store_dir: Path | None = None
 
 
-def _final_checkpoint(explanation: StructuredExplanation, fallback_dir: Path | None) -> Path:
-    path = Path(explanation.checkpoints[-1].path)
-    if path.is_file():
-        return path
-    if fallback_dir is not None and (fallback_dir / path.name).is_file():
-        return fallback_dir / path.name  # the run directory was moved: look beside it
-    raise ImproveError(f"The final checkpoint {path} of run {explanation.run_id!r} does not exist. Pass it "
-                       "explicitly (--checkpoint FILE).")
+def _explicit(err: SavedRunError) -> ImproveError:
+    return ImproveError(f"{err} Or give the inputs explicitly: --checkpoint FILE, or --explanation, --checkpoint, "
+                        "--dataset and --model.")
 
 
 def inputs_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> ImproveInputs:
     """Load a run written by ``i2x run``: config.yaml, split.npz, explanation/ and its checkpoints."""
-    from .models import build_model
-    from .run_config import RunConfig
-
-    run_dir = Path(run_dir)
-    missing = [name for name in ("config.yaml", "split.npz", "explanation/explanation.json")
-               if not (run_dir / name).exists()]
-    if missing:
-        raise ImproveError(f"{run_dir} is not a complete 'i2x run' output directory (missing {', '.join(missing)}). "
-                           "Point --run-dir at OUT/RUN_ID of a finished run, or give --explanation, --checkpoint, "
-                           "--dataset and --model.")
-    config = RunConfig.from_file(run_dir / "config.yaml")
-    explanation = StructuredExplanation.load(run_dir / "explanation")
     from .data import load_dataset
+    from .models import build_model
 
-    with np.load(run_dir / "split.npz") as split:
-        train_index, test_index = split["train"], split["test"]
-        separate = bool(split["separate_test_source"]) if "separate_test_source" in split else False
+    try:
+        files = read_run_files(run_dir)
+        final = Path(checkpoint) if checkpoint is not None else files.final_checkpoint()
+    except SavedRunError as err:
+        raise _explicit(err) from err
+    config, explanation, split = files.config, files.explanation, files.split
+    train_index, test_index = split["train"], split["test"]
+    separate = bool(split["separate_test_source"]) if "separate_test_source" in split else False
     source = load_dataset(config.dataset, train=True, root=config.data_root)
     test_source = load_dataset(config.dataset, train=False, root=config.data_root) if separate else source
     train, test = source.subset(train_index, f"{explanation.dataset}-train"), test_source.subset(test_index,
                                                                                                  f"{explanation.dataset}-test")
     model = build_model(config.model, int(train.images.shape[1]), train.num_classes, int(train.images.shape[-1]))
-    final = Path(checkpoint) if checkpoint is not None else _final_checkpoint(
-        explanation, Path(config.checkpoints) if config.checkpoints is not None else run_dir / "checkpoints")
     return ImproveInputs(explanation, model, final, train, test, np.asarray(train_index), config.store,
                          config.store_dir)
 
@@ -406,5 +394,8 @@ def inputs_from_files(explanation_dir: str | Path, checkpoint: str | Path | None
     data = load_run_data(RunConfig(dataset=dataset, model=model_name, test_fraction=test_fraction, seed=split_seed))
     model = build_model(model_name, int(data.train.images.shape[1]), data.train.num_classes,
                         int(data.train.images.shape[-1]))
-    final = Path(checkpoint) if checkpoint is not None else _final_checkpoint(explanation, None)
+    try:
+        final = Path(checkpoint) if checkpoint is not None else final_checkpoint(explanation, None)
+    except SavedRunError as err:
+        raise _explicit(err) from err
     return ImproveInputs(explanation, model, final, data.train, data.test, np.asarray(data.train_index))

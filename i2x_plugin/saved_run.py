@@ -22,6 +22,48 @@ class SavedRunError(ValueError):
 
 
 @dataclass(frozen=True)
+class RunFiles:
+    """What a finished run wrote: its config, its explanation and its split (``train``, ``test``, ``probe``
+    indices into the data set(s); ``separate_test_source``)."""
+
+    directory: Path
+    config: object  # RunConfig
+    explanation: StructuredExplanation
+    split: dict[str, np.ndarray]
+
+    def final_checkpoint(self) -> Path:
+        """The run's final checkpoint, also found beside the run when its directory was moved."""
+        given = getattr(self.config, "checkpoints", None)
+        return final_checkpoint(self.explanation, Path(given) if given is not None else self.directory / "checkpoints")
+
+
+def final_checkpoint(explanation: StructuredExplanation, fallback_dir: Path | None) -> Path:
+    """``explanation``'s final checkpoint, or the file of the same name in ``fallback_dir``."""
+    path = Path(explanation.checkpoints[-1].path)
+    if path.is_file():
+        return path
+    if fallback_dir is not None and (fallback_dir / path.name).is_file():
+        return fallback_dir / path.name  # the run directory was moved: look beside it
+    raise SavedRunError(f"The final checkpoint {path} of run {explanation.run_id!r} does not exist.")
+
+
+def read_run_files(run_dir: str | Path) -> RunFiles:
+    """Read ``run_dir`` (``OUT/RUN_ID`` of a finished ``i2x run``): config.yaml, split.npz, explanation/."""
+    from .run_config import RunConfig
+
+    run_dir = Path(run_dir)
+    missing = [name for name in ("config.yaml", "split.npz", "explanation/explanation.json")
+               if not (run_dir / name).exists()]
+    if missing:
+        raise SavedRunError(f"{run_dir} is not a complete 'i2x run' output directory (missing {', '.join(missing)}). "
+                            "Point --run-dir at OUT/RUN_ID of a finished run.")
+    with np.load(run_dir / "split.npz") as split:
+        arrays = {name: split[name] for name in split.files}
+    return RunFiles(run_dir, RunConfig.from_file(run_dir / "config.yaml"),
+                    StructuredExplanation.load(run_dir / "explanation"), arrays)
+
+
+@dataclass(frozen=True)
 class SavedRun:
     directory: Path
     config: object  # RunConfig
@@ -31,29 +73,17 @@ class SavedRun:
 
 
 def load_saved_run(run_dir: str | Path) -> SavedRun:
-    """Read ``run_dir`` (``OUT/RUN_ID`` of a finished ``i2x run``)."""
+    """Read ``run_dir`` with the final model and the probe set the run explained (for its checks)."""
     from .models import build_model
-    from .run_config import RunConfig
 
-    run_dir = Path(run_dir)
-    missing = [name for name in ("config.yaml", "split.npz", "explanation/explanation.json")
-               if not (run_dir / name).exists()]
-    if missing:
-        raise SavedRunError(f"{run_dir} is not a complete 'i2x run' output directory (missing {', '.join(missing)}). "
-                            "Point --run-dir at OUT/RUN_ID of a finished run.")
-    config = RunConfig.from_file(run_dir / "config.yaml")
-    explanation = StructuredExplanation.load(run_dir / "explanation")
-    with np.load(run_dir / "split.npz") as split:
-        probe_index = split["probe"]
+    files = read_run_files(run_dir)
+    config, explanation = files.config, files.explanation
     source = load_dataset(config.dataset, train=True, root=config.data_root)
-    probe = source.subset(probe_index, explanation.dataset)
+    probe = source.subset(files.split["probe"], explanation.dataset)
     model = build_model(config.model, int(probe.images.shape[1]), len(explanation.class_names),
                         int(probe.images.shape[-1]))
-    final = Path(explanation.checkpoints[-1].path)
-    if not final.is_file() and (run_dir / "checkpoints" / final.name).is_file():
-        final = run_dir / "checkpoints" / final.name  # the run directory was moved
-    if not final.is_file():
-        raise SavedRunError(f"The final checkpoint {final} of run {explanation.run_id!r} does not exist; the checks "
-                            "need the final model.")
-    default_load_func(model, final)
-    return SavedRun(run_dir, config, explanation, model.eval(), probe)
+    try:
+        default_load_func(model, files.final_checkpoint())
+    except SavedRunError as err:
+        raise SavedRunError(f"{err} The checks need the final model.") from err
+    return SavedRun(files.directory, config, explanation, model.eval(), probe)
