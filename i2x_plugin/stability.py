@@ -46,16 +46,19 @@ class StabilityResult:
         return {kind: float(np.mean(v)) if v else float("nan") for kind, v in self.jaccard.items()}
 
 
+_IDENTITY = {  # what makes a claim the same claim across fits: (class, k), (a, b, favours, k), (a, b, k)
+    "drivers": lambda d: (d.cls, d.prototype),
+    "separators": lambda s: (s.a, s.b, s.favours, s.prototype),
+    "uncertain": lambda u: (u.a, u.b, u.prototype),
+}
+
+
 def claim_keys(claims, kind: str, top: int = 5) -> set[tuple[int, ...]]:
-    """The identity of each claim of a kind: (class, k), (a, b, favours, k) or (a, b, k); "top drivers" are the
-    ``top`` drivers of each class by rank (those the answers show and the deletion test deletes)."""
-    if kind == "drivers":
-        return {(d.cls, d.prototype) for d in claims.drivers}
+    """The identity of each claim of a kind; "top drivers" are the ``top`` drivers of each class by rank (those
+    the answers show and the deletion test deletes)."""
     if kind == "top drivers":
-        return {(d.cls, d.prototype) for d in claims.drivers if d.rank < top}
-    if kind == "separators":
-        return {(s.a, s.b, s.favours, s.prototype) for s in claims.separators}
-    return {(u.a, u.b, u.prototype) for u in claims.uncertain}
+        return {_IDENTITY["drivers"](d) for d in claims.drivers if d.rank < top}
+    return {_IDENTITY[kind](claim) for claim in getattr(claims, kind)}
 
 
 def _renamed(keys: set[tuple[int, ...]], mapping: np.ndarray) -> set[tuple[int, ...]]:
@@ -160,14 +163,9 @@ def _refit_claims(e, rows: np.ndarray, assignments: np.ndarray, presence: np.nda
 
 def with_recurrence(explanation, result: StabilityResult, recurrence: dict[str, dict[tuple[int, ...], float]]):
     """The explanation with its stability figures and each driver, separator and uncertain claim's recurrence."""
-    return dataclasses.replace(
-        explanation, stability=result,
-        drivers=[dataclasses.replace(d, recurrence=recurrence["drivers"].get((d.cls, d.prototype)))
-                 for d in explanation.drivers],
-        separators=[dataclasses.replace(s, recurrence=recurrence["separators"].get((s.a, s.b, s.favours, s.prototype)))
-                    for s in explanation.separators],
-        uncertain=[dataclasses.replace(u, recurrence=recurrence["uncertain"].get((u.a, u.b, u.prototype)))
-                   for u in explanation.uncertain])
+    return dataclasses.replace(explanation, stability=result, **{
+        kind: [dataclasses.replace(claim, recurrence=recurrence[kind].get(_IDENTITY[kind](claim)))
+               for claim in getattr(explanation, kind)] for kind in KINDS})
 
 
 def update_saved_run(run, explanation, store: str | None, store_dir=None, keep_store: bool = False) -> list[str]:
