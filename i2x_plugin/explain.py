@@ -32,7 +32,7 @@ from .claims import calibrated_claims, claim_counts, null_claim_counts, saliency
 from .config import I2XConfig
 from .data import ImageDataset
 from .distributed import Ranks, file_digest
-from .faithfulness import Deleter, evaluate
+from .faithfulness import deletion_tests
 from .probe import ProbeLike, ProbeSet
 from .progress import Trajectory, learning_groups, sweep
 from .prototypes import FeatureTap, Prototypes, check_k, stream_prototypes
@@ -255,12 +255,7 @@ class I2X:
             self.model.to(self.device)
             checkpoints_load_func(self.model, infos[-1].path)
             self.model.eval()
-            deleter = Deleter(self.model, self.layer, probe.images, labels_np, prototypes.assignments, cfg.deletion,
-                              cfg.batch_size, self.device)
-            results, skipped = evaluate(explanation, deleter, cfg.top_prototypes, cfg.faithfulness_random_sets,
-                                        cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
-        for line in skipped:
-            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=3)
+            results, skipped = deletion_tests(explanation, self.model, probe.images, self.device)
         return dataclasses.replace(explanation, faithfulness_results=results,
                                    skipped=explanation.skipped + [f"faithfulness: {line}" for line in skipped])
 

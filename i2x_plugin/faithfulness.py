@@ -19,6 +19,7 @@ dynamics), deleted the same way. I2X should not tell a user less about the final
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -294,6 +295,21 @@ def static_prototypes(intensities_final: np.ndarray, presence: np.ndarray, rows:
     """The ``m`` prototypes holding the most final-checkpoint saliency in ``rows`` (intensity × cells)."""
     mass = (intensities_final[rows] * presence[rows]).sum(0)
     return [int(k) for k in np.argsort(-mass, kind="stable")[:m] if mass[k] > 0]
+
+
+def deletion_tests(explanation, model: nn.Module, images: torch.Tensor, device: torch.device | str | None = None,
+                   deletion: Deletion | None = None, random_sets: int | None = None
+                   ) -> tuple[list[FaithfulnessResult], list[str]]:
+    """Every claim group of ``explanation`` deleted on ``model`` (the run's final weights, in eval mode) on its
+    probe ``images``; settings default to the run's config. Groups too small to test are named in a warning."""
+    cfg = explanation.config
+    deleter = Deleter(model, explanation.layer, images, explanation.labels, explanation.assignments,
+                      deletion or cfg.deletion, cfg.batch_size, device)
+    results, skipped = evaluate(explanation, deleter, cfg.top_prototypes, random_sets or cfg.faithfulness_random_sets,
+                                cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
+    for line in skipped:
+        warnings.warn(f"I2X faithfulness: {line}.", stacklevel=3)
+    return results, skipped
 
 
 def evaluate(explanation, deleter: Deleter, top: int, random_sets: int, max_samples: int, min_samples: int,

@@ -192,19 +192,10 @@ class StructuredExplanation:
         same order. Settings default to the run's config. Groups too small to test are named in a warning.
         A model or probe set that is not the run's is refused (:class:`~.faithfulness.FaithfulnessError`).
         """
-        import warnings
+        from .faithfulness import deletion_tests
 
-        from .faithfulness import Deleter, evaluate
-
-        cfg = self.config
         with self._final_model(model, data, device) as (probe, device):
-            deleter = Deleter(model, self.layer, probe.images, self.labels, self.assignments,
-                              deletion or cfg.deletion, device=device)
-            results, skipped = evaluate(self, deleter, cfg.top_prototypes, random_sets or cfg.faithfulness_random_sets,
-                                        cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
-        for line in skipped:
-            warnings.warn(f"I2X faithfulness: {line}.", stacklevel=2)
-        return results
+            return deletion_tests(self, model, probe.images, device, deletion, random_sets)[0]
 
     def stability_test(self, model, data, device=None, kmeans_seeds: int | None = None,
                        bootstraps: int | None = None) -> "StructuredExplanation":
