@@ -77,7 +77,7 @@ def serial_fit_seconds(checkpoints: Path) -> float:
 
     with threadpool_limits(1):
         start = time.perf_counter()
-        fit_centres(rows, cfg.k, cfg.pca_components, cfg.minibatch_kmeans_rows, cfg.seed)
+        fit_centres(rows, cfg.k, cfg.pca_components, cfg.minibatch_kmeans_rows, cfg.seed, cfg.kmeans_inits)
         return time.perf_counter() - start
 
 

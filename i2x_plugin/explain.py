@@ -129,7 +129,7 @@ class I2X:
 
                 features = extract_features(self.model, self.layer, data, cfg.batch_size, self.device)
                 return fit_prototypes(features, cfg.k, cfg.pca_components, cfg.pca_max_rows,
-                                      cfg.minibatch_kmeans_rows, cfg.seed)
+                                      cfg.minibatch_kmeans_rows, cfg.seed, cfg.kmeans_inits)
             probe = ProbeSet.from_data(data)
             shape = self._first_batch(probe)[1]
             check_k(cfg.k, len(probe), *shape[:2])

@@ -303,7 +303,7 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
                 if ranks.is_root:
                     train_with_checkpoints(model, data.train, checkpoints_dir, epochs=config.epochs, lr=config.lr,
                                            batch_size=config.batch_size, seed=config.seed, device=device,
-                                           progress=progress)
+                                           progress=progress, threads=config.train_threads)
             with ranks.checked("reading the checkpoints rank 0 trained"):
                 infos = resolve_checkpoints(checkpoints_dir)
         else:

@@ -43,6 +43,10 @@ class RunConfig(BaseModel):
     epochs: int = Field(8, ge=1, description="Training epochs; a checkpoint is saved before training and after each.")
     lr: float = Field(3e-3, gt=0, description="Adam learning rate.")
     batch_size: int = Field(64, ge=1, description="Training batch size.")
+    train_threads: int | None = Field(1, ge=1, description="(D) Intra-op torch threads while training on the CPU: a "
+                                      "fixed count makes the weights the same whatever OMP_NUM_THREADS or the core "
+                                      "count (a convolution's gradient sums change with the thread split); None = "
+                                      "torch's own setting (faster on many cores, not reproducible across them).")
     adapter: Literal["captum", "gradcam"] = Field("captum", description="Saliency library.")
     method: str | None = Field(None, description="Attribution class (default LayerGradCam for captum, GradCAM "
                                "for gradcam).")

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 from scipy.stats import kendalltau
 
 from .claims import calibrated_claims, saliency_share
 from .progress import confusion_matrix, prototype_intensity
-from .prototypes import fit_prototypes
+from .prototypes import fit_prototypes, match_prototypes
 from .ridge import standardize_delta_p
 
 KINDS = ("drivers", "separators", "uncertain")
@@ -40,6 +39,8 @@ class StabilityResult:
     jaccard: dict[str, list[float]]  # kind (OVERLAPS) -> one value per re-fit
     learning_order_tau: list[float]  # Kendall τ of the separation checkpoints, per re-fit
     cell_agreement: list[float] = field(default_factory=list)  # per re-fit: share of cells whose prototypes agree
+    selection_share: float | None = None  # stability selection: claims recurring less often were not reported
+    unstable: dict[str, int] = field(default_factory=dict)  # kind (KINDS) -> claims dropped by the selection
 
     @property
     def mean_jaccard(self) -> dict[str, float]:
@@ -70,21 +71,6 @@ def _jaccard(a: set, b: set) -> float:
     return len(a & b) / len(a | b) if a | b else 1.0
 
 
-def match_prototypes(reference: np.ndarray, other: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    """Match a re-fit's prototypes to the run's by the cells they share (Hungarian assignment on the overlap).
-
-    ``reference`` and ``other`` are the two assignments of the same cells ``(n, h, w)``. Returns
-    ``mapping[j]`` = the run's prototype matched to prototype j of the re-fit, and the share of cells whose
-    matched prototypes agree (1.0: the same partition).
-    """
-    overlap = np.zeros((k, k), dtype=np.int64)
-    np.add.at(overlap, (other.reshape(-1).astype(np.int64), reference.reshape(-1).astype(np.int64)), 1)
-    rows, cols = linear_sum_assignment(-overlap)
-    mapping = np.empty(k, dtype=np.int64)
-    mapping[rows] = cols
-    return mapping, float(overlap[rows, cols].sum() / max(overlap.sum(), 1))
-
-
 def _separation_ranks(confusion: np.ndarray, labels: np.ndarray, fraction: float) -> np.ndarray:
     from .structure import pair_separations
     from .claims import class_pairs
@@ -109,6 +95,11 @@ def stability_test(explanation, features: np.ndarray, kmeans_seeds: int | list[i
         re-fits that make it too).
     """
     e, cfg = explanation, explanation.config
+    refits = (len(kmeans_seeds) if isinstance(kmeans_seeds, list) else kmeans_seeds) + bootstraps
+    if refits < 2:
+        raise StabilityError(f"The stability test needs at least 2 re-fits to say how often a claim recurs; "
+                             f"{refits} were asked. Give stability_kmeans_seeds + stability_bootstraps ≥ 2 "
+                             "(the default is 2 + 2).")
     if e.saliency_maps is None:
         raise StabilityError(f"Run {e.run_id!r} kept no saliency maps (I2XConfig.keep_maps was off), so other "
                              "prototypes cannot be measured without a new sweep. Explain it again with keep_maps=True.")
@@ -128,7 +119,7 @@ def stability_test(explanation, features: np.ndarray, kmeans_seeds: int | list[i
     for name, kmeans_seed, rows in plans:
         rows = np.arange(len(e.labels)) if rows is None else np.sort(rows)
         fitted = fit_prototypes(features[rows], e.k, cfg.pca_components, cfg.pca_max_rows, cfg.minibatch_kmeans_rows,
-                                kmeans_seed)
+                                kmeans_seed, cfg.kmeans_inits)
         mapping, agreement = match_prototypes(e.assignments[rows], fitted.assignments, e.k)
         agreements.append(agreement)
         claims, confusion = _refit_claims(e, rows, fitted.assignments, fitted.presence())
@@ -161,11 +152,36 @@ def _refit_claims(e, rows: np.ndarray, assignments: np.ndarray, presence: np.nda
     return claims, confusion
 
 
-def with_recurrence(explanation, result: StabilityResult, recurrence: dict[str, dict[tuple[int, ...], float]]):
-    """The explanation with its stability figures and each driver, separator and uncertain claim's recurrence."""
-    return dataclasses.replace(explanation, stability=result, **{
-        kind: [dataclasses.replace(claim, recurrence=recurrence[kind].get(_IDENTITY[kind](claim)))
-               for claim in getattr(explanation, kind)] for kind in KINDS})
+def with_recurrence(explanation, result: StabilityResult, recurrence: dict[str, dict[tuple[int, ...], float]],
+                    share: float | None = None):
+    """The explanation with its stability figures and each driver, separator and uncertain claim's recurrence.
+
+    ``share`` given (stability selection): only the claims that recur in at least that share of the re-fits
+    are kept, drivers re-ranked within their class; how many of each kind were dropped is in
+    ``stability.unstable``. None keeps every claim.
+    """
+    if share is not None and not 0 < share <= 1:
+        raise StabilityError(f"A stability selection share of {share} is outside (0, 1]: it is the share of "
+                             "re-fits a claim must recur in (e.g. 0.5), or None to keep every claim.")
+    kept, unstable = {}, {}
+    for kind in KINDS:
+        claims = [dataclasses.replace(claim, recurrence=recurrence[kind].get(_IDENTITY[kind](claim)))
+                  for claim in getattr(explanation, kind)]
+        stable = [c for c in claims if share is None or (c.recurrence or 0.0) >= share - 1e-9]
+        kept[kind], unstable[kind] = stable, len(claims) - len(stable)
+    kept["drivers"] = _reranked(kept["drivers"])
+    result = dataclasses.replace(result, selection_share=share, unstable=unstable if share is not None else {})
+    return dataclasses.replace(explanation, stability=result, **kept)
+
+
+def _reranked(drivers: list) -> list:
+    """Drivers with ``rank`` renumbered 0, 1, … within each class, in their order (by saliency share)."""
+    seen: dict[int, int] = {}
+    out = []
+    for d in sorted(drivers, key=lambda d: (d.cls, d.rank)):
+        out.append(dataclasses.replace(d, rank=seen.setdefault(d.cls, 0)))
+        seen[d.cls] += 1
+    return out
 
 
 def update_saved_run(run, explanation, store: str | None, store_dir=None, keep_store: bool = False) -> list[str]:

@@ -213,7 +213,7 @@ class StructuredExplanation:
         result, recurrence = stability_test(
             self, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
             cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)
-        return with_recurrence(self, result, recurrence)
+        return with_recurrence(self, result, recurrence, cfg.stability_selection)
 
     def to_networkx(self):
         """The same graph the store holds, as a networkx MultiDiGraph."""

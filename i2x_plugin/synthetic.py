@@ -165,28 +165,30 @@ def score_planted_claims(shapes: PlantedShapes, explanation) -> dict[str, dict[s
 def train_planted_model(shapes: PlantedShapes, directory, seed: int = 0, epochs: int = 6, every: int = 10,
                         lr: float = 3e-3):
     """A SmallCNN trained on planted shapes with a checkpoint before training and every ``every`` steps
-    (the planted pair separates within an epoch, so epoch checkpoints would miss it)."""
+    (the planted pair separates within an epoch, so epoch checkpoints would miss it). Seeded and on one
+    thread (:func:`~.training.fixed_threads`), so the weights do not depend on the machine's thread count."""
     from torch.utils.data import DataLoader, TensorDataset
 
     from .checkpoints import CheckpointRecorder
     from .models import SmallCNN
+    from .training import fixed_threads, seeded
 
-    torch.manual_seed(seed)
-    model = SmallCNN(1, len(shapes.class_shapes), pools=1, width=16)
-    recorder = CheckpointRecorder(directory)
-    loader = DataLoader(TensorDataset(shapes.data.images, shapes.data.labels), batch_size=32, shuffle=True,
-                        generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    recorder.save(model, epoch=0, step=0)
-    step = 0
-    for epoch in range(epochs):
-        model.train()
-        for x, y in loader:
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            if step % every == 0:
-                recorder.save(model, epoch=epoch + 1, step=step, train_loss=loss.item())
+    with seeded(seed), fixed_threads(1):
+        model = SmallCNN(1, len(shapes.class_shapes), pools=1, width=16)
+        recorder = CheckpointRecorder(directory)
+        loader = DataLoader(TensorDataset(shapes.data.images, shapes.data.labels), batch_size=32, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        recorder.save(model, epoch=0, step=0)
+        step = 0
+        for epoch in range(epochs):
+            model.train()
+            for x, y in loader:
+                optimizer.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                if step % every == 0:
+                    recorder.save(model, epoch=epoch + 1, step=step, train_loss=loss.item())
     return model.eval(), recorder

@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from i2x_plugin import StructuredExplanation
@@ -15,6 +14,7 @@ from i2x_plugin.cli import main
 from i2x_plugin.distributed import Ranks, available_cores
 from i2x_plugin.run import RunConfig, run_main
 from i2x_plugin.store import GraphStore
+from same_explanation import assert_same_explanation
 
 REPO = Path(__file__).resolve().parents[1]
 I2X = [sys.executable, "-m", "i2x_plugin.cli"]
@@ -39,17 +39,8 @@ def one_and_two_processes(digits_run, tmp_path_factory) -> tuple[StructuredExpla
 
 
 def test_two_gloo_processes_give_the_explanation_of_one(one_and_two_processes):
-    one, two = one_and_two_processes
-    for name in StructuredExplanation._ARRAYS:
-        a, b = getattr(one, name), getattr(two, name)
-        assert a.shape == b.shape, name
-        if np.issubdtype(a.dtype, np.floating):
-            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=name)
-        else:
-            np.testing.assert_array_equal(b, a, err_msg=name)
-    for name in ("drivers", "groups", "shared", "separators", "separations", "learning_order", "uncertain",
-                 "exemplars", "checkpoints"):
-        assert getattr(two, name) == getattr(one, name), name
+    """Bit for bit, every field: the ranks run one thread each, this process torch's default."""
+    assert_same_explanation(*one_and_two_processes)
 
 
 def test_shards_are_contiguous_batch_aligned_and_cover_every_sample():
