@@ -51,7 +51,9 @@ from core import raw_layergradcam_throughput as raw_layergradcam_images_per_s  #
 
 RESULTS = Path(__file__).resolve().parent / "results" / "e2e.json"
 _CHECKS = ("explain.faithfulness", "stability")
-TARGETS = {"total_seconds": 300, "peak_rss_gib": 4.0, "sweep_ratio": 0.8, "overhead_ratio": 1.0}
+# overhead_over_sweep (issue 19): everything I2X adds beyond the sweep, less the wait for the graph store's start.
+TARGETS = {"total_seconds": 300, "peak_rss_gib": 4.0, "sweep_ratio": 0.8, "overhead_ratio": 1.0,
+           "overhead_over_sweep": 1.5}
 # Stages that are not I2X's own work beyond the sweep: the run's data, its training, the held-out test.
 _NOT_OVERHEAD = ("data", "training", "test", "explain.sweep")
 # "[i2x] <message>" lines of run_main, by their first word(s) -> stage name of summary.json.
@@ -220,6 +222,7 @@ def main() -> None:
             "overhead_over_limit": round(overhead_s / limit_s, 3),
             "checks_seconds": round(checks_s, 2),
             "overhead_over_limit_without_checks": round((overhead_s - checks_s) / limit_s, 3),
+            "i2x_overhead_over_sweep": round((overhead_s - seconds.get("store", 0.0)) / seconds["explain.sweep"], 3),
             "in_the_background": {name: round(s, 2) for name, s in seconds.items() if name.endswith(".background")},
         },
         "accuracy": {"probe_final": metrics["probe_accuracy"][-1], "test_final": metrics["test_accuracy"][-1]},
@@ -227,7 +230,9 @@ def main() -> None:
         "meets_targets": {"total_seconds": wall_run < TARGETS["total_seconds"],
                           "peak_rss_gib": peak_gib < TARGETS["peak_rss_gib"],
                           "sweep_ratio": sweep_rate / raw >= TARGETS["sweep_ratio"],
-                          "overhead_ratio": overhead_s / limit_s <= TARGETS["overhead_ratio"]},
+                          "overhead_ratio": overhead_s / limit_s <= TARGETS["overhead_ratio"],
+                          "overhead_over_sweep": (overhead_s - seconds.get("store", 0.0)) / seconds["explain.sweep"]
+                          <= TARGETS["overhead_over_sweep"]},
         "printed": printed.splitlines(),
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

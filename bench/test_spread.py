@@ -52,9 +52,11 @@ def noise_figures(seed: int) -> dict[str, float]:
         train_with_checkpoints(model, noise, directory, epochs=4, lr=3e-3, seed=seed)
         e = I2X(model, "block3", config=I2XConfig(k=12, faithfulness=False, null_draws=0, seed=seed)).explain(
             directory, noise)
-        tested = e.stability_test(model, noise, kmeans_seeds=2, bootstraps=1).stability
+        tested = e.stability_test(model, noise, kmeans_seeds=2, bootstraps=1)
     return {"claims": float(len(e.drivers) + len(e.separators) + len(e.uncertain)),
-            "stability_drivers_jaccard": tested.mean_jaccard["drivers"]}
+            "claims_after_stability_selection": float(len(tested.drivers) + len(tested.separators)
+                                                      + len(tested.uncertain)),
+            "stability_drivers_jaccard": tested.stability.mean_jaccard["drivers"]}
 
 
 def describe(values: list[float]) -> dict[str, float | list[float]]:
