@@ -19,12 +19,12 @@ import tempfile
 from pathlib import Path
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
-from i2x_plugin.data import load_digits_8x8
-from i2x_plugin.ingest import write_explanation
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.questions import ask
+from i2x_plugin.training.data import load_digits_8x8
+from i2x_plugin.graph.ingest import write_explanation
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import GraphStore, ReadOnlyQueryError
-from i2x_plugin.training import train_with_checkpoints
+from i2x_plugin.training.loop import train_with_checkpoints
 
 if len(sys.argv) > 1:
     explanation = StructuredExplanation.load(Path(sys.argv[1]) / "explanation")

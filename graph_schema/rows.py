@@ -33,7 +33,7 @@ from . import models as m
 if TYPE_CHECKING:
     import networkx as nx
 
-    from i2x_plugin.structure import StructuredExplanation
+    from i2x_plugin.method.structure import StructuredExplanation
 
 PROBE = "probe"
 SCHEMA_VERSION = 2

@@ -62,11 +62,11 @@ from pathlib import Path
 import numpy as np
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
-from i2x_plugin.checkpoints import default_load_func
-from i2x_plugin.data import ImageDataset, load_digits_8x8
-from i2x_plugin.ingest import write_explanation
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.training import seeded, train_with_checkpoints
+from i2x_plugin.training.checkpoints import default_load_func
+from i2x_plugin.training.data import ImageDataset, load_digits_8x8
+from i2x_plugin.graph.ingest import write_explanation
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.training.loop import seeded, train_with_checkpoints
 
 DIGITS_CONFIG = I2XConfig(k=12, seed=0)
 
@@ -144,7 +144,7 @@ def digits_graph_other(digits_graph: DigitsGraph, digits_run: DigitsRun) -> Stru
 
 
 # --- the planted-shapes run (tests/test_explain.py, test_faithfulness.py, test_stability.py) -------------
-from i2x_plugin.synthetic import PlantedShapes, make_planted_shapes, train_planted_model
+from i2x_plugin.training.synthetic import PlantedShapes, make_planted_shapes, train_planted_model
 
 
 @dataclass

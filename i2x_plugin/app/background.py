@@ -71,9 +71,9 @@ class RowsWritten:
 def write_graph(store: Any, explanation: Any, images: Any, directory: Path, cancelled: threading.Event,
                 written: RowsWritten) -> Any:
     """The sample images the graph refers to, then the explanation graph (stops early once cancelled)."""
-    from .graph_schema import explanation_rows
-    from .ingest import write_graph_rows
-    from .report import save_sample_images
+    from ..graph_schema import explanation_rows
+    from ..graph.ingest import write_graph_rows
+    from ..report import save_sample_images
 
     shown = {e.sample for e in explanation.exemplars}
     shown |= set(np.flatnonzero(explanation.predictions[-1] != explanation.labels).tolist())

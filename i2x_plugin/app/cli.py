@@ -4,7 +4,7 @@ Structure: :func:`build_parser` declares one subparser per verb and binds it to 
 ``_cmd_<verb>(args) -> int`` function through ``set_defaults(func=...)``; :func:`main`
 parses and dispatches. Add a verb by adding one ``add_<verb>`` parser block and one
 ``_cmd_<verb>`` function. The graph's verbs (store, ask, cypher, view) live in
-:mod:`~i2x_plugin.cli_graph`, ``improve`` in :mod:`~i2x_plugin.cli_improve`.
+:mod:`~i2x_plugin.app.cli_graph`, ``improve`` in :mod:`~i2x_plugin.app.cli_improve`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from i2x_plugin.distributed import DistributedError, launch
-    from i2x_plugin.run import RunConfig, RunError, format_validation_error, run_main
+    from i2x_plugin.method.distributed import DistributedError, launch
+    from i2x_plugin.app.run import RunConfig, RunError, format_validation_error, run_main
     from i2x_plugin.store import StoreError
 
     source = "command line"
@@ -116,13 +116,15 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _cmd_stability(args: argparse.Namespace) -> int:
     """``i2x stability``: re-fit a saved run's prototypes, re-derive its claims, record how often each recurs."""
-    from i2x_plugin.saved_run import SavedRunError, load_saved_run
-    from i2x_plugin.stability import StabilityError, update_saved_run
+    from i2x_plugin.runs.saved_run import SavedRunError, load_saved_run
+    from i2x_plugin.app.write_back import update_saved_run
+    from i2x_plugin.checks.run import run_stability
+    from i2x_plugin.checks.stability import StabilityError
 
     try:
         run = load_saved_run(args.run_dir)
-        explanation = run.explanation.stability_test(run.model, run.probe, args.device, args.kmeans_seeds,
-                                                     args.bootstraps)
+        explanation = run_stability(run.explanation, run.model, run.probe, args.device, args.kmeans_seeds,
+                                    args.bootstraps)
         where = update_saved_run(run, explanation, None if args.store == "none" else args.store, args.store_dir,
                                  args.keep_store)
     except (SavedRunError, StabilityError, ValueError, FileNotFoundError) as e:

@@ -105,7 +105,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     """``i2x ask NAME --param k=v [--run RUN_ID]`` / ``i2x ask --list``: the question catalog."""
     import json
 
-    from i2x_plugin.questions import QuestionError, ask, list_questions
+    from i2x_plugin.graph.questions import QuestionError, ask, list_questions
     from i2x_plugin.store import StoreError
 
     if args.list:
@@ -151,7 +151,7 @@ def _cmd_cypher(args: argparse.Namespace) -> int:
     """``i2x cypher "..."``: read-only ad-hoc Cypher; writes are refused and change nothing."""
     import json
 
-    from i2x_plugin.questions import format_table
+    from i2x_plugin.graph.questions import format_table
     from i2x_plugin.store import StoreError
 
     try:
@@ -186,9 +186,9 @@ def add_cypher(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 def _cmd_view(args: argparse.Namespace) -> int:
     """``i2x view QUESTION --param k=v --out FILE`` or ``i2x view --run RUN_ID --out FILE``."""
-    from i2x_plugin.questions import QuestionError, ask, resolve_run
+    from i2x_plugin.graph.questions import QuestionError, ask, resolve_run
     from i2x_plugin.store import StoreError
-    from i2x_plugin.view import view_answer, view_run
+    from i2x_plugin.graph.view import view_answer, view_run
 
     try:
         params = _key_values(args.param)

@@ -16,8 +16,8 @@ def _cmd_improve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from i2x_plugin.atomic import write_text
-    from i2x_plugin.curation import CurationError
-    from i2x_plugin.improve import ImproveConfig, ImproveError, improve, inputs_from_files, inputs_from_run
+    from i2x_plugin.improve.curation import CurationError
+    from i2x_plugin.improve.study import ImproveConfig, ImproveError, improve, inputs_from_files, inputs_from_run
 
     try:
         config = ImproveConfig.from_file(args.config) if args.config else ImproveConfig()
@@ -78,7 +78,7 @@ def _cmd_improve(args: argparse.Namespace) -> int:
 
 def _improve_to_graph(target: str, store_dir, result, curation, explanation, keep_store: bool) -> str:
     """Write the CurationSet and the fine-tuned checkpoints of ``result`` to the graph; returns a one-line note."""
-    from i2x_plugin.improve_graph import write_improvement
+    from i2x_plugin.improve.graph import write_improvement
     from i2x_plugin.store import GraphStore
 
     store = GraphStore.connect(target, store_dir, keep=keep_store)
@@ -106,7 +106,7 @@ def _positions_or_auto(value: str) -> int | str:
 
 
 def add_improve(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from i2x_plugin.selection import DEFAULT_VARIANT, VARIANTS
+    from i2x_plugin.improve.selection import DEFAULT_VARIANT, VARIANTS
 
     p = sub.add_parser("improve", help="targeted fine-tuning: does removing samples with uncertain prototypes "
                        "for one epoch reduce the confusion more than removing random ones? (the paper's table)",

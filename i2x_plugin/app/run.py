@@ -1,6 +1,6 @@
 """The main job, ``i2x run``: data → training with checkpoints → I2X → graph → report → answers.
 
->>> from i2x_plugin.run import RunConfig, run_main
+>>> from i2x_plugin.app.run import RunConfig, run_main
 >>> result = run_main(RunConfig(dataset="digits", epochs=2))
 >>> result.report
 PosixPath('i2x-out/20260101-120000-ab12/report/index.html')
@@ -39,7 +39,7 @@ start and the graph write took in the background.
 Several processes (``i2x run --nproc N``, or ``torchrun ... -m i2x_plugin.cli run``): every rank
 loads the data and explains its block of the probe set; rank 0 alone writes the output directory,
 trains (when no checkpoints are given), starts the store and writes the graph, the report and
-``summary.json`` (see :mod:`i2x_plugin.distributed`).
+``summary.json`` (see :mod:`i2x_plugin.method.distributed`).
 """
 
 from __future__ import annotations
@@ -57,17 +57,19 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .answers import ExampleAnswer
-from .atomic import atomic_open, write_text
+from ..checks.run import run_stability
+from ..explain import I2X
+from ..graph.answers import ExampleAnswer
+from ..atomic import atomic_open, write_text
 from .background import Background, RowsWritten, wait_for_graph, write_graph
-from .checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
-from .data import ImageDataset
-from .distributed import Ranks, process_group, rank_device
-from .models import build_model, default_feature_layer
-from .training import seeded, train_with_checkpoints
+from ..training.checkpoints import CheckpointInfo, default_load_func, resolve_checkpoints
+from ..training.data import ImageDataset
+from ..method.distributed import Ranks, process_group, rank_device
+from ..training.models import build_model, default_feature_layer
+from ..training.loop import seeded, train_with_checkpoints
 
-from .run_config import STORE_NONE, RunConfig, RunError, format_validation_error
-from .run_data import RunData, load_run_data, stratified_indices
+from ..runs.run_config import STORE_NONE, RunConfig, RunError, format_validation_error
+from ..runs.run_data import RunData, load_run_data, stratified_indices
 
 __all__ = ["RunConfig", "RunData", "RunError", "RunResult", "format_validation_error", "load_run_data", "run_main",
            "stratified_indices"]
@@ -228,7 +230,7 @@ def checkpoint_accuracy(model: torch.nn.Module, infos: list[CheckpointInfo], dat
 
 
 def _connect_store(config: RunConfig):
-    from .store import GraphStore
+    from ..store import GraphStore
 
     return GraphStore.connect(config.store, config.store_dir, keep=config.keep_store)
 
@@ -243,7 +245,7 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
     Under ``torchrun`` (``WORLD_SIZE`` > 1) every rank runs this: rank 0 prepares the output, trains
     (the others wait, up to ``dist_timeout``), explains its shard of the probe set like every rank,
     then alone writes the graph, the report and the summary and returns the result; the other ranks
-    return ``None``. Any rank's error fails every rank (see :mod:`i2x_plugin.distributed`).
+    return ``None``. Any rank's error fails every rank (see :mod:`i2x_plugin.method.distributed`).
     """
     device = resolve_device(config.device)
     with process_group(device, config.dist_timeout) as ranks:
@@ -253,8 +255,6 @@ def run_main(config: RunConfig, progress: bool = True, verbose: bool | None = No
 
 def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, verbose: bool,
          on_stage: Callable[[str], None] | None) -> RunResult | None:
-    from . import I2X
-
     stages = _Stages(verbose)
     started = time.perf_counter()
 
@@ -328,7 +328,7 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
         if config.stability and explanation.saliency_maps is not None:
             with stage("stability", "stability test: re-fitting the prototypes and re-deriving the claims"):
                 default_load_func(model, infos[-1].path)
-                explanation = explanation.stability_test(model, data.probe, device)
+                explanation = run_stability(explanation, model, data.probe, device)
                 explanation.save(directory / "explanation")
 
         if "store" in background.jobs:
@@ -346,7 +346,7 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
         report_path = None
         if config.report:
             with stage("report", "writing the HTML report"):
-                from .report import exemplar_saliency, write_report
+                from ..report import exemplar_saliency, write_report
 
                 default_load_func(model, infos[-1].path)
                 saliency = exemplar_saliency(i2x.adapter, data.probe, explanation, device)
@@ -360,7 +360,7 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
         answers: list[ExampleAnswer] = []
         if store is not None:
             with stage("questions", "asking the graph three example questions"):
-                from .answers import example_answers
+                from ..graph.answers import example_answers
 
                 answers = example_answers(store, explanation)
         metrics = {

@@ -20,14 +20,14 @@ dynamics), deleted the same way. I2X should not tell a user less about the final
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from .adapters import resolve_layer
+from ..adapters import resolve_layer
+from ..method.evidence import FaithfulnessResult
 
 Deletion = Literal["zero", "mean"]
 DELETIONS = ("zero", "mean")
@@ -35,26 +35,6 @@ DELETIONS = ("zero", "mean")
 
 class FaithfulnessError(ValueError):
     """The model or data do not match the explanation, or a setting is not one of the documented choices."""
-
-
-@dataclass(frozen=True)
-class FaithfulnessResult:
-    """One claim group deleted: its effect, the random sets' effects, and (drivers) the static baseline."""
-
-    kind: str  # "drivers" | "separators" | "uncertain"
-    a: int  # the class (drivers) or the favoured / first class of the pair
-    b: int | None  # the other class of the pair
-    prototypes: list[int]
-    samples: int
-    area: float  # share of the samples' cells the prototypes cover
-    effect: float
-    random_median: float
-    random_area: float  # mean area of the matched random sets
-    percentile: float  # share of random sets with a smaller effect
-    p: float  # (1 + #random ≥ effect) / (1 + #random)
-    static_prototypes: list[int]
-    static_effect: float | None
-    static_percentile: float | None
 
 
 def head_after(model: nn.Module, layer: nn.Module, layer_name: str, probe: torch.Tensor) -> nn.Module | None:

@@ -12,17 +12,18 @@ pairs' separation checkpoints (the learning order), and per claim how often it r
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import kendalltau
 
-from .claims import calibrated_claims, saliency_share
-from .progress import confusion_matrix, prototype_intensity
-from .prototypes import fit_prototypes
-from .ridge import standardize_delta_p
+from ..method.claims import calibrated_claims, class_pairs, saliency_share
+from ..method.evidence import StabilityResult
+from ..method.progress import confusion_matrix, prototype_intensity
+from ..method.prototypes import fit_prototypes
+from ..method.ridge import standardize_delta_p
+from ..method.structure import pair_separations
 
 KINDS = ("drivers", "separators", "uncertain")
 OVERLAPS = ("drivers", "top drivers", "separators", "uncertain")
@@ -30,20 +31,6 @@ OVERLAPS = ("drivers", "top drivers", "separators", "uncertain")
 
 class StabilityError(ValueError):
     """The stability test cannot run on this explanation (no saliency maps kept, mismatched features)."""
-
-
-@dataclass(frozen=True)
-class StabilityResult:
-    """Overlap of the claims of each re-fit with the run's claims, and the learning order's rank correlation."""
-
-    refits: list[str]  # "kmeans-seed-1", "bootstrap-0", ...
-    jaccard: dict[str, list[float]]  # kind (OVERLAPS) -> one value per re-fit
-    learning_order_tau: list[float]  # Kendall τ of the separation checkpoints, per re-fit
-    cell_agreement: list[float] = field(default_factory=list)  # per re-fit: share of cells whose prototypes agree
-
-    @property
-    def mean_jaccard(self) -> dict[str, float]:
-        return {kind: float(np.mean(v)) if v else float("nan") for kind, v in self.jaccard.items()}
 
 
 _IDENTITY = {  # what makes a claim the same claim across fits: (class, k), (a, b, favours, k), (a, b, k)
@@ -86,9 +73,6 @@ def match_prototypes(reference: np.ndarray, other: np.ndarray, k: int) -> tuple[
 
 
 def _separation_ranks(confusion: np.ndarray, labels: np.ndarray, fraction: float) -> np.ndarray:
-    from .structure import pair_separations
-    from .claims import class_pairs
-
     pairs = class_pairs(confusion.shape[1])
     steps = len(confusion)
     return np.array([s.separation_checkpoint if s.separation_checkpoint is not None else steps
@@ -166,27 +150,3 @@ def with_recurrence(explanation, result: StabilityResult, recurrence: dict[str, 
     return dataclasses.replace(explanation, stability=result, **{
         kind: [dataclasses.replace(claim, recurrence=recurrence[kind].get(_IDENTITY[kind](claim)))
                for claim in getattr(explanation, kind)] for kind in KINDS})
-
-
-def update_saved_run(run, explanation, store: str | None, store_dir=None, keep_store: bool = False) -> list[str]:
-    """Write a stability-tested explanation back: the run's explanation files, its report's stability section
-    and, unless ``store`` is None, its graph (the claims' recurrence; rewriting a run only updates it).
-    Returns what was updated."""
-    from .report import add_report_section, stability_section
-
-    explanation.save(run.directory / "explanation")
-    updated = [str(run.directory / "explanation")]
-    report = run.directory / "report" / "index.html"
-    if report.is_file():
-        section = stability_section(explanation)
-        title, body = "Stability: would another fit say the same?", section.split("</h2>", 1)[1].rsplit("</section>", 1)[0]
-        add_report_section(report, title, body, section_id="stability")
-        updated.append(str(report))
-    if store is not None:
-        from .ingest import write_explanation
-        from .store import GraphStore
-
-        with GraphStore.connect(store, store_dir, keep=keep_store) as graph:
-            write_explanation(graph, explanation)
-            updated.append(f"graph {graph.uri} runId={explanation.run_id}")
-    return updated

@@ -7,7 +7,7 @@
    predicted class (``sample_evidence``, question 1), for a misclassified sample of the most confused
    pair when there is one, else for the top exemplar of the first uncertain (or driving) prototype.
 
-Every answer comes from the graph (``i2x_plugin.questions.ask``), not from the in-memory explanation, so what is
+Every answer comes from the graph (``i2x_plugin.graph.questions.ask``), not from the in-memory explanation, so what is
 printed is what a user gets with the printed ``i2x ask`` command.
 """
 
@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from .questions import ask
 
 if TYPE_CHECKING:
-    from .store import GraphStore
-    from .structure import StructuredExplanation
+    from ..store import GraphStore
+    from ..method.structure import StructuredExplanation
 
 _MAX_LISTED = 8
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from i2x_plugin.store.graph import GraphStore
-    from i2x_plugin.structure import StructuredExplanation
+    from i2x_plugin.method.structure import StructuredExplanation
 
 _log = logging.getLogger(__name__)
 ProgressFn = Callable[[str, int, int], None]  # (label or type, rows done, rows of it)

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from i2x_plugin.atomic import write_text
 from i2x_plugin.graph_schema import GRASS_PATH
-from i2x_plugin.ingest import list_runs, read_run_graph
+from i2x_plugin.graph.ingest import list_runs, read_run_graph
 
 if TYPE_CHECKING:
     import networkx as nx
     from neo4j_viz import VisualizationGraph
 
-    from i2x_plugin.questions import Answer
+    from i2x_plugin.graph.questions import Answer
     from i2x_plugin.store.graph import GraphStore
 
 _CLASS_COLUMNS = ("cls", "a", "b", "favours", "against", "label", "predicted", "prediction")

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .prototypes import extract_features
-from .structure import StructuredExplanation, UncertainPrototype
+from ..method.prototypes import extract_features
+from ..method.structure import StructuredExplanation, UncertainPrototype
 
 PairSelection = Literal["most_confused", "top_uncertain"]
 
@@ -60,7 +60,7 @@ class CurationSet:
     """Training samples removed for the targeted pair: positions into the training set, with counts per class."""
 
     target: CurationTarget
-    min_positions: int | None  # V0's position threshold; None for the capped variants (i2x_plugin.selection)
+    min_positions: int | None  # V0's position threshold; None for the capped variants (i2x_plugin.improve.selection)
     removed: np.ndarray = field(repr=False)  # (R,) sorted positions into the training set
     labels: np.ndarray = field(repr=False)  # (N,) training labels
     class_names: tuple[str, ...] = ()

@@ -30,10 +30,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from .atomic import atomic_open, write_text
-from .checkpoints import LoadFunc, checkpoint_lr, default_load_func, optimizer_state_path
-from .data import ImageDataset
-from .training import seeded, train_epoch
+from ..atomic import atomic_open, write_text
+from ..training.checkpoints import LoadFunc, checkpoint_lr, default_load_func, optimizer_state_path
+from ..training.data import ImageDataset
+from ..training.loop import seeded, train_epoch
 
 Keep = Callable[[int], np.ndarray]  # seed -> (N,) keep mask of one removal set
 

@@ -20,13 +20,13 @@ import json
 from typing import TYPE_CHECKING
 
 from .curation import CurationSet
-from .graph_schema import models as m
-from .graph_schema.rows import sample_key
-from .improve import ImproveResult
-from .structure import StructuredExplanation
+from ..graph_schema import models as m
+from ..graph_schema.rows import sample_key
+from .study import ImproveResult
+from ..method.structure import StructuredExplanation
 
 if TYPE_CHECKING:
-    from .store.graph import GraphStore
+    from ..store.graph import GraphStore
 
 TRAIN = "train"
 RUN_STATUS_CYPHER = "MATCH (r:Run {runId: $runId}) RETURN r.status AS status"  # checked by tools/cypher-lint
@@ -48,7 +48,7 @@ def fine_tuned_key(curation: CurationSet, schedule: str, seed: int) -> str:
 def write_improvement(store: GraphStore, explanation: StructuredExplanation, curation: CurationSet,
                       result: ImproveResult) -> dict[str, int | str]:
     """Upsert the curation set, its removed training samples and the fine-tuned checkpoints; returns counts."""
-    from .ingest import write_nodes, write_relationships
+    from ..graph.ingest import write_nodes, write_relationships
 
     run_id = explanation.run_id
     found = store.read(RUN_STATUS_CYPHER, runId=run_id)

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 
 from .curation import CurationError, CurationSet, CurationTarget, auto_min_positions, training_assignments
-from .data import ImageDataset
-from .structure import StructuredExplanation, UncertainPrototype
+from ..training.data import ImageDataset
+from ..method.structure import StructuredExplanation, UncertainPrototype
 
 Variant = Literal["V0", "V1", "V2", "V3", "V4"]
 VARIANTS: dict[str, str] = {
@@ -86,7 +86,7 @@ def beta_gap(explanation: StructuredExplanation, a: int, b: int) -> np.ndarray:
 
 
 def _adapter_for(explanation: StructuredExplanation, model: nn.Module):
-    from .adapters import available_methods, build_adapter
+    from ..adapters import available_methods, build_adapter
 
     kind = "captum" if explanation.method in available_methods("captum") else "gradcam"
     return build_adapter(kind, model, explanation.layer, explanation.method)
@@ -100,8 +100,8 @@ def pair_signals(explanation: StructuredExplanation, model: nn.Module, train: Im
     Load the explanation's final checkpoint into ``model`` first. Intensities use the explanation's
     own saliency method, target (the true label) and normalisation.
     """
-    from .adapters import normalize
-    from .progress import prototype_intensity
+    from ..adapters import normalize
+    from ..method.progress import prototype_intensity
 
     device = torch.device(device) if device is not None else next(model.parameters()).device
     labels = train.labels.numpy()

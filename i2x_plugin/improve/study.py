@@ -4,9 +4,9 @@ From the final checkpoint, each schedule fine-tunes a fresh copy for one epoch p
 ``full``, ``curated``, ``full->full``, ``curated->curated``, the I2X-guided ``curated->full`` (one
 epoch without the selected samples, then one on the full set) and its control ``random->full`` (the
 same number of samples of the same classes removed at random, redrawn per seed). Which samples are
-"curated" away is the selection variant (``variant``, V0–V4, :mod:`i2x_plugin.selection`); how every
+"curated" away is the selection variant (``variant``, V0–V4, :mod:`i2x_plugin.improve.selection`); how every
 schedule fine-tunes (optimiser, learning rate, carried optimiser state, seeded epoch orders shared by
-all schedules of a seed) is :mod:`i2x_plugin.finetune`.
+all schedules of a seed) is :mod:`i2x_plugin.improve.finetune`.
 
 Evaluation on a held-out test split that must not share an image with the training set: accuracy,
 the targeted pair's confusions (a→b plus b→a), the a-vs-b loss and margin on a ∪ b, mean ± sample std
@@ -29,16 +29,16 @@ import torch
 from pydantic import Field, field_validator
 from torch import nn
 
-from .atomic import write_text
-from .checkpoints import LoadFunc, default_load_func
+from ..atomic import write_text
+from ..training.checkpoints import LoadFunc, default_load_func
 from .curation import CurationSet, PairSelection, choose_target
-from .data import ImageDataset
+from ..training.data import ImageDataset
 from .finetune import (FineTuneConfig, ImproveError, ScheduleRun, check_disjoint, check_trainable, epoch_order,
                        evaluate, fine_tune, resolve_lr, scored_run)
-from .improve_stats import MIN_SEEDS, mean_std, paired
-from .saved_run import SavedRunError, final_checkpoint, read_run_files
+from .stats import MIN_SEEDS, mean_std, paired
+from ..runs.saved_run import SavedRunError, final_checkpoint, read_run_files
 from .selection import DEFAULT_VARIANT, VARIANTS, Variant, pair_signals, random_control, select
-from .structure import StructuredExplanation
+from ..method.structure import StructuredExplanation
 
 __all__ = ["SCHEDULES", "ImproveConfig", "ImproveError", "ImproveResult", "ScheduleRun", "epoch_order", "improve",
            "run_schedules", "check_disjoint", "evaluate"]
@@ -284,7 +284,7 @@ def run_schedules(model: nn.Module, checkpoint: str | Path, train: ImageDataset,
     model.to(device)
     if len(curation.labels) != len(train) or not np.array_equal(curation.labels, train.labels.numpy()):
         raise ImproveError("The curated set was made for another training set (sizes or labels differ); make it with "
-                           "the selection (i2x_plugin.selection.select) on this training set.")
+                           "the selection (i2x_plugin.improve.selection.select) on this training set.")
     pair = curation.target.pair
     load_func(model, checkpoint)
     check_trainable(model)
@@ -359,8 +359,8 @@ def _explicit(err: SavedRunError) -> ImproveError:
 
 def inputs_from_run(run_dir: str | Path, checkpoint: str | Path | None = None) -> ImproveInputs:
     """Load a run written by ``i2x run``: config.yaml, split.npz, explanation/ and its checkpoints."""
-    from .data import load_dataset
-    from .models import build_model
+    from ..training.data import load_dataset
+    from ..training.models import build_model
 
     try:
         files = read_run_files(run_dir)
@@ -386,9 +386,9 @@ def inputs_from_files(explanation_dir: str | Path, checkpoint: str | Path | None
     The training/test split is the main job's (``i2x run``'s stratified split with the same fraction and seed;
     data sets with their own test set use it).
     """
-    from .models import build_model
-    from .run_config import RunConfig
-    from .run_data import load_run_data
+    from ..training.models import build_model
+    from ..runs.run_config import RunConfig
+    from ..runs.run_data import load_run_data
 
     explanation = StructuredExplanation.load(explanation_dir)
     data = load_run_data(RunConfig(dataset=dataset, model=model_name, test_fraction=test_fraction, seed=split_seed))

@@ -1,12 +1,14 @@
-"""The I2X facade: ``I2X(model, layer, adapter, config).explain(checkpoints, dataset)``.
+"""The method's steps 2–8 in one class: :class:`Explainer`, under the :class:`~i2x_plugin.explain.I2X` facade.
 
 It ties the steps together: checkpoints → prototypes of the final model → the streaming sweep over
-checkpoints → deltas, groups and ridge β → the :class:`StructuredExplanation`.
+checkpoints → deltas, groups and ridge β → claims tested against their null → the
+:class:`StructuredExplanation`. The checks the config asks for (the faithfulness test) are run by the
+facade, :class:`i2x_plugin.explain.I2X`, which users call; this stage knows nothing of them.
 
-The probe data is read batch by batch (:mod:`i2x_plugin.probe`): memory holds the O(T·N·K + T·N·C)
+The probe data is read batch by batch (:mod:`i2x_plugin.method.probe`): memory holds the O(T·N·K + T·N·C)
 arrays, the (N, h, w) assignments (and the kept saliency maps, ``keep_maps``), the prototype fit's
 sample of feature rows and one batch of images. Under ``torchrun`` (an initialised default process
-group) the work is sharded over the ranks by probe sample (:mod:`i2x_plugin.distributed`); rank 0
+group) the work is sharded over the ranks by probe sample (:mod:`i2x_plugin.method.distributed`); rank 0
 returns the explanation, the other ranks ``None``.
 """
 
@@ -25,14 +27,13 @@ import torch
 from captum.attr import LayerAttribution
 from torch import nn
 
-from .adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
-from .checkpoints import CheckpointInfo, CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
+from ..adapters import CaptumAdapter, SaliencyAdapter, build_adapter, resolve_layer
+from ..training.checkpoints import CheckpointInfo, CheckpointsType, LoadFunc, default_load_func, resolve_checkpoints
 from .claim_types import ClaimCounts
 from .claims import calibrated_claims, claim_counts, null_claim_counts, saliency_share
 from .config import I2XConfig
-from .data import ImageDataset
+from ..training.data import ImageDataset
 from .distributed import Ranks, file_digest
-from .faithfulness import deletion_tests
 from .probe import ProbeLike, ProbeSet
 from .progress import Trajectory, learning_groups, sweep
 from .prototypes import FeatureTap, Prototypes, check_k, stream_prototypes
@@ -41,10 +42,10 @@ from .structure import CheckpointSummary, StructuredExplanation, build_structure
 
 
 def as_image_dataset(data: ProbeLike, class_names: Iterable[str] | None = None) -> ImageDataset:
-    """The probe data in memory, read and checked as :class:`~i2x_plugin.probe.ProbeSet` reads it.
+    """The probe data in memory, read and checked as :class:`~i2x_plugin.method.probe.ProbeSet` reads it.
 
-    Only for what needs every image at once (:meth:`StructuredExplanation.faithfulness` and
-    :meth:`~StructuredExplanation.stability_test` on a saved run); :meth:`I2X.explain` streams.
+    Only for what needs every image at once (:func:`~i2x_plugin.checks.run_faithfulness` and
+    :func:`~i2x_plugin.checks.run_stability` on a saved run); :meth:`Explainer.explain` streams.
     """
     if isinstance(data, ImageDataset):
         return data
@@ -55,8 +56,9 @@ def as_image_dataset(data: ProbeLike, class_names: Iterable[str] | None = None) 
     return ImageDataset(probe.name, images.float(), labels.long(), names)
 
 
-class I2X:
-    """Structured explanations of why an image classifier looks where it looks, and how that formed in training.
+class Explainer:
+    """Structured explanations of why an image classifier looks where it looks, and how that formed in training
+    (the method's steps 2–8; :class:`~i2x_plugin.explain.I2X` adds the checks its config asks for).
 
     Args:
         model: the classifier; checkpoints are loaded into this one instance in turn, and
@@ -151,8 +153,8 @@ class I2X:
     ) -> StructuredExplanation | None:
         """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``.
 
-        ``dataset``: an :class:`~i2x_plugin.data.ImageDataset`, ``(images, labels)`` tensors, a map-style
-        ``Dataset`` of ``(image, label)`` items or a ``DataLoader`` over one (see :mod:`i2x_plugin.probe`).
+        ``dataset``: an :class:`~i2x_plugin.training.data.ImageDataset`, ``(images, labels)`` tensors, a map-style
+        ``Dataset`` of ``(image, label)`` items or a ``DataLoader`` over one (see :mod:`i2x_plugin.method.probe`).
         ``class_names`` (default: the dataset's) needs one name per model class; ``sample_ids`` (default:
         positions) one unique integer id per probe sample. The model is given back as it was found.
         Under ``torchrun`` call it on every rank: rank 0 returns the explanation, the others ``None``.
@@ -198,7 +200,7 @@ class I2X:
     def _structure(self, probe: ProbeSet, infos: list[CheckpointInfo], checkpoints_load_func: LoadFunc,
                    trajectory: Trajectory, prototypes: Prototypes, labels_np: np.ndarray, names: tuple[str, ...],
                    ids: np.ndarray, run_id: str | None, model_name: str | None) -> StructuredExplanation:
-        """Steps 5–8 on the gathered sweep (rank 0 only), and the faithfulness test."""
+        """Steps 5–8 on the gathered sweep (rank 0 only)."""
         cfg, num_classes = self.config, len(names)
         presence = prototypes.presence()
         delta_p, delta_conf = trajectory.deltas()
@@ -223,7 +225,7 @@ class I2X:
         with self._stage("structure"):
             structure = build_structure(trajectory, claims, labels_np, prototypes.assignments, presence, cfg)
         accuracy = trajectory.accuracy
-        explanation = StructuredExplanation(
+        return StructuredExplanation(
             run_id=run_id or uuid.uuid4().hex[:12],
             config=cfg,
             model_name=model_name or type(self.model).__name__,
@@ -249,15 +251,6 @@ class I2X:
             faithfulness_results=[],
             **structure,
         )
-        if not cfg.faithfulness:
-            return explanation
-        with self._stage("faithfulness"), restored_model(self.model):
-            self.model.to(self.device)
-            checkpoints_load_func(self.model, infos[-1].path)
-            self.model.eval()
-            results, skipped = deletion_tests(explanation, self.model, probe.images, self.device)
-        return dataclasses.replace(explanation, faithfulness_results=results,
-                                   skipped=explanation.skipped + [f"faithfulness: {line}" for line in skipped])
 
     @torch.no_grad()
     def _first_batch(self, probe: ProbeSet) -> tuple[torch.Tensor, tuple[int, int, int]]:

@@ -1,6 +1,6 @@
 """The probe set I2X explains, read by index in batches: the images are never all in memory at once.
 
-:meth:`ProbeSet.from_data` takes what a PyTorch user already has: an :class:`~i2x_plugin.data.ImageDataset`,
+:meth:`ProbeSet.from_data` takes what a PyTorch user already has: an :class:`~i2x_plugin.training.data.ImageDataset`,
 an ``(images, labels)`` pair of tensors, any map-style ``Dataset`` whose item ``i`` is ``(image, label)``,
 or a ``DataLoader`` over one (its workers, collate function and memory pinning are reused). Sample ``i``
 is ``dataset[i]`` at every checkpoint, so the order is the dataset's index order: a shuffling
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler, SequentialSampler, TensorDataset
 
-from .data import ImageDataset
+from ..training.data import ImageDataset
 
 ProbeLike = Union[ImageDataset, tuple[torch.Tensor, torch.Tensor], Dataset, DataLoader, "ProbeSet"]
 Indices = Union[range, Sequence[int], np.ndarray]

@@ -16,8 +16,8 @@ import torch
 from sklearn.cluster import HDBSCAN
 from torch import nn
 
-from .adapters import normalize
-from .checkpoints import CheckpointInfo, LoadFunc
+from ..adapters import normalize
+from ..training.checkpoints import CheckpointInfo, LoadFunc
 
 
 def prototype_intensity(saliency: torch.Tensor, assignments: torch.Tensor, k: int) -> torch.Tensor:
@@ -114,7 +114,7 @@ def sweep(
             maps at the prototype layer; its forward pass on the clean batch also yields the logits (else
             one clean forward does): confidences never come from augmented or perturbed inputs.
         batches: ``(images, labels)`` batches of the N samples in a fixed order, iterated once per
-            checkpoint (a :class:`~i2x_plugin.probe.ProbeBatches`, or a DataLoader without shuffling).
+            checkpoint (a :class:`~i2x_plugin.method.probe.ProbeBatches`, or a DataLoader without shuffling).
         assignments: ``(N, h, w)`` prototype of every position; ``labels``: ``(N,)`` the samples' labels,
             checked against every pass (a data set that reorders between passes is refused).
         on_checkpoint: called after each checkpoint (the distributed sweep exchanges its state there).

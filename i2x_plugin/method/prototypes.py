@@ -20,7 +20,7 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from torch import nn
 
-from .adapters import resolve_layer
+from ..adapters import resolve_layer
 from .config import I2XConfig
 from .distributed import Ranks
 from .probe import ProbeSet

@@ -3,7 +3,9 @@
 The claims (drivers, shared/specialised, separators, uncertain prototypes) come from :mod:`.claims`,
 each with its evidence. Here: when each pair of classes was separated and in which order (from the
 confusion counts per checkpoint), each prototype's exemplars, and :class:`StructuredExplanation`, which
-holds it all, is typed, saves to JSON + NPZ (no pickles) and converts to the graph the store holds.
+holds it all, is typed and saves to JSON + NPZ (no pickles). It is data: the checks
+(:mod:`i2x_plugin.checks`) return a new one with their results, the graph stage turns it into rows
+(:func:`i2x_plugin.graph_schema.explanation_rows`) and the report shows it.
 """
 
 from __future__ import annotations
@@ -11,21 +13,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .atomic import atomic_open, write_text
+from ..atomic import atomic_open, write_text
 from .claim_types import Claims, ClaimCounts, Driver, GroupSummary, Separator, SharedPrototype, UncertainPrototype
 from .claims import class_pairs
 from .config import I2XConfig
-from .faithfulness import FaithfulnessResult
+from .evidence import FaithfulnessResult, StabilityResult
 from .progress import Trajectory
 from .prototypes import Prototypes
-from .stability import StabilityResult
 
 FORMAT_VERSION = 2  # 2: calibrated claims with p/q-values (issue 9); 1 (no field): i2x-plugin 0.1
 
@@ -94,7 +94,7 @@ class StructuredExplanation:
     claim_counts: ClaimCounts | None
     skipped: list[str]
     created_at: str
-    faithfulness_results: list[FaithfulnessResult]
+    faithfulness_results: list[FaithfulnessResult]  # the deletion tests, once run (checks.run_faithfulness)
     # Arrays (saved to NPZ).
     sample_ids: np.ndarray = field(repr=False)  # (N,) index of each probe sample in its data set
     labels: np.ndarray = field(repr=False)  # (N,)
@@ -122,7 +122,7 @@ class StructuredExplanation:
     # The fitted PCA + centres, to assign samples outside the probe set (e.g. the whole training set for
     # step 9's curated set).
     prototypes: Prototypes | None = field(default=None, repr=False, compare=False)
-    stability: StabilityResult | None = None  # the stability test's figures, once run (:meth:`stability_test`)
+    stability: StabilityResult | None = None  # the stability test's figures, once run (checks.run_stability)
 
     _ARRAYS = ("sample_ids", "labels", "assignments", "presence", "intensities", "confidences", "predictions",
                "confusion", "group_labels", "beta_step", "z_step", "beta_overall", "q_overall", "beta_class",
@@ -165,64 +165,6 @@ class StructuredExplanation:
                            f"fewer than min_scope_samples={self.config.min_scope_samples} samples (not tested).")
         return self.beta_group[hit[0]]
 
-    @contextmanager
-    def _final_model(self, model, data, device):
-        """``model`` in eval mode (its mode restored after), checked to be this run's final model on its probe
-        set (:func:`~.faithfulness.check_model_and_data`); yields the probe set and the device."""
-        import torch
-
-        from .explain import as_image_dataset
-        from .faithfulness import check_model_and_data
-
-        probe = as_image_dataset(data)
-        device = torch.device(device) if device is not None else next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        try:
-            check_model_and_data(self, model, probe.images, probe.labels.numpy(), device)
-            yield probe, device
-        finally:
-            model.train(was_training)
-
-    def faithfulness(self, model, data, device=None, deletion: str | None = None,
-                     random_sets: int | None = None) -> list[FaithfulnessResult]:
-        """Deletion tests of every claim group on ``model``, which must hold the run's final weights.
-
-        ``data`` is the run's probe set (an ImageDataset, ``(images, labels)`` or a map-style Dataset), in the
-        same order. Settings default to the run's config. Groups too small to test are named in a warning.
-        A model or probe set that is not the run's is refused (:class:`~.faithfulness.FaithfulnessError`).
-        """
-        from .faithfulness import deletion_tests
-
-        with self._final_model(model, data, device) as (probe, device):
-            return deletion_tests(self, model, probe.images, device, deletion, random_sets)[0]
-
-    def stability_test(self, model, data, device=None, kmeans_seeds: int | None = None,
-                       bootstraps: int | None = None) -> "StructuredExplanation":
-        """Re-fit the prototypes (other K-Means seeds, bootstrap resamples) and re-derive the claims.
-
-        ``model`` holds the run's final weights and ``data`` is its probe set, in order. Returns a copy with
-        ``stability`` set and each driver, separator and uncertain claim's ``recurrence`` filled in.
-        """
-        from .prototypes import extract_features
-        from .stability import stability_test, with_recurrence
-
-        cfg = self.config
-        with self._final_model(model, data, device) as (probe, device):
-            features = extract_features(model, self.layer, probe.images, cfg.batch_size, device)
-        result, recurrence = stability_test(
-            self, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
-            cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)
-        return with_recurrence(self, result, recurrence)
-
-    def to_networkx(self):
-        """The same graph the store holds, as a networkx MultiDiGraph."""
-        from .graph_schema.rows import explanation_rows
-
-        return explanation_rows(self).to_networkx()
-
-    # Serialisation: JSON for the structure, NPZ for the arrays; no pickles. Each file is written atomically,
-    # the JSON last; a save id in all three tells a directory whose files come from two saves (an interrupted one).
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

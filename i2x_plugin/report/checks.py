@@ -12,7 +12,7 @@ import html
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..structure import StructuredExplanation
+from ..method.structure import StructuredExplanation
 
 
 def plot_faithfulness(explanation: StructuredExplanation) -> Figure | None:

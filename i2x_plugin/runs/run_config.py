@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .config import I2XConfig
-from .data import DATASET_CHOICES
-from .models import MODEL_CHOICES
+from ..method.config import I2XConfig
+from ..training.data import DATASET_CHOICES
+from ..training.models import MODEL_CHOICES
 
 STORE_NONE = "none"
 _DATASET_HELP = (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import ImageDataset, load_dataset
+from ..training.data import ImageDataset, load_dataset
 from .run_config import RunConfig, RunError
 
 _OWN_TEST_SPLIT = ("fashion-mnist", "mnist", "cifar10")  # data sets that ship their own test split

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from .checkpoints import default_load_func
-from .data import ImageDataset, load_dataset
-from .structure import StructuredExplanation
+from ..training.checkpoints import default_load_func
+from ..training.data import ImageDataset, load_dataset
+from ..method.structure import StructuredExplanation
 
 
 class SavedRunError(ValueError):
@@ -74,7 +74,7 @@ class SavedRun:
 
 def load_saved_run(run_dir: str | Path) -> SavedRun:
     """Read ``run_dir`` with the final model and the probe set the run explained (for its checks)."""
-    from .models import build_model
+    from ..training.models import build_model
 
     files = read_run_files(run_dir)
     config, explanation = files.config, files.explanation

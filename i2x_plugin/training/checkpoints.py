@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Union
 import torch
 from torch import nn
 
-from .atomic import atomic_open, write_text
+from ..atomic import atomic_open, write_text
 
 CheckpointsType = Union[str, Path, Iterable[Union[str, Path]]]
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")

@@ -1,11 +1,11 @@
 """Record I2X checkpoints from a Lightning ``Trainer`` (needs ``pip install lightning``).
 
->>> from i2x_plugin.lightning import I2XCheckpoints
+>>> from i2x_plugin.training.lightning import I2XCheckpoints
 >>> trainer = lightning.Trainer(max_epochs=5, callbacks=[I2XCheckpoints("ckpts", model_attr="model")])
 >>> trainer.fit(module, train_loader)
 >>> explanation = I2X(module.model, "block3").explain("ckpts", probe_data)
 
-The callback writes through :class:`~i2x_plugin.checkpoints.CheckpointRecorder`: one file before
+The callback writes through :class:`~i2x_plugin.training.checkpoints.CheckpointRecorder`: one file before
 training, one after every epoch (and every ``every_n_train_steps`` steps, and at log-spaced early
 steps if asked), with epoch, step and train loss. Only the global-zero process writes. Nothing else
 in i2x-plugin imports this module, so lightning stays optional.
@@ -19,7 +19,7 @@ from typing import Any
 try:
     import lightning as L
 except ImportError as err:  # pragma: no cover - exercised by hiding lightning in a test
-    raise ImportError("i2x_plugin.lightning needs the lightning package: pip install lightning "
+    raise ImportError("i2x_plugin.training.lightning needs the lightning package: pip install lightning "
                       "(or record checkpoints in your own loop with i2x_plugin.CheckpointRecorder).") from err
 from torch import nn
 
@@ -34,14 +34,14 @@ class I2XCheckpoints(L.Callback):
     Args:
         directory: where the checkpoints go; a directory with an earlier recording is refused unless
             ``resume`` (or the fit itself resumes from a Lightning checkpoint), see
-            :class:`~i2x_plugin.checkpoints.CheckpointRecorder`.
+            :class:`~i2x_plugin.training.checkpoints.CheckpointRecorder`.
         model_attr: the LightningModule attribute holding the classifier I2X explains (e.g. ``"model"``),
             so its checkpoints load into that plain ``nn.Module``; default: the LightningModule itself.
         every_n_train_steps: also save every this many optimiser steps (default: epochs only).
         log_spaced_early: also save at steps 1, 2, 4, … below this (early learning moves fastest).
         loss_key: the logged metric saved as ``train_loss`` (e.g. ``self.log("train_loss", loss)``).
         save_initial: save the weights before the first step (the untrained starting point).
-        prefix, resume: as for :class:`~i2x_plugin.checkpoints.CheckpointRecorder`.
+        prefix, resume: as for :class:`~i2x_plugin.training.checkpoints.CheckpointRecorder`.
     """
 
     def __init__(self, directory: str | Path, model_attr: str | None = None, every_n_train_steps: int | None = None,

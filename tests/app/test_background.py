@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from i2x_plugin.ingest import delete_run
-from i2x_plugin.background import Background, GraphWriteStopped, RowsWritten, write_graph
+from i2x_plugin.graph.ingest import delete_run
+from i2x_plugin.app.background import Background, GraphWriteStopped, RowsWritten, write_graph
 
 
 def test_jobs_are_timed_and_their_errors_come_out_at_the_next_check() -> None:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from i2x_plugin.cli import main
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import GraphStore
 
 I2X = [sys.executable, "-m", "i2x_plugin.cli"]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from i2x_plugin.cli import main
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.questions import ask
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from i2x_plugin import I2XConfig, StructuredExplanation
-from i2x_plugin.run import (
+from i2x_plugin.app.run import (
     RunConfig,
     RunError,
     prepare_output,

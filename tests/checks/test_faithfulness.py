@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from i2x_plugin.faithfulness import Deleter, FaithfulnessError, covered_area, delete_and_compare, head_after
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.synthetic import prototype_shapes
+from i2x_plugin.checks.faithfulness import Deleter, FaithfulnessError, covered_area, delete_and_compare, head_after
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.training.synthetic import prototype_shapes
 
 
 def _shape_prototypes(planted, cls: int, shapes: set[str]) -> list[int]:

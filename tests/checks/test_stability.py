@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from i2x_plugin import I2X, I2XConfig
-from i2x_plugin.prototypes import extract_features
-from i2x_plugin.stability import StabilityError, match_prototypes, stability_test
+from i2x_plugin.method.prototypes import extract_features
+from i2x_plugin.checks.stability import StabilityError, match_prototypes, stability_test
 
 
 def test_matching_recovers_a_relabelled_partition():
@@ -42,9 +42,9 @@ def test_stability_drops_on_a_model_trained_on_noise(tmp_path):
     little that re-fits claim does not recur."""
     import torch
 
-    from i2x_plugin.data import ImageDataset
-    from i2x_plugin.models import SmallCNN
-    from i2x_plugin.training import seeded, train_with_checkpoints
+    from i2x_plugin.training.data import ImageDataset
+    from i2x_plugin.training.models import SmallCNN
+    from i2x_plugin.training.loop import seeded, train_with_checkpoints
 
     generator = torch.Generator().manual_seed(0)
     noise = ImageDataset("noise", torch.rand(600, 1, 16, 16, generator=generator),

@@ -1,6 +1,6 @@
 """The example answers' wording: a direction is stated only for a β that passed its test."""
 
-from i2x_plugin.answers import _direction, _evidence
+from i2x_plugin.graph.answers import _direction, _evidence
 
 
 def test_a_significant_beta_says_which_way_it_moves_the_confidence():

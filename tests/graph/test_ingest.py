@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from i2x_plugin.graph_schema import explanation_rows
-from i2x_plugin.ingest import delete_run, read_run_graph, write_explanation, write_nodes, write_relationships
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.ingest import delete_run, read_run_graph, write_explanation, write_nodes, write_relationships
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import EmbeddedServer, GraphStore, StoreConnectionError
 
 RUN_ONLY = {"Run": ("status", "updatedAt", "error")}  # set by the write protocol, not part of the rows
@@ -171,10 +171,10 @@ def test_a_failed_failure_mark_is_logged_not_hidden(tmp_path, digits_run, caplog
                 os.kill(server.pid, signal.SIGKILL)  # the server this test started
                 raise RuntimeError("disk full (simulated)")
 
-        with caplog.at_level("WARNING", logger="i2x_plugin.ingest"), pytest.raises(RuntimeError, match="disk full"):
+        with caplog.at_level("WARNING", logger="i2x_plugin.graph.ingest"), pytest.raises(RuntimeError, match="disk full"):
             write_explanation(store, e, progress=fail_and_stop, retry_s=0)
         store.close()
-        (record,) = [r for r in caplog.records if r.name == "i2x_plugin.ingest"]
+        (record,) = [r for r in caplog.records if r.name == "i2x_plugin.graph.ingest"]
         assert "'graph-digits-mark'" in record.getMessage() and "RuntimeError: disk full" in record.getMessage()
         assert "Cannot reach" in record.getMessage()  # why the mark failed
     finally:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from i2x_plugin import StructuredExplanation
-from i2x_plugin.curation import (CurationError, CurationTarget, NoUncertainPrototypesError, auto_min_positions,
+from i2x_plugin.improve.curation import (CurationError, CurationTarget, NoUncertainPrototypesError, auto_min_positions,
                                  choose_target, curate, training_assignments)
-from i2x_plugin.claim_types import UncertainPrototype
+from i2x_plugin.method.claim_types import UncertainPrototype
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from i2x_plugin.checkpoints import checkpoint_lr, default_load_func, optimizer_state_path, resolve_checkpoints
-from i2x_plugin.data import load_digits_8x8
-from i2x_plugin.finetune import FineTuneConfig, ImproveError, check_disjoint, evaluate, fine_tune, make_optimizer
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.training import seeded, train_with_checkpoints
+from i2x_plugin.training.checkpoints import checkpoint_lr, default_load_func, optimizer_state_path, resolve_checkpoints
+from i2x_plugin.training.data import load_digits_8x8
+from i2x_plugin.improve.finetune import FineTuneConfig, ImproveError, check_disjoint, evaluate, fine_tune, make_optimizer
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.training.loop import seeded, train_with_checkpoints
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from i2x_plugin.curation import CurationError, choose_target, curate
-from i2x_plugin.selection import (DEFAULT_VARIANT, GUIDED_VARIANTS, NoSamplesError, beta_gap, pair_signals,
+from i2x_plugin.improve.curation import CurationError, choose_target, curate
+from i2x_plugin.improve.selection import (DEFAULT_VARIANT, GUIDED_VARIANTS, NoSamplesError, beta_gap, pair_signals,
                                   pair_uncertain, random_control, select)
 
 
@@ -137,4 +137,4 @@ def test_default_variant_is_the_one_the_study_chose():
         assert DEFAULT_VARIANT == "V0"  # before the pre-registered study has run: today's rule
     else:
         assert DEFAULT_VARIANT == (data["chosen_variant"] or "V0"), (
-            "set i2x_plugin.selection.DEFAULT_VARIANT to the study's chosen_variant")
+            "set i2x_plugin.improve.selection.DEFAULT_VARIANT to the study's chosen_variant")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from i2x_plugin.improve_stats import TooFewSeedsError, holm, paired
+from i2x_plugin.improve.stats import TooFewSeedsError, holm, paired
 
 
 def test_paired_tests_are_scipys_on_the_per_seed_differences():

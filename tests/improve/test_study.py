@@ -9,9 +9,9 @@ import json
 import pytest
 import torch
 
-from i2x_plugin.checkpoints import default_load_func
-from i2x_plugin.data import load_digits_8x8
-from i2x_plugin.improve import (SCHEDULES, ImproveConfig, ImproveError, ImproveResult, ScheduleRun, epoch_order,
+from i2x_plugin.training.checkpoints import default_load_func
+from i2x_plugin.training.data import load_digits_8x8
+from i2x_plugin.improve.study import (SCHEDULES, ImproveConfig, ImproveError, ImproveResult, ScheduleRun, epoch_order,
                                 improve, run_schedules)
 
 CONFIG = ImproveConfig(seeds=2, lr=1e-3, min_positions="auto")  # 4×4 maps: ≥ 1 position can empty a class
@@ -154,7 +154,7 @@ def run_dir(digits_run, tmp_path_factory):
     """A real 'i2x run' output (digits, the digits run's checkpoints, no graph) with a stand-in report page
     (the report's own tests cover the real page; here only the added section matters, and plots cost time)."""
     from i2x_plugin import I2XConfig
-    from i2x_plugin.run import RunConfig, run_main
+    from i2x_plugin.app.run import RunConfig, run_main
 
     out = tmp_path_factory.mktemp("runs")
     run_main(RunConfig(dataset="digits", checkpoints=digits_run.checkpoint_dir, store="none", report=False, out=out,
@@ -201,9 +201,9 @@ def test_cli_improve_errors_name_the_fix(tmp_path, run_dir, capsys):
 
 
 def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, digits_run, outcome):
-    from i2x_plugin.improve_graph import curation_key, write_improvement
-    from i2x_plugin.ingest import write_explanation
-    from i2x_plugin.questions import ask
+    from i2x_plugin.improve.graph import curation_key, write_improvement
+    from i2x_plugin.graph.ingest import write_explanation
+    from i2x_plugin.graph.questions import ask
 
     result, curation, _ = outcome
     explanation = dataclasses.replace(digits_run.explanation, run_id="improve-graph")
@@ -257,7 +257,7 @@ def test_graph_holds_the_curation_set_and_fine_tuned_checkpoints(graph_store, di
 def test_cli_improve_records_the_run_in_the_graph(run_dir, store_server, graph_store, capsys, request):
     from i2x_plugin import StructuredExplanation
     from i2x_plugin.cli import main
-    from i2x_plugin.ingest import write_explanation
+    from i2x_plugin.graph.ingest import write_explanation
 
     if request.node.callspec.params.get("graph_store") != "embedded":
         pytest.skip("the CLI is pointed at the embedded server here")

@@ -5,8 +5,8 @@ import pytest
 from scipy.stats import norm
 from sklearn.linear_model import Ridge
 
-from i2x_plugin.claim_types import Driver, GroupSummary, SharedPrototype
-from i2x_plugin.claims import (
+from i2x_plugin.method.claim_types import Driver, GroupSummary, SharedPrototype
+from i2x_plugin.method.claims import (
     _summarise_groups,
     calibrated_claims,
     claim_counts,
@@ -16,8 +16,8 @@ from i2x_plugin.claims import (
     null_claim_counts,
     shared_and_specialised,
 )
-from i2x_plugin.config import I2XConfig
-from i2x_plugin.ridge import RidgeFit
+from i2x_plugin.method.config import I2XConfig
+from i2x_plugin.method.ridge import RidgeFit
 
 STEPS, PER_CLASS, K, C = 6, 120, 6, 3
 CONFIG = I2XConfig(k=K, n_permutations=200, null_draws=0)

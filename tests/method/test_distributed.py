@@ -12,8 +12,8 @@ import pytest
 
 from i2x_plugin import StructuredExplanation
 from i2x_plugin.cli import main
-from i2x_plugin.distributed import Ranks, available_cores
-from i2x_plugin.run import RunConfig, run_main
+from i2x_plugin.method.distributed import Ranks, available_cores
+from i2x_plugin.app.run import RunConfig, run_main
 from i2x_plugin.store import GraphStore
 
 REPO = Path(__file__).resolve().parents[1]

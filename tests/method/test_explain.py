@@ -12,11 +12,11 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
 from i2x_plugin.adapters import CaptumAdapter, GradCamAdapter, build_adapter
-from i2x_plugin.checkpoints import default_load_func
-from i2x_plugin.explain import as_image_dataset
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.synthetic import prototype_shapes, score_planted_claims
-from i2x_plugin.training import seeded
+from i2x_plugin.training.checkpoints import default_load_func
+from i2x_plugin.method.explain import as_image_dataset
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.training.synthetic import prototype_shapes, score_planted_claims
+from i2x_plugin.training.loop import seeded
 
 
 # --- a planted answer (the fixture is in conftest.py) -----------------------------------------------

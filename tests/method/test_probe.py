@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, SubsetRandomSampler
 
-from i2x_plugin.probe import ProbeSet
+from i2x_plugin.method.probe import ProbeSet
 
 
 class ItemByItem(Dataset):
@@ -71,7 +71,7 @@ def test_a_shuffling_dataloader_is_read_in_index_order_with_a_warning(digits_run
 
 def test_streamed_prototypes_equal_prototypes_fitted_in_memory(digits_run):
     """Both fit paths: every feature row (N·h·w ≤ pca_max_rows) and a seeded sample of rows."""
-    from i2x_plugin.checkpoints import default_load_func
+    from i2x_plugin.training.checkpoints import default_load_func
 
     default_load_func(digits_run.model, sorted(digits_run.checkpoint_dir.glob("*.pt"))[-1])
     for rows in (200_000, 1000):

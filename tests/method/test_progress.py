@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from i2x_plugin.adapters import CaptumAdapter
-from i2x_plugin.checkpoints import default_load_func, resolve_checkpoints
-from i2x_plugin.progress import Trajectory, confusion_matrix, learning_groups, prototype_intensity, sweep
+from i2x_plugin.training.checkpoints import default_load_func, resolve_checkpoints
+from i2x_plugin.method.progress import Trajectory, confusion_matrix, learning_groups, prototype_intensity, sweep
 
 
 def test_intensity_is_mean_saliency_per_prototype_and_zero_when_absent():

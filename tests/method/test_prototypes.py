@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from i2x_plugin.prototypes import extract_features, fit_prototypes
+from i2x_plugin.method.prototypes import extract_features, fit_prototypes
 
 
 @pytest.fixture(scope="module")
 def features(digits_run):
-    from i2x_plugin.checkpoints import default_load_func
+    from i2x_plugin.training.checkpoints import default_load_func
 
     final = sorted(digits_run.checkpoint_dir.glob("*.pt"))[-1]
     default_load_func(digits_run.model, final)

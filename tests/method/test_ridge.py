@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from i2x_plugin.ridge import ridge_fit, standardize_delta_p, step_class_statistics, stratum_statistics
+from i2x_plugin.method.ridge import ridge_fit, standardize_delta_p, step_class_statistics, stratum_statistics
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from i2x_plugin.structure import (
+from i2x_plugin.method.structure import (
     ExplanationFormatError,
     StructuredExplanation,
     find_exemplars,

@@ -12,7 +12,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 
 from headless_chromium import CHROMIUM, loaded_images, non_background_fraction, screenshot
 from i2x_plugin.adapters import normalize
-from i2x_plugin.checkpoints import default_load_func
+from i2x_plugin.training.checkpoints import default_load_func
 from i2x_plugin.report import (
     add_report_section,
     describe_prototype,

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from i2x_plugin import I2XConfig
-from i2x_plugin.run_config import RunConfig, RunError, format_validation_error
+from i2x_plugin.runs.run_config import RunConfig, RunError, format_validation_error
 
 
 def test_config_round_trips_through_yaml_and_json(tmp_path):

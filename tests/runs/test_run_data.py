@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from i2x_plugin.run_config import RunConfig
-from i2x_plugin.run_data import load_run_data, stratified_indices
+from i2x_plugin.runs.run_config import RunConfig
+from i2x_plugin.runs.run_data import load_run_data, stratified_indices
 
 
 def test_stratified_split_is_disjoint_and_keeps_class_shares():

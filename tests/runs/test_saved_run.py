@@ -8,8 +8,8 @@ import torch
 
 from i2x_plugin import I2XConfig, StructuredExplanation
 from i2x_plugin.cli import main
-from i2x_plugin.run import RunConfig, run_main
-from i2x_plugin.saved_run import SavedRunError, load_saved_run, read_run_files
+from i2x_plugin.app.run import RunConfig, run_main
+from i2x_plugin.runs.saved_run import SavedRunError, load_saved_run, read_run_files
 
 
 @pytest.fixture(scope="module")

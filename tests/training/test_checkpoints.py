@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from i2x_plugin.checkpoints import CheckpointRecorder, default_load_func, resolve_checkpoints
-from i2x_plugin.models import SmallCNN
+from i2x_plugin.training.checkpoints import CheckpointRecorder, default_load_func, resolve_checkpoints
+from i2x_plugin.training.models import SmallCNN
 
 
 def test_recorder_writes_state_and_metadata_in_order(tmp_path):

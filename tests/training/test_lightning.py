@@ -1,4 +1,4 @@
-"""i2x_plugin.lightning: checkpoints recorded from a real lightning.Trainer fit on the CPU, then explained."""
+"""i2x_plugin.training.lightning: checkpoints recorded from a real lightning.Trainer fit on the CPU, then explained."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import torch
 L = pytest.importorskip("lightning")
 
 from i2x_plugin import I2X, I2XConfig  # noqa: E402
-from i2x_plugin.checkpoints import default_load_func, resolve_checkpoints  # noqa: E402
-from i2x_plugin.data import load_digits_8x8  # noqa: E402
-from i2x_plugin.lightning import I2XCheckpoints  # noqa: E402
-from i2x_plugin.models import SmallCNN  # noqa: E402
-from i2x_plugin.training import seeded  # noqa: E402
+from i2x_plugin.training.checkpoints import default_load_func, resolve_checkpoints  # noqa: E402
+from i2x_plugin.training.data import load_digits_8x8  # noqa: E402
+from i2x_plugin.training.lightning import I2XCheckpoints  # noqa: E402
+from i2x_plugin.training.models import SmallCNN  # noqa: E402
+from i2x_plugin.training.loop import seeded  # noqa: E402
 
 
 class Digits(L.LightningModule):
@@ -69,9 +69,9 @@ def test_step_saves_and_a_used_directory(tmp_path):
 
 
 def test_i2x_plugin_does_not_import_lightning_and_the_module_says_what_is_missing():
-    code = ("import sys; import i2x_plugin, i2x_plugin.run, i2x_plugin.cli; assert 'lightning' not in sys.modules\n"
+    code = ("import sys; import i2x_plugin, i2x_plugin.app.run, i2x_plugin.cli; assert 'lightning' not in sys.modules\n"
             "sys.modules['lightning'] = None\n"
-            "try:\n    import i2x_plugin.lightning\nexcept ImportError as e:\n    print(e)")
+            "try:\n    import i2x_plugin.training.lightning\nexcept ImportError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "needs the lightning package: pip install lightning" in out.stdout

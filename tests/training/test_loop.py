@@ -2,10 +2,10 @@
 
 import torch
 
-from i2x_plugin.checkpoints import resolve_checkpoints
-from i2x_plugin.data import load_digits_8x8
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.training import seeded, train_with_checkpoints
+from i2x_plugin.training.checkpoints import resolve_checkpoints
+from i2x_plugin.training.data import load_digits_8x8
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.training.loop import seeded, train_with_checkpoints
 
 
 def _train(directory) -> list[dict]:
