@@ -93,10 +93,11 @@ def child(n: int, checkpoints: int, k: int, null_draws: int = 0) -> dict:
     raw = (raw_before + raw_layergradcam_throughput(model, probe.images, probe.labels, config.batch_size)) / 2
     sweep_rate = n * checkpoints / i2x.timings["sweep"]
     from i2x_plugin.training.checkpoints import default_load_func
+    from i2x_plugin.checks import run_stability
 
     default_load_func(model, explanation.checkpoints[-1].path)
     start = time.perf_counter()
-    tested = explanation.stability_test(model, probe)
+    tested = run_stability(explanation, model, probe)
     stability_s = time.perf_counter() - start
     sweep_s = i2x.timings["sweep"]
     extra = {"null_vs_real": null_table(explanation, null_draws)} if null_draws else {}

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
+from i2x_plugin.graph_schema import explanation_rows
 from i2x_plugin.training.data import load_digits_8x8
 from i2x_plugin.graph.ingest import write_explanation
 from i2x_plugin.training.models import SmallCNN
@@ -58,6 +59,6 @@ except ReadOnlyQueryError as err:
     print("a write through query() is refused:", str(err)[:90], "…\n")
 
 # 3. The same graph in memory, for networkx.
-graph = explanation.to_networkx()
+graph = explanation_rows(explanation).to_networkx()
 print(f"networkx: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges")
 store.close()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from i2x_plugin.checks import run_faithfulness
 from i2x_plugin.checks.faithfulness import Deleter, FaithfulnessError, covered_area, delete_and_compare, head_after
 from i2x_plugin.training.models import SmallCNN
 from i2x_plugin.training.synthetic import prototype_shapes
@@ -102,7 +103,7 @@ def test_every_run_carries_its_deletion_tests(planted):
 
 
 def test_faithfulness_of_a_saved_run_equals_the_run_own(planted):
-    again = planted.explanation.faithfulness(planted.model, planted.shapes.data)
+    again = run_faithfulness(planted.explanation, planted.model, planted.shapes.data)
     assert [(r.kind, r.a, r.b, r.prototypes) for r in again] == \
         [(r.kind, r.a, r.b, r.prototypes) for r in planted.explanation.faithfulness_results]
     np.testing.assert_allclose([r.effect for r in again], [r.effect for r in planted.explanation.faithfulness_results],
@@ -112,23 +113,23 @@ def test_faithfulness_of_a_saved_run_equals_the_run_own(planted):
 # --- bad input -------------------------------------------------------------------------------------------
 def test_a_model_of_another_architecture_is_refused(planted):
     with pytest.raises(FaithfulnessError, match="outputs but the run has 4 classes"):
-        planted.explanation.faithfulness(SmallCNN(1, 10, pools=1, width=16), planted.shapes.data)
+        run_faithfulness(planted.explanation, SmallCNN(1, 10, pools=1, width=16), planted.shapes.data)
 
 
 def test_a_model_without_the_final_weights_is_refused(planted):
     with pytest.raises(FaithfulnessError, match="load the run's final checkpoint"):
-        planted.explanation.faithfulness(SmallCNN(1, 4, pools=1, width=16), planted.shapes.data)
+        run_faithfulness(planted.explanation, SmallCNN(1, 4, pools=1, width=16), planted.shapes.data)
 
 
 def test_probe_data_of_another_size_is_refused(planted):
     smaller = planted.shapes.data.subset(torch.arange(100), "fewer")
     with pytest.raises(FaithfulnessError, match="explained 800 probe samples but 100 were given"):
-        planted.explanation.faithfulness(planted.model, smaller)
+        run_faithfulness(planted.explanation, planted.model, smaller)
 
 
 def test_an_unknown_deletion_is_refused(planted):
     with pytest.raises(FaithfulnessError, match="Unknown deletion 'blur'; choose one of zero, mean"):
-        planted.explanation.faithfulness(planted.model, planted.shapes.data, deletion="blur")
+        run_faithfulness(planted.explanation, planted.model, planted.shapes.data, deletion="blur")
 
 
 def test_a_class_too_small_to_test_is_skipped_and_named(planted):
@@ -137,4 +138,4 @@ def test_a_class_too_small_to_test_is_skipped_and_named(planted):
     e = planted.explanation
     strict = dataclasses.replace(e, config=e.config.model_copy(update={"min_scope_samples": 500}))
     with pytest.warns(UserWarning, match="drivers of class 0: 200 samples < 500; not tested for faithfulness"):
-        assert strict.faithfulness(planted.model, planted.shapes.data) == []
+        assert run_faithfulness(strict, planted.model, planted.shapes.data) == []

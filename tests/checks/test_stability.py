@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from i2x_plugin import I2X, I2XConfig
+from i2x_plugin.checks import run_stability
 from i2x_plugin.method.prototypes import extract_features
 from i2x_plugin.checks.stability import StabilityError, match_prototypes, stability_test
 
@@ -30,7 +31,7 @@ def test_the_same_seed_gives_the_same_claims(planted):
 
 
 def test_other_seeds_and_resamples_keep_most_drivers(planted):
-    tested = planted.explanation.stability_test(planted.model, planted.shapes.data, kmeans_seeds=2, bootstraps=1)
+    tested = run_stability(planted.explanation, planted.model, planted.shapes.data, kmeans_seeds=2, bootstraps=1)
     s = tested.stability
     assert s.refits == ["kmeans-seed-3", "kmeans-seed-4", "bootstrap-0"]
     assert s.mean_jaccard["drivers"] >= 0.5
@@ -54,11 +55,11 @@ def test_stability_drops_on_a_model_trained_on_noise(tmp_path):
     train_with_checkpoints(model, noise, tmp_path, epochs=4, lr=3e-3, seed=0)
     e = I2X(model, "block3", config=I2XConfig(k=12, faithfulness=False, null_draws=0)).explain(tmp_path, noise)
     assert len(e.drivers) + len(e.separators) + len(e.uncertain) <= 3
-    tested = e.stability_test(model, noise, kmeans_seeds=2, bootstraps=1).stability
+    tested = run_stability(e, model, noise, kmeans_seeds=2, bootstraps=1).stability
     assert tested.mean_jaccard["drivers"] < 1.0
 
 
 def test_a_run_without_saliency_maps_is_refused(planted):
     bare = dataclasses.replace(planted.explanation, saliency_maps=None)
     with pytest.raises(StabilityError, match="kept no saliency maps.*keep_maps=True"):
-        bare.stability_test(planted.model, planted.shapes.data)
+        run_stability(bare, planted.model, planted.shapes.data)

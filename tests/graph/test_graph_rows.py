@@ -178,7 +178,7 @@ def test_lists_that_share_an_index_must_match() -> None:
 
 
 def test_to_networkx_is_the_rows_graph(digits_run, rows) -> None:
-    graph = digits_run.explanation.to_networkx()
+    graph = explanation_rows(digits_run.explanation).to_networkx()
     assert isinstance(graph, nx.MultiDiGraph)
     assert graph.number_of_nodes() == rows.node_count
     assert graph.number_of_edges() == rows.relationship_count

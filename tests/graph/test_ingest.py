@@ -50,9 +50,9 @@ def test_write_is_complete_and_idempotent(digits_graph) -> None:
 
 
 def test_networkx_parity(digits_graph) -> None:
-    """explanation.to_networkx() and the graph read back from the store: same nodes, edges and properties."""
+    """explanation_rows(explanation).to_networkx() and the graph read back from the store: same nodes, edges and properties."""
     e = digits_graph.explanation
-    expected, stored = e.to_networkx(), read_run_graph(digits_graph.store, e.run_id)
+    expected, stored = explanation_rows(e).to_networkx(), read_run_graph(digits_graph.store, e.run_id)
     assert set(stored.nodes) == set(expected.nodes)
     assert set(stored.edges(keys=True)) == set(expected.edges(keys=True))
     for node, data in expected.nodes(data=True):
