@@ -151,7 +151,8 @@ class Explainer:
         model_name: str | None = None,
         progress: bool = False,
     ) -> StructuredExplanation | None:
-        """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``.
+        """Run steps 2–8 over ``checkpoints`` (directory, list or iterable of paths) on the probe ``dataset``, then
+        the checks the facade adds (:class:`~i2x_plugin.explain.I2X`: the faithfulness test).
 
         ``dataset``: an :class:`~i2x_plugin.training.data.ImageDataset`, ``(images, labels)`` tensors, a map-style
         ``Dataset`` of ``(image, label)`` items or a ``DataLoader`` over one (see :mod:`i2x_plugin.method.probe`).
@@ -194,8 +195,14 @@ class Explainer:
             assignments, labels = (np.concatenate([part[i] for part in parts]) for i in (0, 1))
             trajectory = Trajectory.concatenate([part[2] for part in parts])
         del parts
-        return self._structure(probe, infos, checkpoints_load_func, trajectory, Prototypes(pca, centers, assignments),
-                               labels, names, ids, run_id, model_name)
+        explanation = self._structure(probe, infos, checkpoints_load_func, trajectory,
+                                      Prototypes(pca, centers, assignments), labels, names, ids, run_id, model_name)
+        return self._checked(explanation, probe, infos[-1], checkpoints_load_func)
+
+    def _checked(self, explanation: StructuredExplanation, probe: ProbeSet, final: CheckpointInfo,
+                 checkpoints_load_func: LoadFunc) -> StructuredExplanation:
+        """The explanation after the checks the facade above runs on it (rank 0 only); the method runs none."""
+        return explanation
 
     def _structure(self, probe: ProbeSet, infos: list[CheckpointInfo], checkpoints_load_func: LoadFunc,
                    trajectory: Trajectory, prototypes: Prototypes, labels_np: np.ndarray, names: tuple[str, ...],
