@@ -1,4 +1,4 @@
-"""Ranks that misbehave, for tests/test_distributed.py (run under torchrun, not collected by pytest).
+"""Ranks that misbehave, for tests/method/test_distributed.py (run under torchrun, not collected by pytest).
 
 ``python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py SCENARIO CKPTS OUT``
 explains the digits probe set on every rank, with rank 1's inputs changed by SCENARIO:

@@ -44,7 +44,7 @@ VARIANTS: dict[str, str] = {
 }
 GUIDED_VARIANTS = ("V0", "V1", "V2", "V3")  # I2X-guided; V4 is the control
 # The default of `i2x improve`: the variant the pre-registered study chose on validation
-# (bench/improve_plan.md → bench/results/improve.json "chosen_variant"; tests/test_selection.py checks they
+# (bench/improve_plan.md → bench/results/improve.json "chosen_variant"; tests/improve/test_selection.py checks they
 # agree). V1 removed the fewest samples for the largest validation gain over random removal (−1.5 confusions);
 # on the test split no variant beat random removal (bench/results/improve.md).
 DEFAULT_VARIANT: Variant = "V1"

@@ -131,7 +131,7 @@ def test_a_variant_that_finds_nothing_says_so_and_makes_nothing_up(digits_run, s
 
 def test_default_variant_is_the_one_the_study_chose():
     """i2x improve's default is the study's validation choice once the study has written its results."""
-    results = Path(__file__).resolve().parent.parent / "bench" / "results" / "improve.json"
+    results = Path(__file__).resolve().parents[2] / "bench" / "results" / "improve.json"
     data = json.loads(results.read_text()) if results.is_file() else {}
     if "chosen_variant" not in data:
         assert DEFAULT_VARIANT == "V0"  # before the pre-registered study has run: today's rule

@@ -16,7 +16,7 @@ from i2x_plugin.method.distributed import Ranks, available_cores
 from i2x_plugin.app.run import RunConfig, run_main
 from i2x_plugin.store import GraphStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 I2X = [sys.executable, "-m", "i2x_plugin.cli"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
 

@@ -41,7 +41,7 @@ def test_config_rejects_unknown_dataset_and_model_with_the_choices():
 def test_every_setting_is_documented():
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parent.parent / "docs" / "method.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "method.md").read_text()
     for name in list(I2XConfig.model_fields) + list(RunConfig.model_fields):
         assert f"| `{name}` |" in text, f"docs/method.md does not document {name}"
 
