@@ -68,14 +68,14 @@ def main() -> None:
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from i2x_plugin.adapters import CaptumAdapter, GradCamAdapter
-    from i2x_plugin.models import SmallCNN
+    from i2x_plugin.training.models import SmallCNN
 
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     try:
-        from i2x_plugin.data import load_mnist_5k
+        from i2x_plugin.training.data import load_mnist_5k
 
         data = load_mnist_5k()
         x, y = data.images[: args.batch], data.labels[: args.batch]

@@ -46,8 +46,8 @@ def null_table(explanation, draws: int) -> dict:
     """Claims per kind: the run's, and the mean / max over ``draws`` within-class and global shuffles of ΔP."""
     import numpy as np
 
-    from i2x_plugin.claims import null_claim_counts, saliency_share
-    from i2x_plugin.ridge import standardize_delta_p
+    from i2x_plugin.method.claims import null_claim_counts, saliency_share
+    from i2x_plugin.method.ridge import standardize_delta_p
 
     e = explanation
     x = standardize_delta_p(np.diff(e.intensities, axis=0).astype(np.float64))
@@ -69,9 +69,9 @@ def null_table(explanation, draws: int) -> dict:
 
 def child(n: int, checkpoints: int, k: int, null_draws: int = 0) -> dict:
     from i2x_plugin import I2X, I2XConfig
-    from i2x_plugin.data import load_mnist_5k
-    from i2x_plugin.models import SmallCNN
-    from i2x_plugin.training import train_with_checkpoints
+    from i2x_plugin.training.data import load_mnist_5k
+    from i2x_plugin.training.models import SmallCNN
+    from i2x_plugin.training.loop import train_with_checkpoints
 
     data = load_mnist_5k()  # sorted by class: shuffle once, reproducibly
     order = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
@@ -92,11 +92,12 @@ def child(n: int, checkpoints: int, k: int, null_draws: int = 0) -> dict:
     # the sweep, so a machine that got busier or quieter meanwhile biases neither side.
     raw = (raw_before + raw_layergradcam_throughput(model, probe.images, probe.labels, config.batch_size)) / 2
     sweep_rate = n * checkpoints / i2x.timings["sweep"]
-    from i2x_plugin.checkpoints import default_load_func
+    from i2x_plugin.training.checkpoints import default_load_func
+    from i2x_plugin.checks import run_stability
 
     default_load_func(model, explanation.checkpoints[-1].path)
     start = time.perf_counter()
-    tested = explanation.stability_test(model, probe)
+    tested = run_stability(explanation, model, probe)
     stability_s = time.perf_counter() - start
     sweep_s = i2x.timings["sweep"]
     extra = {"null_vs_real": null_table(explanation, null_draws)} if null_draws else {}

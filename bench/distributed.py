@@ -41,8 +41,8 @@ def worker(checkpoints: Path, out: Path) -> None:
     import torch.distributed as dist
 
     from i2x_plugin import I2X, I2XConfig
-    from i2x_plugin.models import SmallCNN
-    from i2x_plugin.run import RunConfig, load_run_data
+    from i2x_plugin.training.models import SmallCNN
+    from i2x_plugin.app.run import RunConfig, load_run_data
 
     dist.init_process_group("gloo")
     probe = load_run_data(RunConfig()).probe
@@ -61,10 +61,10 @@ def worker(checkpoints: Path, out: Path) -> None:
 def serial_fit_seconds(checkpoints: Path) -> float:
     """PCA + K-Means on the default run's fit sample, one thread (what rank 0 does alone)."""
     from i2x_plugin import I2XConfig
-    from i2x_plugin.checkpoints import default_load_func
-    from i2x_plugin.models import SmallCNN
-    from i2x_plugin.prototypes import extract_features, fit_centres, fit_sample
-    from i2x_plugin.run import RunConfig, load_run_data
+    from i2x_plugin.training.checkpoints import default_load_func
+    from i2x_plugin.training.models import SmallCNN
+    from i2x_plugin.method.prototypes import extract_features, fit_centres, fit_sample
+    from i2x_plugin.app.run import RunConfig, load_run_data
 
     cfg = I2XConfig()
     model = SmallCNN(1, 10, pools=2)
@@ -88,9 +88,9 @@ def main() -> None:
     if args.worker:
         worker(*args.worker)
         return
-    from i2x_plugin.models import SmallCNN
-    from i2x_plugin.run import RunConfig, load_run_data
-    from i2x_plugin.training import seeded, train_with_checkpoints
+    from i2x_plugin.training.models import SmallCNN
+    from i2x_plugin.app.run import RunConfig, load_run_data
+    from i2x_plugin.training.loop import seeded, train_with_checkpoints
 
     load_before = [round(x, 2) for x in os.getloadavg()]
     config = RunConfig()

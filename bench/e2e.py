@@ -92,9 +92,9 @@ def _loadavg() -> list[float]:
 def child(out_dir: str, store_dir: str) -> None:
     """Run the default job as ``i2x run`` does, measuring raw LayerGradCam around the explain stage."""
     from i2x_plugin import I2XConfig
-    from i2x_plugin.checkpoints import default_load_func
-    from i2x_plugin.models import SmallCNN
-    from i2x_plugin.run import RunConfig, load_run_data, run_main
+    from i2x_plugin.training.checkpoints import default_load_func
+    from i2x_plugin.training.models import SmallCNN
+    from i2x_plugin.app.run import RunConfig, load_run_data, run_main
 
     config = RunConfig(out=Path(out_dir), store_dir=Path(store_dir), run_id="bench-e2e", keep_store=True)  # measured, then stopped
     batch = I2XConfig().batch_size

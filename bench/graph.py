@@ -43,10 +43,10 @@ import numpy as np
 
 from i2x_plugin import I2X, StructuredExplanation
 from i2x_plugin.graph_schema import GraphRows, ddl, explanation_rows
-from i2x_plugin.ingest import BATCH_SIZE, delete_run, ensure_schema, write_explanation
-from i2x_plugin.questions import ask
-from i2x_plugin.models import build_model, default_feature_layer
-from i2x_plugin.run import RunConfig, load_run_data, run_main
+from i2x_plugin.graph.ingest import BATCH_SIZE, delete_run, ensure_schema, write_explanation
+from i2x_plugin.graph.questions import ask
+from i2x_plugin.training.models import build_model, default_feature_layer
+from i2x_plugin.app.run import RunConfig, load_run_data, run_main
 from i2x_plugin.store import EmbeddedServer, GraphStore
 
 Statements = list[tuple[str, list[dict]]]

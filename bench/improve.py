@@ -41,14 +41,14 @@ from improve_plan import (COMMITTED_PLAN, Setting, StudyError, StudyPlan, calibr
 from improve_table import choose_variant, pooled, study_report  # noqa: E402
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation  # noqa: E402
-from i2x_plugin.checkpoints import checkpoint_lr, default_load_func, resolve_checkpoints  # noqa: E402
-from i2x_plugin.curation import CurationSet, CurationTarget  # noqa: E402
-from i2x_plugin.data import ImageDataset, load_dataset  # noqa: E402
-from i2x_plugin.finetune import FineTuneConfig, check_disjoint, evaluate, fine_tune  # noqa: E402
-from i2x_plugin.models import build_model, default_feature_layer  # noqa: E402
-from i2x_plugin.run import stratified_indices  # noqa: E402
-from i2x_plugin.selection import NoSamplesError, pair_signals, random_control, select  # noqa: E402
-from i2x_plugin.training import seeded, train_with_checkpoints  # noqa: E402
+from i2x_plugin.training.checkpoints import checkpoint_lr, default_load_func, resolve_checkpoints  # noqa: E402
+from i2x_plugin.improve.curation import CurationSet, CurationTarget  # noqa: E402
+from i2x_plugin.training.data import ImageDataset, load_dataset  # noqa: E402
+from i2x_plugin.improve.finetune import FineTuneConfig, check_disjoint, evaluate, fine_tune  # noqa: E402
+from i2x_plugin.training.models import build_model, default_feature_layer  # noqa: E402
+from i2x_plugin.app.run import stratified_indices  # noqa: E402
+from i2x_plugin.improve.selection import NoSamplesError, pair_signals, random_control, select  # noqa: E402
+from i2x_plugin.training.loop import seeded, train_with_checkpoints  # noqa: E402
 
 
 def log(message: str) -> None:

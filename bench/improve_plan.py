@@ -19,9 +19,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from i2x_plugin import I2XConfig
-from i2x_plugin.improve_stats import MIN_SEEDS
-from i2x_plugin.selection import GUIDED_VARIANTS, VARIANTS
-from i2x_plugin.structure import UncertainPrototype
+from i2x_plugin.improve.stats import MIN_SEEDS
+from i2x_plugin.improve.selection import GUIDED_VARIANTS, VARIANTS
+from i2x_plugin.method.structure import UncertainPrototype
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED_PLAN = REPO / "bench" / "improve_plan.md"  # the only plan allowed to write bench/results/improve.json

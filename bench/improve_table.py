@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from i2x_plugin.improve_stats import holm, mean_std, paired
+from i2x_plugin.improve.stats import holm, mean_std, paired
 
 PAPER = {
     "source": "Li, Yin, Landry, Ding, Mettu, arXiv 2603.10234 (2026), as given in shared/spec/method.md "

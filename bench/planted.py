@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from i2x_plugin import I2X, I2XConfig  # noqa: E402
-from i2x_plugin.synthetic import make_planted_shapes, score_planted_claims, train_planted_model  # noqa: E402
+from i2x_plugin.training.synthetic import make_planted_shapes, score_planted_claims, train_planted_model  # noqa: E402
 
 KINDS = ("drivers", "separators", "uncertain")
 

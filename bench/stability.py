@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from i2x_plugin.prototypes import Prototypes, extract_features, fit_prototypes, match_prototypes, nearest_prototype
-from i2x_plugin.saved_run import load_saved_run
-from i2x_plugin.stability import OVERLAPS, _jaccard, _refit_claims, _renamed, claim_keys, stability_test
+from i2x_plugin.method.prototypes import Prototypes, extract_features, fit_prototypes, match_prototypes, nearest_prototype
+from i2x_plugin.runs.saved_run import load_saved_run
+from i2x_plugin.checks.stability import OVERLAPS, _jaccard, _refit_claims, _renamed, claim_keys, stability_test
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MINIBATCH = {"minibatch_kmeans_rows": 50_000, "kmeans_inits": 3}  # i2x-plugin 0.1's prototype fit

@@ -48,7 +48,7 @@ class LazyShapes(Dataset):
     """``n`` images generated on demand from their index: class ``i % 10``'s texture on a noisy canvas."""
 
     def __init__(self, n: int, seed: int = 0):
-        from i2x_plugin.synthetic import SHAPES
+        from i2x_plugin.training.synthetic import SHAPES
 
         self.n, self.seed = n, seed
         self.textures = [SHAPES[name] for name in SHAPES]
@@ -70,15 +70,15 @@ class LazyShapes(Dataset):
 
 
 def build_model() -> nn.Module:
-    from i2x_plugin.models import SmallCNN
+    from i2x_plugin.training.models import SmallCNN
 
     return nn.Sequential(nn.AvgPool2d(SIZE // CANVAS), SmallCNN(CHANNELS, CLASSES, pools=1))
 
 
 def train(directory: Path) -> None:
     """Three checkpoints: before training and after each of two epochs on 1,000 other generated images."""
-    from i2x_plugin.checkpoints import CheckpointRecorder
-    from i2x_plugin.training import seeded, train_epoch
+    from i2x_plugin.training.checkpoints import CheckpointRecorder
+    from i2x_plugin.training.loop import seeded, train_epoch
 
     with seeded(0):
         model = build_model()

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from i2x_plugin import I2X, I2XConfig
-from i2x_plugin.data import ImageDataset
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.synthetic import make_planted_shapes, score_planted_claims, train_planted_model
-from i2x_plugin.training import seeded, train_with_checkpoints
+from i2x_plugin.checks import run_stability
+from i2x_plugin.training.data import ImageDataset
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.training.synthetic import make_planted_shapes, score_planted_claims, train_planted_model
+from i2x_plugin.training.loop import seeded, train_with_checkpoints
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -35,7 +36,7 @@ def planted_figures(seed: int) -> dict[str, float]:
         model, recorder = train_planted_model(shapes, directory, seed=seed)
         e = I2X(model, "block3", config=I2XConfig(k=16, seed=seed)).explain(recorder.directory, shapes.data)
         score = score_planted_claims(shapes, e)["drivers"]
-        tested = e.stability_test(model, shapes.data, kmeans_seeds=2, bootstraps=1).stability
+        tested = run_stability(e, model, shapes.data, kmeans_seeds=2, bootstraps=1).stability
     return {"drivers_precision": score["precision"], "drivers_recall": score["recall"],
             "stability_drivers_jaccard": tested.mean_jaccard["drivers"],
             "last_separated_is_planted_pair": float(e.learning_order[-1] == [0, 1])}
@@ -52,7 +53,7 @@ def noise_figures(seed: int) -> dict[str, float]:
         train_with_checkpoints(model, noise, directory, epochs=4, lr=3e-3, seed=seed)
         e = I2X(model, "block3", config=I2XConfig(k=12, faithfulness=False, null_draws=0, seed=seed)).explain(
             directory, noise)
-        tested = e.stability_test(model, noise, kmeans_seeds=2, bootstraps=1)
+        tested = run_stability(e, model, noise, kmeans_seeds=2, bootstraps=1)
     return {"claims": float(len(e.drivers) + len(e.separators) + len(e.uncertain)),
             "claims_after_stability_selection": float(len(tested.drivers) + len(tested.separators)
                                                       + len(tested.uncertain)),

@@ -1,13 +1,16 @@
 """Regenerate the generated parts of the docs from the real code and a real run.
 
     .venv/bin/python docs/make_docs.py schema                       # docs/graph-schema.png
+    .venv/bin/python docs/make_docs.py architecture                 # docs/architecture.png
     .venv/bin/python docs/make_docs.py questions RUN_DIR [STORE_DIR] # docs/questions.md
 
 ``schema`` draws every node label and relationship type of ``graph_schema.models`` (the models the
 store writes), with their properties. ``questions`` asks every question of the catalog
 (``graph_schema/queries/*.cypher``) on the run of RUN_DIR (an ``i2x run`` output folder whose run is
 in the embedded store of STORE_DIR, default ``$I2X_STORE_DIR`` or the user data dir) with parameters
-picked from that run, and writes the answers into docs/questions.md.
+picked from that run, and writes the answers into docs/questions.md. ``architecture`` draws the stage
+packages and their imports as read from the source by ``tools/architecture.py`` (the table the import test
+checks).
 """
 
 from __future__ import annotations
@@ -101,6 +104,71 @@ def draw_schema(path: Path) -> Path:
 # --- the question catalog with example answers ------------------------------------------------------
 
 
+_SHIFT = {"checks": 2.0, "training": -2.0, "improve": -1.5}  # spread the one-stage rows
+
+
+def draw_architecture(path: Path) -> Path:
+    """The stages as a PNG: one box per stage (its modules inside), top stage first, one arrow per stage that
+    imports another (labelled with what passes up it); the foundations (atomic, adapters, store) at the bottom."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch
+
+    sys.path.insert(0, str(DOCS.parent / "tools"))
+    from architecture import DATA, RANKS, import_graph, stage_graph, stage_of
+
+    graph = import_graph(DOCS.parent)
+    members: dict[str, list[str]] = defaultdict(list)
+    for module in graph:
+        stage = stage_of(module)
+        members.setdefault(stage, []) if stage != "_moved" else None
+        if stage != "_moved" and module not in (f"i2x_plugin.{stage}", "i2x_plugin"):
+            name = module.removeprefix(f"i2x_plugin.{stage}.").removeprefix("i2x_plugin.")
+            if not name.startswith("graph_schema."):
+                members[stage].append(name)
+    members["graph"].append("graph_schema/")
+    members[""] = ["I2X, I2XConfig, CheckpointRecorder, StructuredExplanation"]
+    rows: dict[int, list[str]] = defaultdict(list)
+    for stage in members:
+        rows[RANKS[stage]].append(stage)
+    at = {}
+    for rank, stages in rows.items():
+        for i, stage in enumerate(sorted(stages)):
+            at[stage] = ((i - (len(stages) - 1) / 2) * 4.6 + _SHIFT.get(stage, 0.0), rank * 1.35)
+    fig = Figure(figsize=(16, 15))
+    ax = fig.subplots()
+    ax.set_xlim(-10, 10)
+    ax.set_ylim(-0.8, 11.6)
+    ax.axis("off")
+    for stage, (x, y) in at.items():
+        names = sorted(members[stage])
+        body = "\n".join(", ".join(names[i : i + 3]) for i in range(0, len(names), 3))
+        title = {"": "i2x_plugin (facade)", "cli": "cli (entry point)", "explain": "explain (I2X)"}.get(stage, stage)
+        ax.text(x, y, title + ("/" if len(names) > 1 else ""), ha="center", va="bottom", fontsize=12,
+                fontweight="bold", zorder=5, bbox=dict(boxstyle="round,pad=0.4", fc="#FFE081" if RANKS[stage] > 1
+                                                        else "#dddddd", ec="#444"))
+        if body and stage:
+            ax.text(x, y - 0.08, body, ha="center", va="top", fontsize=7, color="#333", zorder=5,
+                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#bbb", alpha=0.95))
+    for (src, dst), count in sorted(stage_graph(graph).items()):
+        if dst in ("_moved", "atomic") or src == "_moved":
+            continue
+        (x0, y0), (x1, y1) = at[src], at[dst]
+        label, helper = DATA.get((src, dst)), RANKS[dst] <= 1
+        ax.add_patch(FancyArrowPatch((x0, y0), (x1, y1 + 0.3), arrowstyle="-|>", mutation_scale=12,
+                                     color="#555" if label else "#bbb", alpha=0.35 if helper else 1.0,
+                                     lw=0.6 if helper else 0.8 + min(count, 12) / 6, shrinkA=8, shrinkB=8,
+                                     connectionstyle="arc3,rad=0.06", zorder=1))
+        if label:
+            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.15, label, ha="center", va="center", fontsize=7, zorder=4,
+                    color="#222", bbox=dict(boxstyle="round,pad=0.2", fc="#f7f7f7", ec="#ccc"))
+    ax.set_title("The stages of i2x_plugin and their imports, drawn from the source (tools/architecture.py).\n"
+                 "Arrows point from the importing stage to the imported one, always down; labelled: what passes up it; "
+                 "faint: the shared helpers (adapters, store, atomic).",
+                 fontsize=10)
+    fig.savefig(path, dpi=90, bbox_inches="tight", facecolor="white")
+    return path
+
+
 def _params_for(name: str, explanation, answers: dict) -> dict:
     """Parameters for question ``name`` picked from the run so that the answer is not empty."""
     confused = answers.get("most_confused") or []
@@ -120,7 +188,7 @@ def _params_for(name: str, explanation, answers: dict) -> dict:
 def write_questions(run_dir: Path, store_dir: str | None, path: Path) -> Path:
     from i2x_plugin import StructuredExplanation
     from i2x_plugin.graph_schema.catalog import load_catalog
-    from i2x_plugin.questions import ask
+    from i2x_plugin.graph.questions import ask
     from i2x_plugin.store import GraphStore
 
     explanation = StructuredExplanation.load(run_dir / "explanation")
@@ -159,6 +227,8 @@ def write_questions(run_dir: Path, store_dir: str | None, path: Path) -> Path:
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "schema":
         print(draw_schema(DOCS / "graph-schema.png"))
+    elif len(sys.argv) >= 2 and sys.argv[1] == "architecture":
+        print(draw_architecture(DOCS / "architecture.png"))
     elif len(sys.argv) >= 3 and sys.argv[1] == "questions":
         print(write_questions(Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None, DOCS / "questions.md"))
     else:

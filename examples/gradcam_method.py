@@ -21,8 +21,8 @@ from torch import nn
 
 from i2x_plugin import I2X, I2XConfig
 from i2x_plugin.adapters import GradCamAdapter
-from i2x_plugin.data import load_digits_8x8, load_mnist_5k
-from i2x_plugin.training import train_with_checkpoints
+from i2x_plugin.training.data import load_digits_8x8, load_mnist_5k
+from i2x_plugin.training.loop import train_with_checkpoints
 
 SMALL = os.environ.get("I2X_EXAMPLE_SMALL") == "1"
 EPOCHS = 2 if SMALL else 6

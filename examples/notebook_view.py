@@ -12,10 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from i2x_plugin.ingest import read_run_graph
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.ingest import read_run_graph
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import GraphStore
-from i2x_plugin.view import answer_keys, to_visualization, view_answer
+from i2x_plugin.graph.view import answer_keys, to_visualization, view_answer
 
 run_id = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else None  # None: latest run
 out = Path(sys.argv[2]) if len(sys.argv) > 2 else Path(tempfile.mkdtemp(prefix="i2x-view-")) / "answer.html"

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from i2x_plugin import I2X, CheckpointRecorder, I2XConfig
 from i2x_plugin.adapters import CaptumAdapter
-from i2x_plugin.data import load_digits_8x8, load_mnist_5k
+from i2x_plugin.training.data import load_digits_8x8, load_mnist_5k
 
 SMALL = os.environ.get("I2X_EXAMPLE_SMALL") == "1"
 EPOCHS = 2 if SMALL else 6

@@ -19,12 +19,13 @@ import tempfile
 from pathlib import Path
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
-from i2x_plugin.data import load_digits_8x8
-from i2x_plugin.ingest import write_explanation
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.questions import ask
+from i2x_plugin.graph_schema import explanation_rows
+from i2x_plugin.training.data import load_digits_8x8
+from i2x_plugin.graph.ingest import write_explanation
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import GraphStore, ReadOnlyQueryError
-from i2x_plugin.training import train_with_checkpoints
+from i2x_plugin.training.loop import train_with_checkpoints
 
 if len(sys.argv) > 1:
     explanation = StructuredExplanation.load(Path(sys.argv[1]) / "explanation")
@@ -58,6 +59,6 @@ except ReadOnlyQueryError as err:
     print("a write through query() is refused:", str(err)[:90], "…\n")
 
 # 3. The same graph in memory, for networkx.
-graph = explanation.to_networkx()
+graph = explanation_rows(explanation).to_networkx()
 print(f"networkx: {graph.number_of_nodes()} nodes, {graph.number_of_edges()} edges")
 store.close()

@@ -4,7 +4,7 @@
 * ``schema.cypher`` / :func:`schema_statements` — uniqueness constraints and indexes;
 * :func:`explanation_rows` — a StructuredExplanation as the rows the store holds
   (:meth:`GraphRows.to_networkx` gives the same graph as networkx);
-* ``queries/*.cypher`` / :mod:`.catalog` — the "why" question catalog (asked through :mod:`i2x_plugin.questions`);
+* ``queries/*.cypher`` / :mod:`.catalog` — the "why" question catalog (asked through :mod:`i2x_plugin.graph.questions`);
 * ``i2x.grass`` (:data:`GRASS_PATH`) — the Neo4j Browser style.
 """
 

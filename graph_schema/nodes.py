@@ -194,7 +194,7 @@ class CurationSet(GraphNode):
     pair: list[int]
     removed_by_class: str = Field(description="JSON object: class index -> removed sample count.")
     size: int | None = None
-    variant: str | None = Field(None, description="Selection variant V0–V4 (i2x_plugin.selection).")
+    variant: str | None = Field(None, description="Selection variant V0–V4 (i2x_plugin.improve.selection).")
     cap: float | None = Field(None, description="V1–V4: the per-class cap (fraction).")
     rule: str | None = Field(None, description="How the samples were chosen, in words.")
 

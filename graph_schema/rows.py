@@ -4,7 +4,7 @@
 dicts; per relationship type, dicts with ``runId``, ``from``, ``to`` (node keys) and the properties —
 all validated through :mod:`.models`, so only Neo4j property types reach the database.
 :meth:`GraphRows.to_networkx` builds the same graph as a networkx ``MultiDiGraph`` (node ids
-``"Label:key"``), which is what ``StructuredExplanation.to_networkx()`` returns.
+``"Label:key"``): the networkx form of an explanation.
 
 Which samples become Sample nodes (not all N probe samples): every exemplar, every sample
 misclassified at the final checkpoint, and per uncertain pair (a, b) up to
@@ -33,7 +33,7 @@ from . import models as m
 if TYPE_CHECKING:
     import networkx as nx
 
-    from i2x_plugin.structure import StructuredExplanation
+    from i2x_plugin.method.structure import StructuredExplanation
 
 PROBE = "probe"
 SCHEMA_VERSION = 2

@@ -62,11 +62,11 @@ from pathlib import Path
 import numpy as np
 
 from i2x_plugin import I2X, I2XConfig, StructuredExplanation
-from i2x_plugin.checkpoints import default_load_func
-from i2x_plugin.data import ImageDataset, load_digits_8x8
-from i2x_plugin.ingest import write_explanation
-from i2x_plugin.models import SmallCNN
-from i2x_plugin.training import seeded, train_with_checkpoints
+from i2x_plugin.training.checkpoints import default_load_func
+from i2x_plugin.training.data import ImageDataset, load_digits_8x8
+from i2x_plugin.graph.ingest import write_explanation
+from i2x_plugin.training.models import SmallCNN
+from i2x_plugin.training.loop import seeded, train_with_checkpoints
 
 DIGITS_CONFIG = I2XConfig(k=12, seed=0)
 
@@ -92,12 +92,6 @@ class DigitsRun:
 
 
 @pytest.fixture(scope="session")
-def digits_train_set(digits_run) -> ImageDataset:
-    """The 1,200 digits the shared run trained on."""
-    return digits_run.train
-
-
-@pytest.fixture(scope="session")
 def digits_run(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
     """SmallCNN trained 4 epochs on 1,200 digits (5 checkpoints), explained on 600 held-out digits."""
     data = load_digits_8x8()
@@ -116,7 +110,7 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> DigitsRun:
 # --- the digits run written into the graph store (tests/graph) ---------------------------------------------
 import dataclasses
 
-GRAPH_RUN, GRAPH_OTHER_RUN = "graph-digits", "graph-digits-seed1"
+GRAPH_RUN = "graph-digits"
 
 
 @dataclass
@@ -135,16 +129,8 @@ def digits_graph(graph_store: GraphStore, digits_run: DigitsRun) -> DigitsGraph:
     return DigitsGraph(graph_store, explanation, summary.seconds)
 
 
-@pytest.fixture(scope="session")
-def digits_graph_other(digits_graph: DigitsGraph, digits_run: DigitsRun) -> StructuredExplanation:
-    """A second run in the graph: the same checkpoints explained with I2X seed 1 (run ``graph-digits-seed1``)."""
-    other = digits_run.i2x(seed=1).explain(digits_run.checkpoint_dir, digits_run.probe, run_id=GRAPH_OTHER_RUN)
-    write_explanation(digits_graph.store, other)
-    return other
-
-
-# --- the planted-shapes run (tests/test_explain.py, test_faithfulness.py, test_stability.py) -------------
-from i2x_plugin.synthetic import PlantedShapes, make_planted_shapes, train_planted_model
+# --- the planted-shapes run (tests/method/test_explain.py, tests/checks/, tests/improve/) -----------------
+from i2x_plugin.training.synthetic import PlantedShapes, make_planted_shapes, train_planted_model
 
 
 @dataclass

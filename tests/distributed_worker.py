@@ -1,4 +1,4 @@
-"""Ranks that misbehave, for tests/test_distributed.py (run under torchrun, not collected by pytest).
+"""Ranks that misbehave, for tests/method/test_distributed.py (run under torchrun, not collected by pytest).
 
 ``python -m torch.distributed.run --standalone --nproc-per-node 2 tests/distributed_worker.py SCENARIO CKPTS OUT``
 explains the digits probe set on every rank, with rank 1's inputs changed by SCENARIO:
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from i2x_plugin.models import SmallCNN
+from i2x_plugin.training.models import SmallCNN
 
 
 class _DyingCNN(SmallCNN):
@@ -44,7 +44,7 @@ def main(scenario: str, checkpoints: Path, out: Path) -> int:
     import torch.distributed as dist
 
     from i2x_plugin import I2X, I2XConfig
-    from i2x_plugin.data import load_digits_8x8
+    from i2x_plugin.training.data import load_digits_8x8
 
     dist.init_process_group("gloo", timeout=timedelta(seconds=float(os.environ.get("I2X_TEST_TIMEOUT", "1800"))))
     rank = dist.get_rank()

@@ -30,8 +30,8 @@ def test_every_statement_is_collected_from_the_code_and_none_is_sent_inline(tmp_
     assert {f"catalog:{name}" for name in load_catalog()} <= sources
     assert {f"ddl:merge_node_cypher({label})" for label in NODE_MODELS} <= sources
     assert {f"ddl:merge_relationship_cypher({t})" for t in RELATIONSHIP_MODELS} <= sources
-    assert {f"i2x_plugin.ingest.DELETE_NODES_CYPHER[{label}]" for label in NODE_MODELS} <= sources
-    assert {"i2x_plugin.ingest.RUN_FAILED_CYPHER", "i2x_plugin.store.graph.PING_CYPHER"} <= sources
+    assert {f"i2x_plugin.graph.ingest.DELETE_NODES_CYPHER[{label}]" for label in NODE_MODELS} <= sources
+    assert {"i2x_plugin.graph.ingest.RUN_FAILED_CYPHER", "i2x_plugin.store.graph.PING_CYPHER"} <= sources
     assert found["statements"][0]["parameters"]["runId"] == ""  # catalog questions declare theirs
     # A statement passed inline would escape the list: it is found and named.
     planted = tmp_path / "planted.py"

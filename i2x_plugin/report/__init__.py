@@ -5,7 +5,7 @@
 >>> write_report(explanation, probe, "out/report", saliency=saliency)
 
 The probe images are read back by index (only the exemplars' and misclassified samples'), so the
-probe data can be a tensor, an :class:`~i2x_plugin.data.ImageDataset` or any ``Dataset`` of
+probe data can be a tensor, an :class:`~i2x_plugin.training.data.ImageDataset` or any ``Dataset`` of
 ``(image, label)`` items that never fits in memory.
 
 One self-contained ``index.html`` (every figure embedded as a base64 PNG, so it opens offline and

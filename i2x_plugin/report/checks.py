@@ -12,7 +12,7 @@ import html
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..structure import StructuredExplanation
+from ..method.structure import StructuredExplanation
 
 
 def plot_faithfulness(explanation: StructuredExplanation) -> Figure | None:
@@ -88,7 +88,7 @@ def stability_section(e: StructuredExplanation) -> str:
     s = e.stability
     if s is None or not s.refits:
         return ('<section id="stability"><h2>Stability: would another fit say the same?</h2><p class="muted">Not '
-                "measured: run <code>i2x stability --run-dir …</code> (or StructuredExplanation.stability_test).</p>"
+                "measured: run <code>i2x stability --run-dir …</code> (or i2x_plugin.checks.run_stability).</p>"
                 "</section>")
     rows = "".join(f"<tr><td>{kind}</td><td>{value:.2f}</td></tr>" for kind, value in s.mean_jaccard.items())
     return ('<section id="stability"><h2>Stability: would another fit say the same?</h2><p class="how">The prototypes '

@@ -16,9 +16,9 @@ from matplotlib import colormaps
 from torch.utils.data import Dataset
 
 from ..atomic import atomic_open
-from ..data import ImageDataset
-from ..probe import ProbeLike, ProbeSet
-from ..structure import StructuredExplanation
+from ..training.data import ImageDataset
+from ..method.probe import ProbeLike, ProbeSet
+from ..method.structure import StructuredExplanation
 
 Images = torch.Tensor | np.ndarray | ImageDataset | Dataset  # item i is image i, or (image, label)
 

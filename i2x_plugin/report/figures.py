@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import PowerNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from ..structure import StructuredExplanation
+from ..method.structure import StructuredExplanation
 
 _DPI = 110
 _MAX_CONFUSION_PANELS = 10

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..atomic import write_bytes, write_text
-from ..structure import StructuredExplanation
+from ..method.structure import StructuredExplanation
 from .checks import calibration_section, faithfulness_section, plot_faithfulness, stability_section
 from .exemplars import Images, exemplar_strip
 from .figures import (

@@ -105,8 +105,8 @@ class GraphStore:
     :meth:`embedded`, :meth:`from_uri` or :meth:`from_env` to build one.
 
     The store knows the driver and nothing of explanations: writing a run is
-    :func:`i2x_plugin.ingest.write_explanation` (``delete_run``, ``list_runs``, ...), asking it
-    is :func:`i2x_plugin.questions.ask`; both use the store.
+    :func:`i2x_plugin.graph.ingest.write_explanation` (``delete_run``, ``list_runs``, ...), asking it
+    is :func:`i2x_plugin.graph.questions.ask`; both use the store.
     """
 
     def __init__(self, driver: neo4j.Driver, database: str, *, uri: str,

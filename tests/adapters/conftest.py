@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from i2x_plugin.data import load_digits_8x8
-from i2x_plugin.models import SmallCNN
+from i2x_plugin.training.data import load_digits_8x8
+from i2x_plugin.training.models import SmallCNN
 
 DEVICES = [
     "cpu",

@@ -18,7 +18,7 @@ from i2x_plugin.adapters import CaptumAdapter, GradCamAdapter, build_adapter
 from i2x_plugin.adapters.base import SaliencyAdapter, make_explain_func, resolve_layer
 from i2x_plugin.adapters.maps import SaliencyMaps, normalize, to_gradcam_numpy, upsample_to
 from i2x_plugin.adapters.targets import normalize_targets
-from i2x_plugin.models import SmallCNN
+from i2x_plugin.training.models import SmallCNN
 
 KINDS = ["captum", "gradcam"]
 

@@ -17,7 +17,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, 
 from torch import nn
 
 from i2x_plugin.adapters import CaptumAdapter
-from i2x_plugin.models import SmallCNN
+from i2x_plugin.training.models import SmallCNN
 
 
 def test_default_is_captum_layergradcam_with_relu(model: SmallCNN, batch) -> None:

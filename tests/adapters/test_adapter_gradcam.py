@@ -21,7 +21,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, 
 from torch import nn
 
 from i2x_plugin.adapters import CaptumAdapter, GradCamAdapter, normalize, to_gradcam_numpy, upsample_to
-from i2x_plugin.models import SmallCNN
+from i2x_plugin.training.models import SmallCNN
 
 
 def _pearson(a: torch.Tensor, b: torch.Tensor) -> float:

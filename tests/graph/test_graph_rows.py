@@ -11,12 +11,12 @@ import pytest
 from pydantic import ValidationError
 
 from i2x_plugin import I2XConfig
-from i2x_plugin.claim_types import UncertainPrototype
+from i2x_plugin.method.claim_types import UncertainPrototype
 from i2x_plugin.graph_schema import GRASS_PATH, NODE_MODELS, RELATIONSHIP_MODELS, explanation_rows, schema_statements
 from i2x_plugin.graph_schema import models as m
 from i2x_plugin.graph_schema.catalog import load_catalog
 from i2x_plugin.graph_schema.ddl import merge_node_cypher, merge_relationship_cypher
-from i2x_plugin.structure import CheckpointSummary, Exemplar, PairSeparation, StructuredExplanation
+from i2x_plugin.method.structure import CheckpointSummary, Exemplar, PairSeparation, StructuredExplanation
 
 SCALARS = (bool, int, float, str)
 
@@ -178,7 +178,7 @@ def test_lists_that_share_an_index_must_match() -> None:
 
 
 def test_to_networkx_is_the_rows_graph(digits_run, rows) -> None:
-    graph = digits_run.explanation.to_networkx()
+    graph = explanation_rows(digits_run.explanation).to_networkx()
     assert isinstance(graph, nx.MultiDiGraph)
     assert graph.number_of_nodes() == rows.node_count
     assert graph.number_of_edges() == rows.relationship_count

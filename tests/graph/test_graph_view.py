@@ -7,8 +7,8 @@ import re
 import pytest
 from chromium_cdp import CHROMIUM, colour_pixels, screenshot_when
 
-from i2x_plugin.questions import ask
-from i2x_plugin.view import answer_keys, grass_colours, view_answer, view_run
+from i2x_plugin.graph.questions import ask
+from i2x_plugin.graph.view import answer_keys, grass_colours, view_answer, view_run
 
 CLASS, PROTOTYPE = grass_colours()[0]["Class"], grass_colours()[0]["Prototype"]
 

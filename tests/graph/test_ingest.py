@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from i2x_plugin.graph_schema import explanation_rows
-from i2x_plugin.ingest import delete_run, read_run_graph, write_explanation, write_nodes, write_relationships
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.ingest import delete_run, read_run_graph, write_explanation, write_nodes, write_relationships
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import EmbeddedServer, GraphStore, StoreConnectionError
 
 RUN_ONLY = {"Run": ("status", "updatedAt", "error")}  # set by the write protocol, not part of the rows
@@ -50,9 +50,9 @@ def test_write_is_complete_and_idempotent(digits_graph) -> None:
 
 
 def test_networkx_parity(digits_graph) -> None:
-    """explanation.to_networkx() and the graph read back from the store: same nodes, edges and properties."""
+    """explanation_rows(explanation).to_networkx() and the graph read back from the store: same nodes, edges and properties."""
     e = digits_graph.explanation
-    expected, stored = e.to_networkx(), read_run_graph(digits_graph.store, e.run_id)
+    expected, stored = explanation_rows(e).to_networkx(), read_run_graph(digits_graph.store, e.run_id)
     assert set(stored.nodes) == set(expected.nodes)
     assert set(stored.edges(keys=True)) == set(expected.edges(keys=True))
     for node, data in expected.nodes(data=True):
@@ -171,10 +171,10 @@ def test_a_failed_failure_mark_is_logged_not_hidden(tmp_path, digits_run, caplog
                 os.kill(server.pid, signal.SIGKILL)  # the server this test started
                 raise RuntimeError("disk full (simulated)")
 
-        with caplog.at_level("WARNING", logger="i2x_plugin.ingest"), pytest.raises(RuntimeError, match="disk full"):
+        with caplog.at_level("WARNING", logger="i2x_plugin.graph.ingest"), pytest.raises(RuntimeError, match="disk full"):
             write_explanation(store, e, progress=fail_and_stop, retry_s=0)
         store.close()
-        (record,) = [r for r in caplog.records if r.name == "i2x_plugin.ingest"]
+        (record,) = [r for r in caplog.records if r.name == "i2x_plugin.graph.ingest"]
         assert "'graph-digits-mark'" in record.getMessage() and "RuntimeError: disk full" in record.getMessage()
         assert "Cannot reach" in record.getMessage()  # why the mark failed
     finally:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from i2x_plugin.graph_schema import explanation_rows
-from i2x_plugin.ingest import write_nodes, write_relationships
+from i2x_plugin.graph.ingest import write_nodes, write_relationships
 from i2x_plugin import questions
-from i2x_plugin.questions import QuestionParameterError, UnknownQuestionError, list_questions
-from i2x_plugin.structure import StructuredExplanation
+from i2x_plugin.graph.questions import QuestionParameterError, UnknownQuestionError, list_questions
+from i2x_plugin.method.structure import StructuredExplanation
 
 APPROX = dict(rel=1e-9, abs=1e-12)
 

@@ -9,7 +9,7 @@ import pytest
 from i2x_plugin.graph_schema import GraphRows
 from i2x_plugin.graph_schema import models as m
 from i2x_plugin import questions
-from i2x_plugin.ingest import delete_run, write_graph_rows
+from i2x_plugin.graph.ingest import delete_run, write_graph_rows
 
 RUN = "tiny-by-hand"
 # β per step, (prototype, class) -> [step 0, step 1]

@@ -19,7 +19,7 @@ import pytest
 
 from chromium_cdp import CHROMIUM, open_page
 from i2x_plugin.graph_schema.catalog import get_question
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import EmbeddedServer
 from i2x_plugin.store.bridge import BridgeStatus, start_bridge, stop_bridge
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from i2x_plugin.ingest import delete_run, write_explanation
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.ingest import delete_run, write_explanation
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import GraphStore
 
 RUN_ID = "routing-check"

@@ -1,0 +1,73 @@
+"""Running a check on an explanation and the model it explains: the user's entry points to the checks.
+
+>>> from i2x_plugin.checks import run_faithfulness, run_stability
+>>> results = run_faithfulness(explanation, final_model, probe_data)
+>>> tested = run_stability(explanation, final_model, probe_data)   # a new explanation, stability filled in
+
+Each takes the explanation and the model holding the run's final weights, with the run's probe set in the
+same order (refused otherwise: :class:`~.faithfulness.FaithfulnessError`), and leaves the explanation as
+it was: the faithfulness test returns its results, the stability test a new explanation carrying them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+from ..method.evidence import FaithfulnessResult
+from ..method.explain import as_image_dataset
+from ..method.probe import ProbeLike
+from ..method.prototypes import extract_features
+from ..method.structure import StructuredExplanation
+from ..training.data import ImageDataset
+from .faithfulness import check_model_and_data, deletion_tests
+from .stability import stability_test, with_recurrence
+
+
+@contextmanager
+def final_model(explanation: StructuredExplanation, model: nn.Module, data: ProbeLike,
+                device: str | torch.device | None) -> Iterator[tuple[ImageDataset, torch.device]]:
+    """``model`` in eval mode (its mode restored after), checked to be this run's final model on its probe
+    set (:func:`~.faithfulness.check_model_and_data`); yields the probe set and the device."""
+    probe = as_image_dataset(data)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        check_model_and_data(explanation, model, probe.images, probe.labels.numpy(), device)
+        yield probe, device
+    finally:
+        model.train(was_training)
+
+
+def run_faithfulness(explanation: StructuredExplanation, model: nn.Module, data: ProbeLike,
+                     device: str | torch.device | None = None, deletion: str | None = None,
+                     random_sets: int | None = None) -> list[FaithfulnessResult]:
+    """Deletion tests of every claim group on ``model``, which must hold the run's final weights.
+
+    ``data`` is the run's probe set (an ImageDataset, ``(images, labels)`` or a map-style Dataset), in the
+    same order. Settings default to the run's config. Groups too small to test are named in a warning.
+    """
+    with final_model(explanation, model, data, device) as (probe, device):
+        return deletion_tests(explanation, model, probe.images, device, deletion, random_sets)[0]
+
+
+def run_stability(explanation: StructuredExplanation, model: nn.Module, data: ProbeLike,
+                  device: str | torch.device | None = None, kmeans_seeds: int | None = None,
+                  bootstraps: int | None = None) -> StructuredExplanation:
+    """Re-fit the prototypes (other K-Means seeds, bootstrap resamples) and re-derive the claims.
+
+    ``model`` holds the run's final weights and ``data`` is its probe set, in order. Returns a copy with
+    ``stability`` set and each driver, separator and uncertain claim's ``recurrence`` filled in; with the
+    config's ``stability_selection`` share, only the claims that recur at least that often are kept.
+    """
+    cfg = explanation.config
+    with final_model(explanation, model, data, device) as (probe, device):
+        features = extract_features(model, explanation.layer, probe.images, cfg.batch_size, device)
+    result, recurrence = stability_test(
+        explanation, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
+        cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)
+    return with_recurrence(explanation, result, recurrence, cfg.stability_selection)

@@ -1,0 +1,113 @@
+"""Ridge from per-stratum statistics: equal to scikit-learn, and an exact permutation null."""
+
+import itertools
+
+import numpy as np
+import pytest
+from sklearn.linear_model import Ridge
+
+from i2x_plugin.method.ridge import ridge_fit, standardize_delta_p, step_class_statistics, stratum_statistics
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    steps, n, k, c = 3, 240, 5, 4
+    x = rng.normal(size=(steps, n, k))
+    y = x @ rng.normal(size=(k, c)) * 0.3 + rng.gamma(1.0, size=(steps, n, c))  # skewed noise, like ΔŶ
+    labels = rng.integers(0, c, n)
+    return x, y, labels, step_class_statistics(x, y, labels, c)
+
+
+def _relative(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+def test_one_stratum_equals_scikit_learn_ridge(data):
+    x, y, labels, stats = data
+    rows = labels == 2
+    reference = Ridge(alpha=0.3 * rows.sum(), fit_intercept=True).fit(x[1, rows], y[1, rows]).coef_.T
+    assert _relative(ridge_fit(stats[1, 2], 0.3).beta, reference) < 1e-8
+
+
+def test_pooled_scope_equals_ridge_on_rows_centred_per_stratum(data):
+    """A class over all steps: each (step, class) stratum keeps its own intercept."""
+    x, y, labels, stats = data
+    rows = labels == 1
+    xs = np.concatenate([x[t, rows] - x[t, rows].mean(0) for t in range(3)])
+    ys = np.concatenate([y[t, rows] - y[t, rows].mean(0) for t in range(3)])
+    reference = Ridge(alpha=0.5 * len(xs), fit_intercept=True).fit(xs, ys).coef_.T
+    pooled = ridge_fit(stats[:, 1], 0.5, pool_axes=1)
+    assert _relative(pooled.beta, reference) < 1e-8
+    assert pooled.n == len(xs)
+
+
+def test_batched_scopes_equal_one_at_a_time(data):
+    _, _, _, stats = data
+    batched = ridge_fit(stats, 0.2)
+    for t, c in [(0, 0), (2, 3)]:
+        np.testing.assert_allclose(batched.beta[t, c], ridge_fit(stats[t, c], 0.2).beta, rtol=1e-10)
+
+
+def test_columns_and_contrasts_select_from_the_same_fit(data):
+    _, _, _, stats = data
+    full = ridge_fit(stats[0, 1], 0.1)
+    assert np.allclose(ridge_fit(stats[0, 1], 0.1, columns=np.array([2, 0])).beta, full.beta[:, [2, 0]])
+    contrast = np.array([[1.0, 0.0, -1.0, 0.0]])
+    np.testing.assert_allclose(ridge_fit(stats[0, 1], 0.1, contrasts=contrast).beta[:, 0],
+                               full.beta[:, 0] - full.beta[:, 2], rtol=1e-10)
+
+
+def test_the_penalty_scales_with_the_scope_size():
+    """The same relationship fitted on 20 or 2,000 rows is shrunk alike (λ = alpha · n)."""
+    rng = np.random.default_rng(1)
+    betas = []
+    for n in (20, 2000):
+        x = rng.normal(size=(n, 1))
+        x = (x - x.mean()) / x.std()  # unit variance, as standardize_delta_p makes it
+        stats = stratum_statistics(x, 2.0 * x, np.zeros(n, int), 1)
+        betas.append(ridge_fit(stats[0], 1.0).beta[0, 0])
+    assert betas[0] == pytest.approx(1.0) and betas[1] == pytest.approx(1.0)  # 2n / (n + 1.0·n)
+
+
+def test_null_cumulants_are_exact_over_all_permutations():
+    """Mean 0, variance and third cumulant of β over all 7! row permutations of a small skewed stratum."""
+    rng = np.random.default_rng(2)
+    n, k = 7, 2
+    x, y = rng.normal(size=(n, k)), rng.exponential(size=(n, 1))
+    fit = ridge_fit(stratum_statistics(x, y, np.zeros(n, int), 1)[0], 0.3)
+    xs, ys = x - x.mean(0), y[:, 0] - y[:, 0].mean()
+    weights = np.linalg.solve(xs.T @ xs + 0.3 * n * np.eye(k), xs.T)
+    draws = np.stack([weights @ ys[list(p)] for p in itertools.permutations(range(n))])
+    np.testing.assert_allclose(draws.mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(draws.std(0), fit.null_sd[:, 0], rtol=1e-5)
+    np.testing.assert_allclose(((draws - draws.mean(0)) ** 3).mean(0), fit.null_k3[:, 0], rtol=1e-4)
+
+
+def test_p_values_are_uniform_under_permutation():
+    """Skewed responses: the three-moment p-value keeps its level where the normal tail would not."""
+    rng = np.random.default_rng(3)
+    n, k = 120, 4
+    x = rng.normal(size=(n, k))
+    y = rng.exponential(size=(n, 1)) ** 2  # heavily skewed
+    p = []
+    for _ in range(3000):
+        stats = stratum_statistics(x, y[rng.permutation(n)], np.zeros(n, int), 1)
+        p.append(ridge_fit(stats[0], 0.1).upper_p()[:, 0])
+    p = np.concatenate(p)
+    assert abs((p < 0.05).mean() - 0.05) < 0.01
+    assert (p < 0.01).mean() < 0.016
+
+
+def test_a_prototype_that_never_varies_has_no_null_spread_and_p_one():
+    rng = np.random.default_rng(4)
+    x = np.column_stack([rng.normal(size=50), np.zeros(50)])
+    fit = ridge_fit(stratum_statistics(x, rng.normal(size=(50, 2)), np.zeros(50, int), 1)[0], 0.1)
+    assert np.all(fit.null_sd[1] == 0) and np.all(fit.upper_p()[1] == 1.0) and np.all(fit.score()[1] == 0)
+
+
+def test_standardising_divides_by_the_step_sd_and_keeps_constant_columns_zero():
+    delta = np.zeros((2, 4, 2))
+    delta[0, :, 0] = [1.0, -1.0, 3.0, -3.0]
+    out = standardize_delta_p(delta)
+    assert np.isclose(out[0, :, 0].std(), 1.0) and np.all(out[:, :, 1] == 0) and np.all(out[1] == 0)
