@@ -8,9 +8,7 @@ sits above both stages, so neither knows the other (docs/architecture.md).
 
 from __future__ import annotations
 
-import dataclasses
-
-from .checks.faithfulness import deletion_tests
+from .checks.run import with_faithfulness
 from .method.explain import Explainer, as_image_dataset, restored_model
 from .method.probe import ProbeSet
 from .method.structure import StructuredExplanation
@@ -31,6 +29,4 @@ class I2X(Explainer):
             self.model.to(self.device)
             checkpoints_load_func(self.model, final.path)
             self.model.eval()
-            results, skipped = deletion_tests(explanation, self.model, probe.images, self.device)
-        return dataclasses.replace(explanation, faithfulness_results=results,
-                                   skipped=explanation.skipped + [f"faithfulness: {line}" for line in skipped])
+            return with_faithfulness(explanation, self.model, probe.images, self.device)

@@ -57,7 +57,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..checks.run import run_stability
+from ..checks.run import run_stability, with_faithfulness
 from ..explain import I2X
 from ..graph.answers import ExampleAnswer
 from ..atomic import atomic_open, write_text
@@ -313,7 +313,10 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
 
         with ranks.checked("starting the graph store"):
             background.check()
-        i2x = I2X(model, layer, adapter=config.adapter, config=config.i2x, method=config.method, device=device)
+        # The stability test's selection decides which claims are reported, so the deletion tests follow it.
+        stability = config.stability and config.i2x.keep_maps
+        i2x = I2X(model, layer, adapter=config.adapter, config=config.i2x.model_copy(
+            update={"faithfulness": config.i2x.faithfulness and not stability}), method=config.method, device=device)
         processes = f", {ranks.world_size} processes" if ranks.distributed else ""
         with stage("explain", f"I2X on {len(data.probe)} probe samples × {len(infos)} checkpoints "
                    f"(K={config.i2x.k}, {i2x.method_name} at {layer}{processes})"):
@@ -325,11 +328,15 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             explanation.save(directory / "explanation")
         for name, seconds in i2x.timings.items():
             stages.seconds[f"explain.{name}"] = seconds
-        if config.stability and explanation.saliency_maps is not None:
+        if stability:
+            default_load_func(model, infos[-1].path)
             with stage("stability", "stability test: re-fitting the prototypes and re-deriving the claims"):
-                default_load_func(model, infos[-1].path)
                 explanation = run_stability(explanation, model, data.probe, device)
-                explanation.save(directory / "explanation")
+            if config.i2x.faithfulness:
+                with stage("faithfulness", "deletion tests of the reported claims on the final model"):
+                    explanation = with_faithfulness(explanation, model.eval(), data.probe.images, device)
+            explanation = dataclasses.replace(explanation, config=config.i2x)
+            explanation.save(directory / "explanation")
 
         if "store" in background.jobs:
             with stage("store", "waiting for the graph store"):

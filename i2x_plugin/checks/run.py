@@ -11,6 +11,7 @@ it was: the faithfulness test returns its results, the stability test a new expl
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,7 +25,7 @@ from ..method.prototypes import extract_features
 from ..method.structure import StructuredExplanation
 from ..training.data import ImageDataset
 from .faithfulness import check_model_and_data, deletion_tests
-from .stability import stability_test, with_recurrence
+from .stability import tested_for_stability
 
 
 @contextmanager
@@ -55,6 +56,15 @@ def run_faithfulness(explanation: StructuredExplanation, model: nn.Module, data:
         return deletion_tests(explanation, model, probe.images, device, deletion, random_sets)[0]
 
 
+def with_faithfulness(explanation: StructuredExplanation, model: nn.Module, images,
+                      device: str | torch.device | None = None) -> StructuredExplanation:
+    """``explanation`` with the deletion tests of its claims on ``model`` (the run's final weights, in eval mode)
+    and its probe ``images``; the groups too small to test are added to ``skipped``."""
+    results, skipped = deletion_tests(explanation, model, images, device)
+    return dataclasses.replace(explanation, faithfulness_results=results,
+                               skipped=explanation.skipped + [f"faithfulness: {line}" for line in skipped])
+
+
 def run_stability(explanation: StructuredExplanation, model: nn.Module, data: ProbeLike,
                   device: str | torch.device | None = None, kmeans_seeds: int | None = None,
                   bootstraps: int | None = None) -> StructuredExplanation:
@@ -62,12 +72,15 @@ def run_stability(explanation: StructuredExplanation, model: nn.Module, data: Pr
 
     ``model`` holds the run's final weights and ``data`` is its probe set, in order. Returns a copy with
     ``stability`` set and each driver, separator and uncertain claim's ``recurrence`` filled in; with the
-    config's ``stability_selection`` share, only the claims that recur at least that often are kept.
+    config's ``stability_selection`` share, only the claims that recur at least that often are kept (and, if the
+    explanation carried faithfulness results and the selection dropped claims, they are tested again).
     """
     cfg = explanation.config
     with final_model(explanation, model, data, device) as (probe, device):
         features = extract_features(model, explanation.layer, probe.images, cfg.batch_size, device)
-    result, recurrence = stability_test(
-        explanation, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
-        cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)
-    return with_recurrence(explanation, result, recurrence, cfg.stability_selection)
+        tested = tested_for_stability(explanation, features, kmeans_seeds, bootstraps)
+        if explanation.faithfulness_results and sum(tested.stability.unstable.values()):
+            # the deletion tests delete the reported claims: after the selection they are tested again
+            tested = with_faithfulness(dataclasses.replace(tested, skipped=[
+                line for line in tested.skipped if not line.startswith("faithfulness: ")]), model, probe.images, device)
+    return tested

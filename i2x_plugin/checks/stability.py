@@ -164,3 +164,14 @@ def _reranked(drivers: list) -> list:
         out.append(dataclasses.replace(d, rank=seen.setdefault(d.cls, 0)))
         seen[d.cls] += 1
     return out
+
+
+def tested_for_stability(explanation, features: np.ndarray, kmeans_seeds: int | None = None,
+                         bootstraps: int | None = None):
+    """The stability test with the run's settings (re-fits, seed, ``stability_selection``): the explanation with
+    its stability figures and recurrences, and only the claims that recur often enough."""
+    cfg = explanation.config
+    result, recurrence = stability_test(
+        explanation, features, cfg.stability_kmeans_seeds if kmeans_seeds is None else kmeans_seeds,
+        cfg.stability_bootstraps if bootstraps is None else bootstraps, cfg.seed)
+    return with_recurrence(explanation, result, recurrence, cfg.stability_selection)
