@@ -61,6 +61,13 @@ def test_run_main_writes_everything(tmp_path):
     assert {"data", "training", "explain", "explain.sweep", "report", "total"} <= set(summary["stage_seconds"])
     assert result.store_uri is None and not result.answers
     assert "I2X run small: complete" in result.summary_text()
+    # the stability test's selection came first, and the deletion tests tested the claims it kept
+    assert explanation.stability.selection_share == 0.5 and explanation.config == SMALL["i2x"]
+    assert all(d.recurrence >= 0.5 for d in explanation.drivers)
+    top = {c: sorted(d.prototype for d in explanation.drivers if d.cls == c and d.rank < 5) for c in range(10)}
+    for r in (r for r in explanation.faithfulness_results if r.kind == "drivers"):
+        assert sorted(r.prototypes) == top[r.a]
+    assert {"stability", "faithfulness"} <= set(summary["stage_seconds"])
 
 
 def test_a_store_that_cannot_be_reached_stops_the_run_before_the_sweep(tmp_path):
