@@ -160,9 +160,16 @@ def fit_centres(rows: np.ndarray, k: int, pca_components: int = 32, minibatch_ro
             return pca, km.cluster_centers_.astype(np.float64)
         seeds = [int(s) for s in np.random.SeedSequence(seed).generate_state(inits)]
         with ThreadPoolExecutor(max(1, min(inits, available_cores()))) as pool:
-            fits = list(pool.map(lambda s: KMeans(n_clusters=k, random_state=s, n_init=1).fit(reduced), seeds))
+            fits = list(pool.map(lambda s: _one_thread_kmeans(reduced, k, s), seeds))
     best = min(range(inits), key=lambda i: (fits[i].inertia_, i))
     return pca, fits[best].cluster_centers_.astype(np.float64)
+
+
+def _one_thread_kmeans(reduced: np.ndarray, k: int, seed: int) -> KMeans:
+    """One Lloyd fit on one OpenMP thread: OpenMP's thread count is a setting of each calling thread, so a
+    worker thread has to limit its own (the BLAS limit of the caller holds for the whole process)."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return KMeans(n_clusters=k, random_state=seed, n_init=1).fit(reduced)
 
 
 def nearest_prototype(pca: PCA, centers: np.ndarray, features: np.ndarray) -> np.ndarray:
