@@ -141,7 +141,8 @@ def _penalised_inverse(sxx: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarr
 
 
 def ridge_fit(stats: StrataStatistics, alpha: float, pool_axes: int = 0,
-              columns: np.ndarray | None = None, contrasts: np.ndarray | None = None) -> RidgeFit:
+              columns: np.ndarray | None = None, contrasts: np.ndarray | None = None,
+              trajectory_axis: int | None = None) -> RidgeFit:
     """Fit one scope per entry of the leading axes, pooling the last ``pool_axes`` stratum axes.
 
     Args:
@@ -151,6 +152,10 @@ def ridge_fit(stats: StrataStatistics, alpha: float, pool_axes: int = 0,
         columns: ``(*scopes, J)`` or ``(J,)`` class columns of β to return (default: all C).
         contrasts: ``(*scopes, J, C)`` or ``(J, C)`` weights turning β's C columns into J contrasts
             (e.g. β_a − β_b); overrides ``columns``. The null is exact for contrasts too.
+        trajectory_axis: a pooled axis (0 = the first pooled one) whose strata hold the same samples in the
+            same row order, one stratum per step (a class at every step). The null then permutes whole
+            trajectories, one permutation for all those steps, and the cumulants carry the cross-step terms
+            (:func:`_trajectory_cumulants`). Without it the strata are permuted independently.
 
     Returns:
         :class:`RidgeFit` of shape ``(*scopes, K, J)``.
@@ -169,7 +174,56 @@ def ridge_fit(stats: StrataStatistics, alpha: float, pool_axes: int = 0,
     w = stats.xc @ inverse_s.astype(np.float32)  # (..., m, K)
     v = stats.yc @ np.swapaxes(weights_s, -1, -2).astype(np.float32)  # (..., m, J)
     n = np.maximum(stats.n, 3.0)[..., None, None]
+    if trajectory_axis is not None:
+        at = stats.n.ndim - pool_axes + trajectory_axis  # that axis among w's leading axes
+        n_t = np.moveaxis(np.maximum(stats.n, 3.0), at, -1)[..., 0]
+        variance, k3 = _trajectory_cumulants(np.moveaxis(w, at, -3), np.moveaxis(v, at, -3), n_t)
+        rest = tuple(range(n_scope.ndim, n_scope.ndim + pool_axes - 1))
+        return RidgeFit(beta, np.sqrt(np.maximum(variance.sum(axis=rest), 0.0)), k3.sum(axis=rest), n_scope)
     w2, v2 = w * w, v * v  # (not **3: numpy's float32 power is ~30× slower than products)
     variance = w2.sum(-2)[..., :, None] * v2.sum(-2)[..., None, :] / (n - 1)
     k3 = (w2 * w).sum(-2)[..., :, None] * (v2 * v).sum(-2)[..., None, :] * n / ((n - 1) * (n - 2))
     return RidgeFit(beta, np.sqrt(np.maximum(variance.sum(axis=axes), 0.0)), k3.sum(axis=axes), n_scope)
+
+
+def _trajectory_cumulants(w: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Null variance and third cumulant of T = Σ_t Σ_i w_t[i] v_t[π(i)], one permutation π for all steps.
+
+    ``w`` ``(..., T, m, K)`` and ``v`` ``(..., T, m, J)`` are centred within the stratum, ``n`` ``(...)`` its
+    size. T is a combinatorial statistic Σ_i d[i, π(i)] with d = Σ_t w_t v_tᵀ (rows and columns sum to 0),
+    whose exact moments are Var T = Σ d² / (n−1) = Σ_{t,t'} (w_tᵀw_t')(v_tᵀv_t') / (n−1) and
+    κ₃(T) = n/((n−1)(n−2)) Σ d³ = n/((n−1)(n−2)) Σ_{t,t',t''} (Σ_i w_t w_t' w_t'')(Σ_j v_t v_t' v_t'')
+    (the one-step formulas, polarised; T³ terms instead of m² per entry). Returns ``(..., K, J)`` each.
+    """
+    w64, v64 = w.astype(np.float64), v.astype(np.float64)
+    gram_w = np.einsum("...tmk,...smk->...tsk", w64, w64)
+    gram_v = np.einsum("...tmj,...smj->...tsj", v64, v64)
+    variance = np.einsum("...tsk,...tsj->...kj", gram_w, gram_v) / (n - 1)[..., None, None]
+    cube_w = np.einsum("...tmk,...smk,...umk->...tsuk", w64, w64, w64, optimize=True)
+    cube_v = np.einsum("...tmj,...smj,...umj->...tsuj", v64, v64, v64, optimize=True)
+    k3 = np.einsum("...tsuk,...tsuj->...kj", cube_w, cube_v) * (n / ((n - 1) * (n - 2)))[..., None, None]
+    return variance, k3
+
+
+def step_covariance(stats: StrataStatistics, alpha: float, columns: np.ndarray) -> np.ndarray:
+    """Null covariance between the steps of one scope's βs when whole trajectories are permuted.
+
+    ``stats`` has leading axes ``(T, *scopes, S)``: scope fits at each step, each pooling S strata, where
+    stratum ``[t, ..., s]`` holds the same samples in the same order at every step t (a class). One
+    permutation for all steps makes β_t and β_t' of a scope covary:
+    Cov = Σ_s (w_tᵀ w_t')(v_tᵀ v_t') / (n_s − 1), summed over the scope's strata (same notation as
+    :func:`ridge_fit`). ``columns`` ``(T, *scopes, J)``: the class columns of β.
+
+    Returns:
+        ``(*scopes, T, T, K, J)``; its diagonal over the two step axes is ``ridge_fit(...).null_sd²``.
+    """
+    n_scope = stats.n.sum(-1)
+    inverse = _penalised_inverse(stats.sxx.sum(-3), n_scope, alpha)
+    c = stats.sxy.shape[-1]
+    weights = np.eye(c)[np.asarray(columns)]  # (T, *scopes, J, C)
+    w = np.moveaxis(stats.xc @ inverse[..., None, :, :].astype(np.float32), 0, -3)  # (*scopes, S, T, m, K)
+    v = np.moveaxis(stats.yc @ np.swapaxes(weights, -1, -2)[..., None, :, :].astype(np.float32), 0, -3)
+    gram_w = np.einsum("...tmk,...umk->...tuk", w, w, dtype=np.float64)
+    gram_v = np.einsum("...tmj,...umj->...tuj", v, v, dtype=np.float64)
+    n = np.maximum(np.moveaxis(stats.n, 0, -1)[..., 0], 3.0)  # (*scopes, S)
+    return np.einsum("...stuk,...stuj->...tukj", gram_w, gram_v / (n - 1)[..., None, None, None])

@@ -201,15 +201,15 @@ def test_find_drivers_by_hand():
     fit = _fit([[0.4, 0.05, 0.5], [-0.4, 0.35, 0.0], [0.9, 0.9, 0.9]])
     share = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.4, 0.3, 0.3]])
     step_p = np.full((3, 3, 3), 0.5)
-    step_p[:, 0, 2] = [0.2, 0.01, 0.001]  # significant (≤ 0.05) from step 1
-    step_p[:, 1, 1] = [0.04, 0.5, 0.5]  # at step 0 only
+    step_p[:, 0, 2] = [0.2, 0.01, 0.001]  # significant at 0.05 / 3 steps (Bonferroni) from step 1
+    step_p[:, 1, 1] = [0.04, 0.5, 0.5]  # 0.04 > 0.05 / 3: no step of its own is significant, no date
     drivers, q = find_drivers(fit, step_p, share, np.array([True, True, False]), 0.05, 0.05)
     # Six tests; p sorted: Φ̄(5) Φ̄(4) Φ̄(3.5) Φ̄(.5) Φ̄(0) Φ̄(−4); q = p · 6 / rank (all increasing here).
     sf = norm.sf
     assert drivers == [  # class 0 by share: P1 (not significant), P2, P0; class 1: P1
         Driver(0, 2, 0.5, pytest.approx(5.0), pytest.approx(sf(5)), pytest.approx(sf(5) * 6), 0.3, 0, 1),
         Driver(0, 0, 0.4, pytest.approx(4.0), pytest.approx(sf(4)), pytest.approx(sf(4) * 3), 0.2, 1, None),
-        Driver(1, 1, 0.35, pytest.approx(3.5), pytest.approx(sf(3.5)), pytest.approx(sf(3.5) * 2), 0.1, 0, 0)]
+        Driver(1, 1, 0.35, pytest.approx(3.5), pytest.approx(sf(3.5)), pytest.approx(sf(3.5) * 2), 0.1, 0, None)]
     np.testing.assert_allclose(q[:2], [[sf(4) * 3, sf(0.5) * 6 / 4, sf(5) * 6],
                                        [sf(-4), sf(3.5) * 2, sf(0) * 6 / 5]])
     assert np.isnan(q[2]).all()  # not tested, whatever its β
