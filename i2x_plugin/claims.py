@@ -33,6 +33,7 @@ from .significance import (
     benjamini_hochberg,
     count_flips,
     flip_count_p,
+    shuffle_trajectories,
     suffix_scan,
     suffix_scan_p,
     within_strata_permutations,
@@ -356,7 +357,7 @@ def null_claim_counts(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_la
         cache = {}
         calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, null_cache=cache)
     for draw in range(draws):
-        shuffled = x[:, within_strata_permutations(strata, 1, rng)[0]]
+        shuffled = shuffle_trajectories(x, strata, rng)
         claims = calibrated_claims(shuffled, y, labels, group_labels, final_confusion, saliency_share, config,
                                    seed=config.seed + 1000 + draw, null_cache=cache if shuffle == "class" else None)
         out.append(claim_counts(claims))

@@ -146,3 +146,9 @@ def within_strata_permutations(strata: np.ndarray, draws: int, rng: np.random.Ge
         members = np.flatnonzero(strata == s)
         out[:, members] = members[np.argsort(rng.random((draws, len(members))), axis=1)]
     return out
+
+
+def shuffle_trajectories(x: np.ndarray, strata: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` ``(T, N, ...)`` with whole sample trajectories permuted within each stratum: one permutation for
+    every step, so each sample's serial dependence stays as it was (the null of :mod:`.significance`)."""
+    return x[:, within_strata_permutations(strata, 1, rng)[0]]

@@ -96,3 +96,15 @@ def test_within_strata_permutations_stay_inside_each_stratum():
     assert np.all(strata[perms] == strata)
     assert all(sorted(p) == list(range(6)) for p in perms)
     assert len({tuple(p) for p in perms}) > 1
+
+
+def test_shuffle_trajectories_moves_whole_trajectories_within_strata():
+    """The null draws of null_claim_counts: sample i at every step is one other sample of its stratum (the
+    per-step shuffle of before gave each step its own permutation)."""
+    rng = np.random.default_rng(3)
+    strata = np.repeat([0, 1], 20)
+    x = rng.normal(size=(5, 40, 2))
+    shuffled = sig.shuffle_trajectories(x, strata, rng)
+    source = [int(np.flatnonzero((x[0] == row).all(1))[0]) for row in shuffled[0]]
+    np.testing.assert_array_equal(shuffled, x[:, source])
+    assert np.all(strata[source] == strata) and source != list(range(40))
