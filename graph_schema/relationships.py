@@ -62,7 +62,9 @@ class Drives(GraphRelationship):
 
 class KeyDriverOf(GraphRelationship):
     """A driver of the class: β of the class's own fit pooled over steps is significantly positive (q), ranked by
-    the share of the class's final saliency on the prototype."""
+    the share of the class's final saliency on the prototype. Every p and q in the graph is stored no lower
+    than 1e-6 (i2x_plugin.pvalues): a stored 1e-6 reads "< 1e-6". ``firstStep``: the first step significant
+    at step_alpha / steps (Bonferroni over the steps)."""
 
     type, source, target = "KEY_DRIVER_OF", Prototype, Class
     beta: float
