@@ -13,8 +13,9 @@ its own FDR family):
   its onset is descriptive (the window with the strongest evidence).
 * **uncertain** between a confused pair (a, b): the sign of β[k, a] − β[k, b] flips between significant
   steps more often than the trajectory permutations do (:func:`.significance.flip_count_p`).
-* **shared / specialised**: significantly positive in ≥ ``shared_fraction`` / in some of class c's tested
-  learning-pattern groups.
+* **shared / specialised**: significantly positive in ≥ ``shared_fraction`` of class c's tested
+  learning-pattern groups / in some group and more than in another (claim-level tests, then BH:
+  :func:`shared_and_specialised`).
 
 Measured before this change on the default run (mnist-5k, K = 32), noise shuffled within class gave as
 many claims as the real run; now noise gives none (see ``ClaimCounts`` and bench/results/core.json).
@@ -73,9 +74,10 @@ def _pair_fits(stats: StrataStatistics, pairs: list[tuple[int, int]], alpha: flo
     for start in range(0, len(pairs), chunk):
         block = np.array(pairs[start : start + chunk])
         columns = np.broadcast_to(block, (steps,) + block.shape)
-        fit = ridge_fit(stats[:, block], alpha, pool_axes=1, columns=columns)
+        fit = ridge_fit(stats[:, block], alpha, pool_axes=1, columns=columns, per_prototype=True)
         beta[:, start : start + len(block)], z[:, start : start + len(block)] = fit.beta, fit.score()
-        cov = np.moveaxis(step_covariance(stats[:, block], alpha, columns), (1, 2), (0, 1))  # (T, T, P, K, 2)
+        cov = step_covariance(stats[:, block], alpha, columns, per_prototype=True)
+        cov = np.moveaxis(cov, (1, 2), (0, 1))  # (T, T, P, K, 2)
         sd = np.sqrt(np.maximum(np.einsum("tt...->t...", cov), 0.0))
         outer = sd[:, None] * sd[None]
         corr[:, :, start : start + len(block)] = np.where(outer > 0, cov / np.where(outer > 0, outer, 1.0),
@@ -99,13 +101,14 @@ def _group_fits(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: 
         strata = np.where(np.isin(ids, tested), strata, len(tested))
         stats = stratum_statistics(x[t], y[t], strata, len(tested))
         per_class = tested // (group_labels[t].max() + 1)
-        fits.append(ridge_fit(stats, alpha, columns=per_class[:, None]))
+        fits.append(ridge_fit(stats, alpha, columns=per_class[:, None], per_prototype=True))
         keys += [(t, int(c), int(i % (group_labels[t].max() + 1))) for c, i in zip(per_class, tested)]
     if not fits:
         k = x.shape[2]
         empty = np.zeros((0, k, 1))
-        return np.zeros((0, 3), dtype=np.int64), RidgeFit(empty, empty, empty, np.zeros(0)), too_small
-    fit = RidgeFit(*(np.concatenate([getattr(f, name) for f in fits]) for name in ("beta", "null_sd", "null_k3", "n")))
+        return np.zeros((0, 3), dtype=np.int64), RidgeFit(empty, empty, empty, np.zeros(0), empty), too_small
+    fit = RidgeFit(*(np.concatenate([getattr(f, name) for f in fits])
+                     for name in ("beta", "null_sd", "null_k3", "n", "statistic")))
     return np.array(keys, dtype=np.int64), fit, too_small
 
 
@@ -228,23 +231,61 @@ def find_uncertain(x: np.ndarray, y: np.ndarray, labels: np.ndarray, confused: l
 
 def shared_and_specialised(keys: np.ndarray, group_fit: RidgeFit, num_classes: int, q_level: float,
                            shared_fraction: float, top: int) -> tuple[list[SharedPrototype], dict, np.ndarray]:
-    """Shared / specialised prototypes from the tested group fits, and each group's top significant prototypes."""
-    beta = group_fit.beta[..., 0]
-    q = benjamini_hochberg(group_fit.upper_p()[..., 0])
+    """Shared / specialised prototypes tested as claims, and each group's top significant prototypes.
+
+    Per (class c, prototype k), from the one-sided p-values p_g of c's n tested groups (BH over all group
+    fits only decides the descriptive ``groups``, ``fraction`` and each group's top prototypes):
+
+    * **shared**, "positive in at least u = ⌈shared_fraction · n⌉ of the groups": the partial-conjunction
+      p-value (n − u + 1) · p_(u) (Bonferroni's form, valid however the groups' tests depend on each other,
+      as groups at different steps share samples);
+    * **specialised**, "positive in some group *and* larger there than in another group of the same step"
+      (positive evidence of a difference, not silence elsewhere): intersection–union,
+      p = max(n · p_(1), D · min p_gh) over the D ordered same-step pairs, p_gh = Φ̄((β_g − β_h)/√(sd_g² + sd_h²))
+      (the permutation null's sds stand in for the sampling sds: an approximation);
+    * q-values are BH over the (class, prototype) claims of each kind, one FDR family per kind; a
+      prototype shared by the class is not also called specialised.
+    """
+    beta, stat = group_fit.beta[..., 0], group_fit.tested[..., 0]
+    p_group = group_fit.upper_p()[..., 0]
+    q = benjamini_hochberg(p_group)
     significant = (q <= q_level) & (beta > 0)
     tops = {tuple(int(v) for v in key): [int(k) for k in np.argsort(-beta[g], kind="stable")
                                           if significant[g, k]][:top] for g, key in enumerate(keys)}
-    out = []
+    k_all = beta.shape[1]
+    p_claim = np.full((2, num_classes, k_all), np.nan)  # shared, specialised
     for c in range(num_classes):
         mine = np.flatnonzero(keys[:, 1] == c) if len(keys) else np.zeros(0, dtype=int)
         if not len(mine):
             continue
-        for k in np.flatnonzero(significant[mine].any(0)):
+        n = len(mine)
+        ordered = np.sort(p_group[mine], axis=0)
+        u = max(int(np.ceil(shared_fraction * n - 1e-9)), 1)
+        p_claim[0, c] = np.minimum((n - u + 1) * ordered[u - 1], 1.0)
+        pairs = [(g, h) for g in mine for h in mine if g != h and keys[g, 0] == keys[h, 0]]
+        if pairs:
+            g, h = np.array(pairs).T
+            sd = np.sqrt(group_fit.null_sd[g, :, 0] ** 2 + group_fit.null_sd[h, :, 0] ** 2)
+            z = np.where(sd > 0, (stat[g] - stat[h]) / np.where(sd > 0, sd, 1.0), 0.0)
+            p_diff = np.minimum(len(pairs) * norm.sf(z).min(0), 1.0)
+            p_claim[1, c] = np.maximum(np.minimum(n * ordered[0], 1.0), p_diff)
+        else:
+            p_claim[1, c] = 1.0
+    q_claim = np.stack([benjamini_hochberg(p_claim[0]), benjamini_hochberg(p_claim[1])])
+    out = []
+    for c in range(num_classes):
+        mine = np.flatnonzero(keys[:, 1] == c) if len(keys) else np.zeros(0, dtype=int)
+        for k in range(k_all):
+            if not len(mine) or not significant[mine, k].any():
+                continue
+            kind = ("shared" if q_claim[0, c, k] <= q_level else
+                    "specialised" if q_claim[1, c, k] <= q_level else None)
+            if kind is None:
+                continue
             where = mine[significant[mine, k]]
-            fraction = len(where) / len(mine)
-            kind = "shared" if fraction >= shared_fraction else "specialised"
-            out.append(SharedPrototype(c, int(k), kind, fraction, [[int(keys[g, 0]), int(keys[g, 2])] for g in where],
-                                       float(q[where, k].max())))
+            out.append(SharedPrototype(c, int(k), kind, len(where) / len(mine),
+                                       [[int(keys[g, 0]), int(keys[g, 2])] for g in where],
+                                       float(q_claim[0 if kind == "shared" else 1, c, k])))
     return out, tops, q
 
 
@@ -295,9 +336,9 @@ def _calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_sha
     live = stats[:, tested]
     step_fit = ridge_fit(live, config.ridge_alpha, pool_axes=1)
     overall = ridge_fit(live.moveaxis(0, 1), config.ridge_alpha, pool_axes=2, trajectory_axis=1)
-    class_fit = ridge_fit(stats, config.ridge_alpha, columns=_own_columns((len(x),), num_classes))
+    class_fit = ridge_fit(stats, config.ridge_alpha, columns=_own_columns((len(x),), num_classes), per_prototype=True)
     driver_fit = ridge_fit(stats.moveaxis(0, 1), config.ridge_alpha, pool_axes=1,
-                           columns=_own_columns((), num_classes), trajectory_axis=0)
+                           columns=_own_columns((), num_classes), trajectory_axis=0, per_prototype=True)
     drivers, q_driver = find_drivers(driver_fit, class_fit.upper_p()[..., 0], saliency_share, tested,
                                      config.fdr_q, config.step_alpha)
     beta_pair, z_pair, corr_pair = _pair_fits(stats, pairs, config.ridge_alpha)

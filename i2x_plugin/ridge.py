@@ -106,15 +106,20 @@ class RidgeFit:
     null_sd: np.ndarray  # (..., K, J)
     null_k3: np.ndarray  # (..., K, J) third cumulant
     n: np.ndarray  # (...,) samples per scope
+    statistic: np.ndarray | None = None  # (..., K, J) what is tested, if not β (Freedman–Lane: a_kᵀ r_k)
+
+    @property
+    def tested(self) -> np.ndarray:
+        return self.beta if self.statistic is None else self.statistic
 
     def upper_p(self) -> np.ndarray:
-        """P(β_null ≥ β): one-sided p-value of a positive β (1 where the null has no spread)."""
-        return np.where(self.null_sd > 0, _pearson3_sf(self.beta, self.null_sd, self.null_k3), 1.0)
+        """P(T_null ≥ T): one-sided p-value of a positive β (1 where the null has no spread)."""
+        return np.where(self.null_sd > 0, _pearson3_sf(self.tested, self.null_sd, self.null_k3), 1.0)
 
     def score(self) -> np.ndarray:
-        """β as a normal score under its null, Φ⁻¹(F_null(β)): N(0, 1) under the null, 0 without spread."""
-        upper = _pearson3_sf(self.beta, self.null_sd, self.null_k3)
-        lower = _pearson3_sf(-self.beta, self.null_sd, -self.null_k3)
+        """β as a normal score under its null, Φ⁻¹(F_null(T)): N(0, 1) under the null, 0 without spread."""
+        upper = _pearson3_sf(self.tested, self.null_sd, self.null_k3)
+        lower = _pearson3_sf(-self.tested, self.null_sd, -self.null_k3)
         z = np.where(upper < lower, norm.isf(upper), -norm.isf(lower))
         return np.where(self.null_sd > 0, np.clip(z, -37.0, 37.0), 0.0)
 
@@ -142,7 +147,7 @@ def _penalised_inverse(sxx: np.ndarray, n: np.ndarray, alpha: float) -> np.ndarr
 
 def ridge_fit(stats: StrataStatistics, alpha: float, pool_axes: int = 0,
               columns: np.ndarray | None = None, contrasts: np.ndarray | None = None,
-              trajectory_axis: int | None = None) -> RidgeFit:
+              trajectory_axis: int | None = None, per_prototype: bool = False) -> RidgeFit:
     """Fit one scope per entry of the leading axes, pooling the last ``pool_axes`` stratum axes.
 
     Args:
@@ -156,6 +161,9 @@ def ridge_fit(stats: StrataStatistics, alpha: float, pool_axes: int = 0,
             same row order, one stratum per step (a class at every step). The null then permutes whole
             trajectories, one permutation for all those steps, and the cumulants carry the cross-step terms
             (:func:`_trajectory_cumulants`). Without it the strata are permuted independently.
+        per_prototype: test each β[k] on its own (Freedman–Lane, :func:`_freedman_lane`) instead of "no
+            prototype matters": the residuals of the fit without prototype k are permuted, so a correlated
+            neighbour's effect is not lent to k. ``RidgeFit.statistic`` then holds what is tested.
 
     Returns:
         :class:`RidgeFit` of shape ``(*scopes, K, J)``.
@@ -171,25 +179,60 @@ def ridge_fit(stats: StrataStatistics, alpha: float, pool_axes: int = 0,
     # Null cumulants per stratum (rows w = x A, responses v = y wᵀ), added over the pooled strata.
     expand = (Ellipsis,) + (None,) * pool_axes + (slice(None), slice(None))
     inverse_s, weights_s = inverse[expand], weights[expand]
-    w = stats.xc @ inverse_s.astype(np.float32)  # (..., m, K)
-    v = stats.yc @ np.swapaxes(weights_s, -1, -2).astype(np.float32)  # (..., m, J)
+    w, v, statistic = _rows(stats, inverse_s, weights_s, beta[expand], per_prototype)
+    if statistic is not None:
+        statistic = statistic.sum(axis=axes)
     n = np.maximum(stats.n, 3.0)[..., None, None]
     if trajectory_axis is not None:
         at = stats.n.ndim - pool_axes + trajectory_axis  # that axis among w's leading axes
         n_t = np.moveaxis(np.maximum(stats.n, 3.0), at, -1)[..., 0]
-        variance, k3 = _trajectory_cumulants(np.moveaxis(w, at, -3), np.moveaxis(v, at, -3), n_t)
+        variance, k3 = _trajectory_cumulants(np.moveaxis(w, at, -3), np.moveaxis(v, at, -4), n_t)
         rest = tuple(range(n_scope.ndim, n_scope.ndim + pool_axes - 1))
-        return RidgeFit(beta, np.sqrt(np.maximum(variance.sum(axis=rest), 0.0)), k3.sum(axis=rest), n_scope)
+        return RidgeFit(beta, np.sqrt(np.maximum(variance.sum(axis=rest), 0.0)), k3.sum(axis=rest), n_scope,
+                        statistic)
     w2, v2 = w * w, v * v  # (not **3: numpy's float32 power is ~30× slower than products)
-    variance = w2.sum(-2)[..., :, None] * v2.sum(-2)[..., None, :] / (n - 1)
-    k3 = (w2 * w).sum(-2)[..., :, None] * (v2 * v).sum(-2)[..., None, :] * n / ((n - 1) * (n - 2))
-    return RidgeFit(beta, np.sqrt(np.maximum(variance.sum(axis=axes), 0.0)), k3.sum(axis=axes), n_scope)
+    variance = w2.sum(-2)[..., :, None] * v2.sum(-3) / (n - 1)
+    k3 = (w2 * w).sum(-2)[..., :, None] * (v2 * v).sum(-3) * n / ((n - 1) * (n - 2))
+    return RidgeFit(beta, np.sqrt(np.maximum(variance.sum(axis=axes), 0.0)), k3.sum(axis=axes), n_scope, statistic)
+
+
+def _rows(stats: StrataStatistics, inverse: np.ndarray, weights: np.ndarray, beta: np.ndarray,
+          per_prototype: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Per stratum, β's row weights w = x A ``(..., m, K)`` and the permuted responses ``(..., m, K', J)``
+    (K' = 1: the same y for every prototype; K' = K: prototype k's Freedman–Lane residuals), and, for
+    Freedman–Lane, each stratum's share of the tested statistic ``(..., K, J)``."""
+    w = stats.xc @ inverse.astype(np.float32)
+    v = stats.yc @ np.swapaxes(weights, -1, -2).astype(np.float32)  # (..., m, J)
+    if not per_prototype:
+        return w, v[..., :, None, :], None
+    return (w,) + _freedman_lane(stats.xc, v, w, beta.astype(np.float32),
+                                 np.diagonal(inverse, axis1=-2, axis2=-1).astype(np.float32))
+
+
+def _freedman_lane(x: np.ndarray, y: np.ndarray, w: np.ndarray, beta: np.ndarray,
+                   a_diag: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Freedman–Lane residuals for every prototype at once, from the full fit alone.
+
+    The ridge fit without prototype k has coefficients β − A[:, k] β_k / A_kk (A = (Sxx + λnI)⁻¹: the block
+    inverse), so its residuals are r_k = e + w_k β_k / A_kk, with e the full fit's residuals and w_k the
+    row weights of β_k. Permuting r_k (instead of y) and refitting moves β_k by the linear statistic
+    Σ_i w_k[i] r_k[π(i)], whose observed value w_kᵀ r_k is what is tested: the part of y that the other
+    prototypes (a correlated neighbour included) explain is held fixed, not permuted into k's null.
+
+    Args: rows ``x`` ``(..., m, K)``, responses ``y`` ``(..., m, J)``, weights ``w`` ``(..., m, K)``, the
+    fit's β ``(..., K, J)`` and diag(A) ``(..., K)``. Returns ``(r (..., m, K, J), w_kᵀ r_k (..., K, J))``.
+    """
+    residual = y - x @ beta  # (..., m, J); padding rows stay 0
+    lift = beta / np.where(a_diag > 0, a_diag, 1.0)[..., :, None]  # (..., K, J)
+    r = residual[..., :, None, :] + w[..., :, :, None] * lift[..., None, :, :]
+    return r, np.einsum("...mk,...mkj->...kj", w, r)
 
 
 def _trajectory_cumulants(w: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Null variance and third cumulant of T = Σ_t Σ_i w_t[i] v_t[π(i)], one permutation π for all steps.
 
-    ``w`` ``(..., T, m, K)`` and ``v`` ``(..., T, m, J)`` are centred within the stratum, ``n`` ``(...)`` its
+    ``w`` ``(..., T, m, K)`` and ``v`` ``(..., T, m, K', J)`` (K' = 1 or K: one response per prototype) are
+    centred within the stratum, ``n`` ``(...)`` its
     size. T is a combinatorial statistic Σ_i d[i, π(i)] with d = Σ_t w_t v_tᵀ (rows and columns sum to 0),
     whose exact moments are Var T = Σ d² / (n−1) = Σ_{t,t'} (w_tᵀw_t')(v_tᵀv_t') / (n−1) and
     κ₃(T) = n/((n−1)(n−2)) Σ d³ = n/((n−1)(n−2)) Σ_{t,t',t''} (Σ_i w_t w_t' w_t'')(Σ_j v_t v_t' v_t'')
@@ -197,22 +240,24 @@ def _trajectory_cumulants(w: np.ndarray, v: np.ndarray, n: np.ndarray) -> tuple[
     """
     w64, v64 = w.astype(np.float64), v.astype(np.float64)
     gram_w = np.einsum("...tmk,...smk->...tsk", w64, w64)
-    gram_v = np.einsum("...tmj,...smj->...tsj", v64, v64)
-    variance = np.einsum("...tsk,...tsj->...kj", gram_w, gram_v) / (n - 1)[..., None, None]
+    gram_v = np.einsum("...tmkj,...smkj->...tskj", v64, v64)
+    variance = (gram_w[..., None] * gram_v).sum((-4, -3)) / (n - 1)[..., None, None]
     cube_w = np.einsum("...tmk,...smk,...umk->...tsuk", w64, w64, w64, optimize=True)
-    cube_v = np.einsum("...tmj,...smj,...umj->...tsuj", v64, v64, v64, optimize=True)
-    k3 = np.einsum("...tsuk,...tsuj->...kj", cube_w, cube_v) * (n / ((n - 1) * (n - 2)))[..., None, None]
+    cube_v = np.einsum("...tmkj,...smkj,...umkj->...tsukj", v64, v64, v64, optimize=True)
+    k3 = (cube_w[..., None] * cube_v).sum((-5, -4, -3)) * (n / ((n - 1) * (n - 2)))[..., None, None]
     return variance, k3
 
 
-def step_covariance(stats: StrataStatistics, alpha: float, columns: np.ndarray) -> np.ndarray:
+def step_covariance(stats: StrataStatistics, alpha: float, columns: np.ndarray,
+                    per_prototype: bool = False) -> np.ndarray:
     """Null covariance between the steps of one scope's βs when whole trajectories are permuted.
 
     ``stats`` has leading axes ``(T, *scopes, S)``: scope fits at each step, each pooling S strata, where
     stratum ``[t, ..., s]`` holds the same samples in the same order at every step t (a class). One
     permutation for all steps makes β_t and β_t' of a scope covary:
     Cov = Σ_s (w_tᵀ w_t')(v_tᵀ v_t') / (n_s − 1), summed over the scope's strata (same notation as
-    :func:`ridge_fit`). ``columns`` ``(T, *scopes, J)``: the class columns of β.
+    :func:`ridge_fit`). ``columns`` ``(T, *scopes, J)``: the class columns of β; ``per_prototype``: of the
+    Freedman–Lane statistics instead (as in :func:`ridge_fit`).
 
     Returns:
         ``(*scopes, T, T, K, J)``; its diagonal over the two step axes is ``ridge_fit(...).null_sd²``.
@@ -221,9 +266,10 @@ def step_covariance(stats: StrataStatistics, alpha: float, columns: np.ndarray) 
     inverse = _penalised_inverse(stats.sxx.sum(-3), n_scope, alpha)
     c = stats.sxy.shape[-1]
     weights = np.eye(c)[np.asarray(columns)]  # (T, *scopes, J, C)
-    w = np.moveaxis(stats.xc @ inverse[..., None, :, :].astype(np.float32), 0, -3)  # (*scopes, S, T, m, K)
-    v = np.moveaxis(stats.yc @ np.swapaxes(weights, -1, -2)[..., None, :, :].astype(np.float32), 0, -3)
+    beta = inverse @ stats.sxy.sum(-3) @ np.swapaxes(weights, -1, -2)
+    w, v, _ = _rows(stats, inverse[..., None, :, :], weights[..., None, :, :], beta[..., None, :, :], per_prototype)
+    w, v = np.moveaxis(w, 0, -3), np.moveaxis(v, 0, -4)  # (*scopes, S, T, m, K), (*scopes, S, T, m, K', J)
     gram_w = np.einsum("...tmk,...umk->...tuk", w, w, dtype=np.float64)
-    gram_v = np.einsum("...tmj,...umj->...tuj", v, v, dtype=np.float64)
+    gram_v = np.einsum("...tmkj,...umkj->...tukj", v, v, dtype=np.float64)
     n = np.maximum(np.moveaxis(stats.n, 0, -1)[..., 0], 3.0)  # (*scopes, S)
-    return np.einsum("...stuk,...stuj->...tukj", gram_w, gram_v / (n - 1)[..., None, None, None])
+    return (gram_w[..., None] * gram_v / (n - 1)[..., None, None, None, None]).sum(-5)
