@@ -96,8 +96,8 @@ class GroupSummary:
 
 @dataclass(frozen=True)
 class ClaimCounts:
-    """Claims per kind in the run, and the mean count the same procedure gives on ΔP shuffled within
-    (step, class) — the false claims noise makes (``null_draws`` shuffles)."""
+    """Claims per kind in the run, and the mean count the same procedure gives on ΔP whose whole sample
+    trajectories are shuffled within class — the false claims noise makes (``null_draws`` shuffles)."""
 
     real: dict[str, int]
     null_mean: dict[str, float]

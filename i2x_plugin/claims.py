@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 
 from .claim_types import Claims, Driver, GroupSummary, Separator, SharedPrototype, UncertainPrototype
 from .config import I2XConfig
-from .ridge import RidgeFit, StrataStatistics, ridge_fit, step_class_statistics, step_covariance, stratum_statistics
+from .ridge import RidgeFit, StrataStatistics, ridge_fit, step_class_statistics, step_fits, stratum_statistics
 from .significance import (
     benjamini_hochberg,
     count_flips,
@@ -74,9 +74,8 @@ def _pair_fits(stats: StrataStatistics, pairs: list[tuple[int, int]], alpha: flo
     for start in range(0, len(pairs), chunk):
         block = np.array(pairs[start : start + chunk])
         columns = np.broadcast_to(block, (steps,) + block.shape)
-        fit = ridge_fit(stats[:, block], alpha, pool_axes=1, columns=columns, per_prototype=True)
+        fit, cov = step_fits(stats[:, block], alpha, columns, per_prototype=True)
         beta[:, start : start + len(block)], z[:, start : start + len(block)] = fit.beta, fit.score()
-        cov = step_covariance(stats[:, block], alpha, columns, per_prototype=True)
         cov = np.moveaxis(cov, (1, 2), (0, 1))  # (T, T, P, K, 2)
         sd = np.sqrt(np.maximum(np.einsum("tt...->t...", cov), 0.0))
         outer = sd[:, None] * sd[None]

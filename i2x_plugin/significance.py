@@ -12,7 +12,7 @@ step to step, are permuted within (step, group): their fits are single-step.
   :mod:`.ridge` (with the cross-step terms when it pools steps), and its p-value is the tail of the
   three-moment (Pearson III) law they define.
 * A separator's window statistic is a Stouffer sum of per-step scores divided by its null standard
-  deviation, from the exact step-to-step null correlation (:func:`.ridge.step_covariance`).
+  deviation, from the exact step-to-step null correlation (:func:`.ridge.step_fits`).
 * Flip counts (uncertain prototypes) are compared with the flip counts of the Monte Carlo trajectory
   permutations themselves (:func:`flip_count_p`): no independence between steps is assumed.
 * q-values are Benjamini–Hochberg over the claims of one kind in a run (the FDR family is the kind).

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from i2x_plugin.ridge import ridge_fit, standardize_delta_p, step_class_statistics, step_covariance, stratum_statistics
+from i2x_plugin.ridge import ridge_fit, standardize_delta_p, step_class_statistics, step_fits, stratum_statistics
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,12 @@ def test_step_covariance_is_exact_over_all_permutations():
     y = np.concatenate([y, rng.normal(size=(steps, n, 1))], axis=2)
     labels = np.array([0, 0, 0, 0, 1, 1, 1])
     columns = np.broadcast_to(np.array([[0, 1]]), (steps, 1, 2))
-    cov = step_covariance(step_class_statistics(x, y, labels, 2)[:, None], 0.2, columns)[0]  # (T, T, K, 2)
+    stats = step_class_statistics(x, y, labels, 2)[:, None]
+    fit, cov = step_fits(stats, 0.2, columns)
+    same = ridge_fit(stats, 0.2, pool_axes=1, columns=columns)
+    np.testing.assert_allclose(fit.null_sd, same.null_sd, rtol=1e-10)
+    np.testing.assert_allclose(fit.null_k3, same.null_k3, rtol=1e-10)
+    cov = cov[0]  # (T, T, K, 2)
     draws = []
     for first in itertools.permutations(range(4)):
         for second in itertools.permutations(range(4, 7)):
