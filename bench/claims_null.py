@@ -9,6 +9,7 @@ On a saved run (``RUN_DIR/explanation``, ``RUN_DIR/summary.json`` for the sweep'
 * claim counts per kind, re-derived from the saved arrays;
 * the counts on ``--draws`` shuffles of whole sample trajectories within class (one permutation for every
   step: the null that keeps each sample's serial dependence), and on shuffles drawn per step (the old null);
+* how many separators a test at every step of the window (intersection–union) would keep;
 * the share of separators whose own per-step pair fits show β[favoured] > 0 > β[other] at every step of
   the window, and the median share of such steps;
 * the step-to-step correlation of ΔP within class, the pooled driver β's null variance under trajectory
@@ -80,6 +81,7 @@ def run_table(run: Path, draws: int) -> dict:
                               "max": int(max(d[k] for d in null["per_step"]))} for k in null["per_step"][0]},
         "separators_holding_at_every_step": {"share": float(np.mean(np.array(holds) == 1.0)) if holds else None,
                                              "median_share_of_steps": float(np.median(holds)) if holds else None},
+        "separators_if_tested_at_every_step": _every_step_separators(claims.z_pair, e.config),
         "step_correlation_of_delta_p": _step_correlation(x, e.labels),
         "driver_null_variance_ratio": _driver_variance_ratio(x, y, e.labels, e.config),
         "seconds_vs_sweep": {"claims_and_all_tests": round(claims_s / sweep_s, 4),
@@ -88,6 +90,21 @@ def run_table(run: Path, draws: int) -> dict:
                              "claims_plus_config_null_draws": round((claims_s + e.config.null_draws * draw_s) / sweep_s, 4)},
         "sweep_seconds": sweep_s,
     }
+
+
+def _every_step_separators(z_pair: np.ndarray, config) -> int:
+    """Separators if each were tested at every step of its window (intersection–union: the largest per-step
+    p of both signs), on the last ``min_separator_steps`` steps at least, BH over all of them."""
+    from scipy.stats import norm
+
+    from i2x_plugin.significance import benjamini_hochberg
+
+    z = z_pair.astype(np.float64)
+    p = []
+    for favours, other in ((0, 1), (1, 0)):
+        per_step = np.maximum(norm.sf(z[..., favours]), norm.sf(-z[..., other]))  # (T, P, K)
+        p.append(per_step[len(z) - config.min_separator_steps :].max(0))
+    return int((benjamini_hochberg(np.stack(p)) <= config.fdr_q).sum())
 
 
 def _step_correlation(x: np.ndarray, labels: np.ndarray) -> dict:
