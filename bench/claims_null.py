@@ -87,7 +87,8 @@ def run_table(run: Path, draws: int) -> dict:
         "seconds_vs_sweep": {"claims_and_all_tests": round(claims_s / sweep_s, 4),
                              "one_null_draw": round(draw_s / sweep_s, 4),
                              "config_null_draws": e.config.null_draws,
-                             "claims_plus_config_null_draws": round((claims_s + e.config.null_draws * draw_s) / sweep_s, 4)},
+                             "claims_plus_config_null_draws":
+                                 round((claims_s + e.config.null_draws * draw_s) / sweep_s, 4)},
         "sweep_seconds": sweep_s,
     }
 
@@ -151,8 +152,8 @@ def level_table(draws: int) -> dict:
             for kind, count in found.items():
                 any_claim.setdefault(kind, []).append(count > 0)
                 counts.setdefault(kind, []).append(count)
-        out[name] = {kind: {"share_of_draws_with_a_claim": float(np.mean(v)), "mean_claims": float(np.mean(counts[kind]))}
-                     for kind, v in any_claim.items()}
+        out[name] = {kind: {"share_of_draws_with_a_claim": float(np.mean(v)),
+                            "mean_claims": float(np.mean(counts[kind]))} for kind, v in any_claim.items()}
     out["which_null_sees_it"] = _null_sees_it(steps, per_class, k, classes, config, confusion)
     return out
 

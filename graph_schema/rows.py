@@ -197,7 +197,8 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
                               beta=float(e.beta_driver[c, k]), q=_q(e.q_driver[c, k])))
     for d in e.drivers:
         rows.add(m.KeyDriverOf(run_id=rid, source_key=str(d.prototype), target_key=str(d.cls), beta=d.beta, z=d.z,
-                               p=_q(d.p), q=_q(d.q), saliency_share=d.saliency_share, rank=d.rank, first_step=d.first_step,
+                               p=_q(d.p), q=_q(d.q), saliency_share=d.saliency_share, rank=d.rank,
+                               first_step=d.first_step,
                                recurrence=d.recurrence))
 
     # Learning-pattern groups with their own fit's β per prototype.
@@ -233,7 +234,8 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
             rows.add(m.UncertainBetween(run_id=rid, source_key=str(u.prototype), target_key=str(cls), a=u.a, b=u.b,
                                         flips=u.flips, flip_steps=list(u.flip_steps),
                                         significant_steps=list(u.significant_steps), signs=list(u.signs),
-                                        magnitude=float(u.magnitude), score=float(u.score), p=_q(u.p), q=_q(u.q), rank=r,
+                                        magnitude=float(u.magnitude), score=float(u.score), p=_q(u.p), q=_q(u.q),
+                                        rank=r,
                                         recurrence=u.recurrence))
     for t in e.faithfulness_results:
         tkey = f"{t.kind}:{t.a}:{'' if t.b is None else t.b}"

@@ -240,7 +240,8 @@ def shared_and_specialised(keys: np.ndarray, group_fit: RidgeFit, num_classes: i
       as groups at different steps share samples);
     * **specialised**, "positive in some group *and* larger there than in another group of the same step"
       (positive evidence of a difference, not silence elsewhere): intersection–union,
-      p = max(n · p_(1), D · min p_gh) over the D ordered same-step pairs, p_gh = Φ̄((β_g − β_h)/√(sd_g² + sd_h²))
+      p = max(n · p_(1), D · min p_gh) over the D ordered same-step pairs,
+      p_gh = Φ̄((β_g − β_h)/√(sd_g² + sd_h²))
       (the permutation null's sds stand in for the sampling sds: an approximation);
     * q-values are BH over the (class, prototype) claims of each kind, one FDR family per kind; a
       prototype shared by the class is not also called specialised.

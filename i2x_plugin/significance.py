@@ -66,7 +66,8 @@ def count_flips(signs: np.ndarray) -> tuple[int, list[int]]:
     return len(at), at.tolist()
 
 
-def flip_count_p(observed: np.ndarray, null_draws: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def flip_count_p(observed: np.ndarray, null_draws: np.ndarray,
+                 alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Monte Carlo p-value of the number of sign flips between significant steps of ``(T, ...)`` sequences.
 
     The observed sequence and its B trajectory-permutation draws ``(B, T, ...)`` are exchangeable under the

@@ -211,7 +211,8 @@ def serially_correlated_noise(steps: int, per_class: int, k: int, classes: int, 
         x = np.diff(rng.normal(size=(steps + 1, n, k)), axis=0)
     else:
         x = np.sqrt(rho_x) * rng.normal(size=(1, n, k)) + np.sqrt(1 - rho_x) * rng.normal(size=(steps, n, k))
-    y = np.sqrt(rho_y) * rng.gamma(2.0, size=(1, n, classes)) + np.sqrt(1 - rho_y) * rng.gamma(2.0, size=(steps, n, classes))
+    y = (np.sqrt(rho_y) * rng.gamma(2.0, size=(1, n, classes))
+         + np.sqrt(1 - rho_y) * rng.gamma(2.0, size=(steps, n, classes)))
     if compete:
         y = y - y.mean(2, keepdims=True)
     x = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)

@@ -152,7 +152,8 @@ def test_freedman_lane_null_is_exact_over_all_permutations():
     inflate = (n - 1) / (n - 1 - (2 * np.trace(hat) - np.trace(hat @ hat)))
     for j in range(k):
         rest = np.delete(np.arange(k), j)
-        reduced = xs[:, rest] @ np.linalg.solve(xs[:, rest].T @ xs[:, rest] + lam * n * np.eye(k - 1), xs[:, rest].T @ ys)
+        others = xs[:, rest]
+        reduced = others @ np.linalg.solve(others.T @ others + lam * n * np.eye(k - 1), others.T @ ys)
         residual = ys - reduced
         draws = np.array([full[j] @ (reduced + residual[list(p)]) for p in itertools.permutations(range(n))])
         shift = full[j] @ reduced  # the part of β_j the other prototypes explain: fixed under this null
