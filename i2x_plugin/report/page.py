@@ -192,7 +192,7 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
         ("prototypes", f"K = {e.k}; {len(e.drivers)} class drivers; "
          f"{sum(s.kind == 'shared' for s in e.shared)} shared, {sum(s.kind == 'specialised' for s in e.shared)} "
          f"specialised; {len(e.uncertain)} uncertain (prototype, pair) entries"),
-        ("claims", f"each tested against a within-class permutation null; shown at Benjamini–Hochberg "
+        ("claims", f"each tested against a within-class trajectory permutation null; shown at Benjamini–Hochberg "
          f"q ≤ {e.config.fdr_q:g}"), ("created", e.created_at),
     ]
     summary = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in rows)
