@@ -5,8 +5,8 @@ in its own process, so RSS is per run), and the sweep's images·checkpoints/s as
 Captum ``LayerGradCam`` on the same model and batches, measured in the same process right before and right after it.
 Target: ratio ≥ 0.8 (loading checkpoints and computing intensities add ≤ 25 %); time ~linear in N.
 
-Also, on the larger run: every claim kind's count beside the counts the same procedure gives with ΔP shuffled
-within (step, class) and across all samples (``--null-draws`` each), and the seconds of the ridge fits with all
+Also, on the larger run: every claim kind's count beside the counts the same procedure gives with whole ΔP
+trajectories shuffled within class and across all samples (``--null-draws`` each), and the seconds of the ridge fits with all
 their permutation tests, the calibration draws, the faithfulness and stability stages as ratios to the sweep
 (targets: ridge + permutations ≤ 10 % of the sweep; every kind's null count ≤ 5 % of the real one, or ≤ 1).
 """

@@ -62,7 +62,9 @@ class Drives(GraphRelationship):
 
 class KeyDriverOf(GraphRelationship):
     """A driver of the class: β of the class's own fit pooled over steps is significantly positive (q), ranked by
-    the share of the class's final saliency on the prototype."""
+    the share of the class's final saliency on the prototype. Every p and q in the graph is stored no lower
+    than 1e-6 (i2x_plugin.method.pvalues): a stored 1e-6 reads "< 1e-6". ``firstStep``: the first step significant
+    at step_alpha / steps (Bonferroni over the steps)."""
 
     type, source, target = "KEY_DRIVER_OF", Prototype, Class
     beta: float
@@ -97,15 +99,16 @@ class SpecialisedTo(_Sharing):
 
 
 class Separates(GraphRelationship):
-    """The prototype favours the target class over ``against`` (pair a < b) on the a ∪ b fits, from step
-    ``firstStep`` to the last (a tested sequence: z, p, q)."""
+    """The prototype favours the target class over ``against`` (pair a < b) on the a ∪ b fits, *on average*
+    from step ``firstStep`` to the last (a tested sequence: z, p, q; not at every step: see ``steps``).
+    ``firstStep`` is descriptive: the onset of the window with the strongest evidence."""
 
     type, source, target = "SEPARATES", Prototype, Class
     identity = ("a", "b")
     a: int
     b: int
     against: int
-    first_step: int
+    first_step: int = Field(description="Descriptive: the onset of the strongest window (not itself tested).")
     steps: list[int] = Field(description="Steps of the window whose own fit shows β[k, favours] > 0 > β[k, against].")
     margin: float = Field(description="Mean over the window of β[k, favours] − β[k, against].")
     z: float

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from i2x_plugin.method.pvalues import floor_p
+
 from . import models as m
 
 if TYPE_CHECKING:
@@ -42,8 +44,9 @@ STABILITY_KINDS = ("drivers", "top drivers", "separators", "uncertain")
 
 
 def _q(value: float) -> float | None:
-    """A q-value as a property: absent (None) where the scope was not tested (NaN)."""
-    return None if np.isnan(value) else float(value)
+    """A p- or q-value as a property: absent (None) where the scope was not tested (NaN); raised to the floor
+    of :mod:`i2x_plugin.method.pvalues` (a stored 1e-6 reads "< 1e-6": below it the digits carry no information)."""
+    return None if np.isnan(value) else floor_p(float(value))
 
 
 def node_id(label: str, key: str) -> str:
@@ -194,7 +197,8 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
                               beta=float(e.beta_driver[c, k]), q=_q(e.q_driver[c, k])))
     for d in e.drivers:
         rows.add(m.KeyDriverOf(run_id=rid, source_key=str(d.prototype), target_key=str(d.cls), beta=d.beta, z=d.z,
-                               p=d.p, q=d.q, saliency_share=d.saliency_share, rank=d.rank, first_step=d.first_step,
+                               p=_q(d.p), q=_q(d.q), saliency_share=d.saliency_share, rank=d.rank,
+                               first_step=d.first_step,
                                recurrence=d.recurrence))
 
     # Learning-pattern groups with their own fit's β per prototype.
@@ -210,13 +214,13 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
     for s in e.shared:
         kind = m.SharedBy if s.kind == "shared" else m.SpecialisedTo
         rows.add(kind(run_id=rid, source_key=str(s.prototype), target_key=str(s.cls), fraction=float(s.fraction),
-                      steps=[int(st) for st, _ in s.groups], groups=[int(gr) for _, gr in s.groups], q=s.q))
+                      steps=[int(st) for st, _ in s.groups], groups=[int(gr) for _, gr in s.groups], q=_q(s.q)))
 
     # Between classes: separators, separation checkpoints and order, uncertainty, confusion.
     for sp in e.separators:
         rows.add(m.Separates(run_id=rid, source_key=str(sp.prototype), target_key=str(sp.favours), a=sp.a, b=sp.b,
                              against=sp.b if sp.favours == sp.a else sp.a, first_step=sp.first_step,
-                             steps=list(sp.steps), margin=float(sp.margin), z=sp.z, p=sp.p, q=sp.q,
+                             steps=list(sp.steps), margin=float(sp.margin), z=sp.z, p=_q(sp.p), q=_q(sp.q),
                              recurrence=sp.recurrence))
     order = {(a, b): i for i, (a, b) in enumerate(e.learning_order)}
     for ps in e.separations:
@@ -230,7 +234,8 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
             rows.add(m.UncertainBetween(run_id=rid, source_key=str(u.prototype), target_key=str(cls), a=u.a, b=u.b,
                                         flips=u.flips, flip_steps=list(u.flip_steps),
                                         significant_steps=list(u.significant_steps), signs=list(u.signs),
-                                        magnitude=float(u.magnitude), score=float(u.score), p=u.p, q=u.q, rank=r,
+                                        magnitude=float(u.magnitude), score=float(u.score), p=_q(u.p), q=_q(u.q),
+                                        rank=r,
                                         recurrence=u.recurrence))
     for t in e.faithfulness_results:
         tkey = f"{t.kind}:{t.a}:{'' if t.b is None else t.b}"

@@ -125,7 +125,7 @@ class RunResult:
         counts = m.get("claims")
         if counts:
             found = ", ".join(f"{counts['real'][k]} {k} (noise: {counts['null_mean'][k]:.1f})" for k in counts["real"])
-            lines.append(f"  claims        {found}; q ≤ {m['fdr_q']:g} against a within-class permutation null")
+            lines.append(f"  claims        {found}; q ≤ {m['fdr_q']:g} against a within-class trajectory permutation null")
         lines.append("  first separated pairs: " + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
         return "\n".join(lines)
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..method.pvalues import format_p
+
 from .questions import ask
 
 if TYPE_CHECKING:
@@ -45,7 +47,7 @@ def _evidence(q: float | None, level: float) -> str:
     """A q-value in words: significant at the run's level, or not distinguishable from noise."""
     if q is None:
         return "not tested"
-    return f"q = {q:.2g}" + ("" if q <= level else f", not distinguishable from noise at q ≤ {level:g}")
+    return format_p(q, "q") + ("" if q <= level else f", not distinguishable from noise at q ≤ {level:g}")
 
 
 def _direction(beta: float, q: float | None, level: float) -> str:
@@ -73,7 +75,7 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
     pair = (rows[0]["a"], rows[0]["b"]) if rows else None
     if rows:
         first = rows[0]
-        protos = [f"{r['name']} ({r['flips']} flips, at steps {', '.join(map(str, r['flipSteps']))}; q = {r['q']:.2g})"
+        protos = [f"{r['name']} ({r['flips']} flips, at steps {', '.join(map(str, r['flipSteps']))}; {format_p(r['q'], 'q')})"
                   for r in rows]
         rank = first.get("confusionRank", 1)
         which = "the most confused pair" if rank == 1 else f"the most confused pair with uncertain prototypes (#{rank})"

@@ -15,7 +15,8 @@ class Driver:
     """Prototype ``prototype`` drives class ``cls``: β of the class's own fit pooled over steps is significantly
     positive (z against the permutation null, p, q). ``saliency_share``: the share of the class's final
     saliency that falls on the prototype; drivers are ranked by it. ``first_step``: the first step whose own
-    fit is significantly positive."""
+    fit is significantly positive at ``step_alpha`` / steps (Bonferroni over the steps, so a spurious early
+    date has probability ≤ ``step_alpha`` under the null)."""
 
     cls: int
     prototype: int
@@ -31,16 +32,20 @@ class Driver:
 
 @dataclass(frozen=True)
 class Separator:
-    """``prototype`` favours ``favours`` over the other class of (a, b) from step ``first_step`` to the last."""
+    """``prototype`` favours ``favours`` over the other class of (a, b) *on average* from step ``first_step`` to
+    the last: the window's Stouffer evidence for β[k, favours] > 0 and for β[k, other] < 0, each scaled by its
+    null sd under trajectory permutations. Not at every step (``steps`` lists those where both signs hold;
+    on the default run 29 % of separators hold at every step of their window). ``first_step`` is descriptive:
+    the onset of the window with the strongest evidence, not itself tested."""
 
     a: int
     b: int
     prototype: int
     favours: int
-    first_step: int
+    first_step: int  # descriptive: the best window's onset
     steps: list[int]  # steps of the window whose own pair fit shows β[k, favours] > 0 > β[k, other]
     margin: float  # mean over the window of β[k, favours] − β[k, other]
-    z: float  # the scan statistic (min of the two Stouffer z over the window)
+    z: float  # the scan statistic (min of the two correlation-scaled Stouffer z over the window)
     p: float
     q: float
     recurrence: float | None = None
@@ -66,8 +71,10 @@ class UncertainPrototype:
 
 @dataclass(frozen=True)
 class SharedPrototype:
-    """``kind`` "shared": significantly positive in ≥ shared_fraction of the class's tested groups; "specialised":
-    in some. ``q`` is the largest q over the groups it is significant in."""
+    """``kind`` "shared": positive in ≥ shared_fraction of the class's tested groups; "specialised": positive in
+    some group and larger there than in another group of the same step. ``q``: the claim's own q-value
+    (claim-level test, BH over the class-prototype claims of its kind: ``claims.shared_and_specialised``).
+    ``fraction`` and ``groups``: where the group fits alone are significant (descriptive)."""
 
     cls: int
     prototype: int
@@ -89,8 +96,8 @@ class GroupSummary:
 
 @dataclass(frozen=True)
 class ClaimCounts:
-    """Claims per kind in the run, and the mean count the same procedure gives on ΔP shuffled within
-    (step, class) — the false claims noise makes (``null_draws`` shuffles)."""
+    """Claims per kind in the run, and the mean count the same procedure gives on ΔP whose whole sample
+    trajectories are shuffled within class — the false claims noise makes (``null_draws`` shuffles)."""
 
     real: dict[str, int]
     null_mean: dict[str, float]

@@ -1,16 +1,21 @@
 """Step 8 of I2X, calibrated: every claim of the structured explanation with the evidence it rests on.
 
 Each claim kind keeps the paper's intent (method.md step 8) and is decided by a test against the
-within-stratum permutation null (:mod:`.significance`), with Benjamini–Hochberg control of the false
-discovery rate over the claims of one kind in a run (q ≤ ``I2XConfig.fdr_q``):
+permutation null of whole trajectories within class (:mod:`.significance`), with Benjamini–Hochberg control
+of the false discovery rate over the claims of one kind in a run (q ≤ ``I2XConfig.fdr_q``; each kind is
+its own FDR family):
 
 * **driver** of class c: β[k, c] of class c's own fit, pooled over all steps, is significantly positive.
-* **separator** of (a, b) favouring a: on the a ∪ b fits, β[k, a] > 0 > β[k, b] holds from some step to the
-  last (≥ ``min_separator_steps`` steps), tested as a sequence (:func:`.significance.suffix_scan`).
+  Its ``first_step`` is the first step whose own fit is significant at ``step_alpha`` / (T−1) (Bonferroni
+  over the steps: a spurious early date has probability ≤ ``step_alpha`` under the null).
+* **separator** of (a, b) favouring a: on the a ∪ b fits, β[k, a] > 0 > β[k, b] *on average* from some
+  step to the last (≥ ``min_separator_steps`` steps), tested as a sequence (:func:`.significance.suffix_scan`);
+  its onset is descriptive (the window with the strongest evidence).
 * **uncertain** between a confused pair (a, b): the sign of β[k, a] − β[k, b] flips between significant
-  steps more often than the null allows (:func:`.significance.flip_count_tail`).
-* **shared / specialised**: significantly positive in ≥ ``shared_fraction`` / in some of class c's tested
-  learning-pattern groups.
+  steps more often than the trajectory permutations do (:func:`.significance.flip_count_p`).
+* **shared / specialised**: significantly positive in ≥ ``shared_fraction`` of class c's tested
+  learning-pattern groups / in some group and more than in another (claim-level tests, then BH:
+  :func:`shared_and_specialised`).
 
 Measured before this change on the default run (mnist-5k, K = 32), noise shuffled within class gave as
 many claims as the real run; now noise gives none (see ``ClaimCounts`` and bench/results/core.json).
@@ -24,12 +29,12 @@ from threadpoolctl import threadpool_limits
 
 from .claim_types import Claims, Driver, GroupSummary, Separator, SharedPrototype, UncertainPrototype
 from .config import I2XConfig
-from .ridge import RidgeFit, StrataStatistics, ridge_fit, step_class_statistics, stratum_statistics
+from .ridge import RidgeFit, StrataStatistics, ridge_fit, step_class_statistics, step_fits, stratum_statistics
 from .significance import (
     benjamini_hochberg,
     count_flips,
-    flip_count_tail,
-    significant_side,
+    flip_count_p,
+    shuffle_trajectories,
     suffix_scan,
     suffix_scan_p,
     within_strata_permutations,
@@ -57,18 +62,26 @@ def _own_columns(shape: tuple[int, ...], num_classes: int) -> np.ndarray:
 
 
 def _pair_fits(stats: StrataStatistics, pairs: list[tuple[int, int]], alpha: float,
-               chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """Per step and pair, β[k, a] and β[k, b] of the a ∪ b fit and their z: ``(T-1, P, K, 2)`` float32 each.
+               chunk: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per step and pair, β[k, a] and β[k, b] of the a ∪ b fit and their z: ``(T-1, P, K, 2)`` float32 each;
+    and the null correlation of each β between steps under trajectory permutations ``(T-1, T-1, P, K, 2)``.
 
-    Chunked over pairs so memory stays O(T·chunk·K²) at C = 100."""
+    Chunked over pairs so memory stays O(T·chunk·n·K) at C = 100."""
     steps, k = stats.n.shape[0], stats.k
     beta = np.zeros((steps, len(pairs), k, 2), dtype=np.float32)
     z = np.zeros_like(beta)
+    corr = np.zeros((steps, steps, len(pairs), k, 2), dtype=np.float32)
     for start in range(0, len(pairs), chunk):
         block = np.array(pairs[start : start + chunk])
-        fit = ridge_fit(stats[:, block], alpha, pool_axes=1, columns=np.broadcast_to(block, (steps,) + block.shape))
+        columns = np.broadcast_to(block, (steps,) + block.shape)
+        fit, cov = step_fits(stats[:, block], alpha, columns, per_prototype=True)
         beta[:, start : start + len(block)], z[:, start : start + len(block)] = fit.beta, fit.score()
-    return beta, z
+        cov = np.moveaxis(cov, (1, 2), (0, 1))  # (T, T, P, K, 2)
+        sd = np.sqrt(np.maximum(np.einsum("tt...->t...", cov), 0.0))
+        outer = sd[:, None] * sd[None]
+        corr[:, :, start : start + len(block)] = np.where(outer > 0, cov / np.where(outer > 0, outer, 1.0),
+                                                           np.eye(steps).reshape((steps, steps, 1, 1, 1)))
+    return beta, z, corr
 
 
 def _group_fits(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: np.ndarray, min_samples: int,
@@ -87,13 +100,14 @@ def _group_fits(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: 
         strata = np.where(np.isin(ids, tested), strata, len(tested))
         stats = stratum_statistics(x[t], y[t], strata, len(tested))
         per_class = tested // (group_labels[t].max() + 1)
-        fits.append(ridge_fit(stats, alpha, columns=per_class[:, None]))
+        fits.append(ridge_fit(stats, alpha, columns=per_class[:, None], per_prototype=True))
         keys += [(t, int(c), int(i % (group_labels[t].max() + 1))) for c, i in zip(per_class, tested)]
     if not fits:
         k = x.shape[2]
         empty = np.zeros((0, k, 1))
-        return np.zeros((0, 3), dtype=np.int64), RidgeFit(empty, empty, empty, np.zeros(0)), too_small
-    fit = RidgeFit(*(np.concatenate([getattr(f, name) for f in fits]) for name in ("beta", "null_sd", "null_k3", "n")))
+        return np.zeros((0, 3), dtype=np.int64), RidgeFit(empty, empty, empty, np.zeros(0), empty), too_small
+    fit = RidgeFit(*(np.concatenate([getattr(f, name) for f in fits])
+                     for name in ("beta", "null_sd", "null_k3", "n", "statistic")))
     return np.array(keys, dtype=np.int64), fit, too_small
 
 
@@ -104,7 +118,8 @@ def find_drivers(driver_fit: RidgeFit, class_p: np.ndarray, saliency_share: np.n
                  q_level: float, step_alpha: float) -> tuple[list[Driver], np.ndarray]:
     """Drivers from the pooled class fits ``(C, K, 1)``: every significantly positive β, ranked by the share of
     the class's final saliency on the prototype ``(C, K)``. The per-step one-sided p-values ``class_p``
-    ``(T-1, C, K)`` of the class's own fits date their first step.
+    ``(T-1, C, K)`` of the class's own fits date their first step: the first at ``step_alpha`` / (T−1)
+    (Bonferroni over the steps; unadjusted, 8 steps at 0.05 gave a spurious early step 34 % of the time).
 
     (D) Why this ranking: the test says a prototype's saliency growth raised the class's confidence during
     training; the share says how much the final model looks at it. On the default run the top 5 drivers
@@ -119,7 +134,7 @@ def find_drivers(driver_fit: RidgeFit, class_p: np.ndarray, saliency_share: np.n
     for c in np.flatnonzero(tested):
         hits = [k for k in np.argsort(-saliency_share[c], kind="stable") if q[c, k] <= q_level and beta[c, k] > 0]
         for rank, k in enumerate(hits):
-            early = np.flatnonzero(class_p[:, c, k] <= step_alpha)
+            early = np.flatnonzero(class_p[:, c, k] <= step_alpha / len(class_p))
             drivers.append(Driver(int(c), int(k), float(beta[c, k]), float(z[c, k]), float(p[c, k]),
                                   float(q[c, k]), float(saliency_share[c, k]), rank,
                                   int(early[0]) if len(early) else None))
@@ -127,12 +142,14 @@ def find_drivers(driver_fit: RidgeFit, class_p: np.ndarray, saliency_share: np.n
 
 
 def find_separators(beta_pair: np.ndarray, z_pair: np.ndarray, pairs: list[tuple[int, int]], tested: np.ndarray,
-                    q_level: float, min_steps: int) -> list[Separator]:
-    """Separators from the per-step pair fits ``(T-1, P, K, 2)`` by a suffix scan of both directions."""
+                    q_level: float, min_steps: int, corr_pair: np.ndarray | None = None) -> list[Separator]:
+    """Separators from the per-step pair fits ``(T-1, P, K, 2)`` by a suffix scan of both directions, with the
+    steps' null correlation ``corr_pair`` ``(T-1, T-1, P, K, 2)`` (default: independent steps)."""
     steps = beta_pair.shape[0]
     stats, onsets, p = [], [], []
     for favours, other in ((0, 1), (1, 0)):
-        statistic, onset = suffix_scan(z_pair[..., favours], z_pair[..., other], min_steps)  # (P, K)
+        corr = (None, None) if corr_pair is None else (corr_pair[..., favours], corr_pair[..., other])
+        statistic, onset = suffix_scan(z_pair[..., favours], z_pair[..., other], min_steps, *corr)  # (P, K)
         ok = np.array([tested[a] and tested[b] for a, b in pairs])[:, None]
         stats.append(statistic)
         onsets.append(onset)
@@ -176,11 +193,11 @@ def pair_difference(x: np.ndarray, y: np.ndarray, labels: np.ndarray, pair: tupl
 def find_uncertain(x: np.ndarray, y: np.ndarray, labels: np.ndarray, confused: list[tuple[int, int]],
                    tested: np.ndarray, config: I2XConfig, rng: np.random.Generator,
                    null_cache: dict[tuple[int, int], np.ndarray] | None = None) -> list[UncertainPrototype]:
-    """Uncertain prototypes of the confused pairs: flips of β[k,a] − β[k,b] between significant steps.
+    """Uncertain prototypes of the confused pairs: flips of β[k,a] − β[k,b] between significant steps, against
+    the flips of the same statistic under ``n_permutations`` trajectory permutations (:func:`.flip_count_p`).
 
     ``null_cache`` keeps each pair's permutation draws for reuse on within-class shuffles of the same data,
     whose permutation distribution is the same (Sxx and ΔŶ do not change)."""
-    steps = len(x)
     rows, p = [], []
     for a, b in confused:
         if not (tested[a] and tested[b]):
@@ -194,13 +211,12 @@ def find_uncertain(x: np.ndarray, y: np.ndarray, labels: np.ndarray, confused: l
             observed, null = pair_difference(x, y, labels, (a, b), config.ridge_alpha, perms)
             if null_cache is not None:
                 null_cache[(a, b)] = null
-        sides, p_side = significant_side(observed, null, config.step_alpha)
-        tail = flip_count_tail(steps, p_side)
+        sides, _, p_flips = flip_count_p(observed, null, config.step_alpha)
         for k in range(x.shape[2]):
             flips, at = count_flips(sides[:, k])
             significant = np.flatnonzero(sides[:, k])
             rows.append((a, b, k, flips, at, significant, sides[significant, k], np.abs(observed[significant, k])))
-            p.append(tail[flips])
+            p.append(p_flips[k])
     q = benjamini_hochberg(np.array(p))
     out = []
     for (a, b, k, flips, at, significant, signs, size), pv, qv in zip(rows, p, q):
@@ -214,23 +230,62 @@ def find_uncertain(x: np.ndarray, y: np.ndarray, labels: np.ndarray, confused: l
 
 def shared_and_specialised(keys: np.ndarray, group_fit: RidgeFit, num_classes: int, q_level: float,
                            shared_fraction: float, top: int) -> tuple[list[SharedPrototype], dict, np.ndarray]:
-    """Shared / specialised prototypes from the tested group fits, and each group's top significant prototypes."""
-    beta = group_fit.beta[..., 0]
-    q = benjamini_hochberg(group_fit.upper_p()[..., 0])
+    """Shared / specialised prototypes tested as claims, and each group's top significant prototypes.
+
+    Per (class c, prototype k), from the one-sided p-values p_g of c's n tested groups (BH over all group
+    fits only decides the descriptive ``groups``, ``fraction`` and each group's top prototypes):
+
+    * **shared**, "positive in at least u = ⌈shared_fraction · n⌉ of the groups": the partial-conjunction
+      p-value (n − u + 1) · p_(u) (Bonferroni's form, valid however the groups' tests depend on each other,
+      as groups at different steps share samples);
+    * **specialised**, "positive in some group *and* larger there than in another group of the same step"
+      (positive evidence of a difference, not silence elsewhere): intersection–union,
+      p = max(n · p_(1), D · min p_gh) over the D ordered same-step pairs,
+      p_gh = Φ̄((β_g − β_h)/√(sd_g² + sd_h²))
+      (the permutation null's sds stand in for the sampling sds: an approximation);
+    * q-values are BH over the (class, prototype) claims of each kind, one FDR family per kind; a
+      prototype shared by the class is not also called specialised.
+    """
+    beta, stat = group_fit.beta[..., 0], group_fit.tested[..., 0]
+    p_group = group_fit.upper_p()[..., 0]
+    q = benjamini_hochberg(p_group)
     significant = (q <= q_level) & (beta > 0)
     tops = {tuple(int(v) for v in key): [int(k) for k in np.argsort(-beta[g], kind="stable")
                                           if significant[g, k]][:top] for g, key in enumerate(keys)}
-    out = []
+    k_all = beta.shape[1]
+    p_claim = np.full((2, num_classes, k_all), np.nan)  # shared, specialised
     for c in range(num_classes):
         mine = np.flatnonzero(keys[:, 1] == c) if len(keys) else np.zeros(0, dtype=int)
         if not len(mine):
             continue
-        for k in np.flatnonzero(significant[mine].any(0)):
+        n = len(mine)
+        ordered = np.sort(p_group[mine], axis=0)
+        u = max(int(np.ceil(shared_fraction * n - 1e-9)), 1)
+        p_claim[0, c] = np.minimum((n - u + 1) * ordered[u - 1], 1.0)
+        pairs = [(g, h) for g in mine for h in mine if g != h and keys[g, 0] == keys[h, 0]]
+        if pairs:
+            g, h = np.array(pairs).T
+            sd = np.sqrt(group_fit.null_sd[g, :, 0] ** 2 + group_fit.null_sd[h, :, 0] ** 2)
+            z = np.where(sd > 0, (stat[g] - stat[h]) / np.where(sd > 0, sd, 1.0), 0.0)
+            p_diff = np.minimum(len(pairs) * norm.sf(z).min(0), 1.0)
+            p_claim[1, c] = np.maximum(np.minimum(n * ordered[0], 1.0), p_diff)
+        else:
+            p_claim[1, c] = 1.0
+    q_claim = np.stack([benjamini_hochberg(p_claim[0]), benjamini_hochberg(p_claim[1])])
+    out = []
+    for c in range(num_classes):
+        mine = np.flatnonzero(keys[:, 1] == c) if len(keys) else np.zeros(0, dtype=int)
+        for k in range(k_all):
+            if not len(mine) or not significant[mine, k].any():
+                continue
+            kind = ("shared" if q_claim[0, c, k] <= q_level else
+                    "specialised" if q_claim[1, c, k] <= q_level else None)
+            if kind is None:
+                continue
             where = mine[significant[mine, k]]
-            fraction = len(where) / len(mine)
-            kind = "shared" if fraction >= shared_fraction else "specialised"
-            out.append(SharedPrototype(c, int(k), kind, fraction, [[int(keys[g, 0]), int(keys[g, 2])] for g in where],
-                                       float(q[where, k].max())))
+            out.append(SharedPrototype(c, int(k), kind, len(where) / len(mine),
+                                       [[int(keys[g, 0]), int(keys[g, 2])] for g in where],
+                                       float(q_claim[0 if kind == "shared" else 1, c, k])))
     return out, tops, q
 
 
@@ -280,14 +335,15 @@ def _calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_sha
     stats = step_class_statistics(x, y, labels, num_classes)
     live = stats[:, tested]
     step_fit = ridge_fit(live, config.ridge_alpha, pool_axes=1)
-    overall = ridge_fit(live.flatten(), config.ridge_alpha, pool_axes=1)
-    class_fit = ridge_fit(stats, config.ridge_alpha, columns=_own_columns((len(x),), num_classes))
+    overall = ridge_fit(live.moveaxis(0, 1), config.ridge_alpha, pool_axes=2, trajectory_axis=1)
+    class_fit = ridge_fit(stats, config.ridge_alpha, columns=_own_columns((len(x),), num_classes), per_prototype=True)
     driver_fit = ridge_fit(stats.moveaxis(0, 1), config.ridge_alpha, pool_axes=1,
-                           columns=_own_columns((), num_classes))
+                           columns=_own_columns((), num_classes), trajectory_axis=0, per_prototype=True)
     drivers, q_driver = find_drivers(driver_fit, class_fit.upper_p()[..., 0], saliency_share, tested,
                                      config.fdr_q, config.step_alpha)
-    beta_pair, z_pair = _pair_fits(stats, pairs, config.ridge_alpha)
-    separators = find_separators(beta_pair, z_pair, pairs, tested, config.fdr_q, config.min_separator_steps)
+    beta_pair, z_pair, corr_pair = _pair_fits(stats, pairs, config.ridge_alpha)
+    separators = find_separators(beta_pair, z_pair, pairs, tested, config.fdr_q, config.min_separator_steps,
+                                 corr_pair)
     confused = most_confused_pairs(final_confusion, config.confused_pairs)
     uncertain = find_uncertain(x, y, labels, confused, tested, config, rng, null_cache)
     keys, group_fit, too_small = _group_fits(x, y, labels, group_labels, config.min_scope_samples, config.ridge_alpha)
@@ -326,8 +382,12 @@ def claim_counts(claims: Claims) -> dict[str, int]:
 def null_claim_counts(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_labels: np.ndarray,
                       final_confusion: np.ndarray, saliency_share: np.ndarray, config: I2XConfig, draws: int,
                       shuffle: str = "class", null_cache: dict | None = None) -> list[dict[str, int]]:
-    """Claim counts of the whole procedure on ΔP rows shuffled within (step, class) (``shuffle="class"``) or
-    across all samples of a step (``"global"``), ``draws`` times: the false claims noise makes.
+    """Claim counts of the whole procedure on ΔP whose sample trajectories are shuffled within class
+    (``shuffle="class"``) or across all samples (``"global"``), ``draws`` times: the false claims noise makes.
+
+    (D) One permutation for every step keeps each sample's serial dependence, so this null does not share
+    the per-step tests' model of it (a Stouffer window, a flip count or a pooled variance that assumed
+    independent steps makes false claims here); shuffling each step on its own could not catch that.
 
     ``null_cache``: the permutation draws of the real data's :func:`calibrated_claims` (given the same cache);
     without it the real claims are derived once here to fill it."""
@@ -338,7 +398,7 @@ def null_claim_counts(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_la
         cache = {}
         calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, null_cache=cache)
     for draw in range(draws):
-        shuffled = np.stack([x[t, within_strata_permutations(strata, 1, rng)[0]] for t in range(len(x))])
+        shuffled = shuffle_trajectories(x, strata, rng)
         claims = calibrated_claims(shuffled, y, labels, group_labels, final_confusion, saliency_share, config,
                                    seed=config.seed + 1000 + draw, null_cache=cache if shuffle == "class" else None)
         out.append(claim_counts(claims))

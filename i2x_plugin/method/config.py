@@ -52,13 +52,13 @@ class I2XConfig(BaseModel):
     n_permutations: int = Field(200, description="(D) Monte Carlo permutations per stratum for the per-step "
                                 "significance inside sequence statistics (uncertain prototypes); at least 20.")
     step_alpha: float = Field(0.05, gt=0, lt=1, description="(D) Two-sided level at which one step of a sequence "
-                              "counts as significant (uncertain flips; a driver's first step, one-sided).")
+                              "counts as significant (uncertain flips; a driver's first step: one-sided at step_alpha / steps).")
     min_scope_samples: int = Field(10, ge=3, description="(D) A fit scope (class, group) with fewer samples is not "
                                    "tested: it is listed in StructuredExplanation.skipped, never given silent zeros.")
     min_separator_steps: int = Field(2, ge=1, description="(D) A separator must hold over at least this many steps, "
                                      "from its onset to the last step.")
-    null_draws: int = Field(5, ge=0, description="(D) Shuffles of ΔP within (step, class) on which the whole "
-                            "procedure is rerun to report how many claims noise makes (0: skip).")
+    null_draws: int = Field(5, ge=0, description="(D) Shuffles of whole ΔP trajectories within class on which "
+                            "the whole procedure is rerun to report how many claims noise makes (0: skip).")
     top_prototypes: int = Field(5, ge=1, description="(D) How many significant prototypes a group summary lists.")
     shared_fraction: float = Field(
         0.75, gt=0, le=1,

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.colors import PowerNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 
+from ..method.pvalues import format_p
 from ..method.structure import StructuredExplanation
 
 _DPI = 110
@@ -199,7 +200,7 @@ def plot_uncertain(explanation: StructuredExplanation, index: int) -> Figure:
     ax.set_xticks(steps, names if len(names) <= 10 else [n if i % 2 == 0 else "" for i, n in enumerate(names)],
                   fontsize=7, rotation=30)
     ax.set_title(f"{_pname(u.prototype)} between {cn[u.a]} and {cn[u.b]}: {u.flips} flips between significant "
-                 f"steps (shaded), q = {u.q:.2g}", fontsize=9)
+                 f"steps (shaded), {format_p(u.q, 'q')}", fontsize=9)
     ax.legend(fontsize=7, frameon=False, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     ax.grid(alpha=0.25)
     return fig

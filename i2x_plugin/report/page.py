@@ -11,6 +11,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..method.pvalues import format_p
+
 from ..atomic import write_bytes, write_text
 from ..method.structure import StructuredExplanation
 from .checks import calibration_section, faithfulness_section, plot_faithfulness, stability_section
@@ -46,7 +48,7 @@ def describe_prototype(explanation: StructuredExplanation, k: int) -> list[str]:
         facts.append("most common in: " + ", ".join(tops))
     drives = sorted((d for d in explanation.drivers if d.prototype == k), key=lambda d: -d.beta)
     if drives:
-        facts.append("drives: " + ", ".join(f"{cn[d.cls]} (β {d.beta:+.3f}, q {d.q:.2g}"
+        facts.append("drives: " + ", ".join(f"{cn[d.cls]} (β {d.beta:+.3f}, {format_p(d.q, 'q')}"
                                             + (f", recurs in {100 * d.recurrence:.0f}% of re-fits" if d.recurrence
                                                is not None else "") + ")" for d in drives))
     for kind in ("shared", "specialised"):
@@ -59,7 +61,7 @@ def describe_prototype(explanation: StructuredExplanation, k: int) -> list[str]:
                          "significantly positive)")
     uncertain = [u for u in explanation.uncertain if u.prototype == k]
     if uncertain:
-        facts.append("uncertain between " + ", ".join(f"{cn[u.a]}↔{cn[u.b]} ({u.flips} flips, q {u.q:.2g})"
+        facts.append("uncertain between " + ", ".join(f"{cn[u.a]}↔{cn[u.b]} ({u.flips} flips, {format_p(u.q, 'q')})"
                                                        for u in uncertain))
     return facts
 
@@ -190,7 +192,7 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
         ("prototypes", f"K = {e.k}; {len(e.drivers)} class drivers; "
          f"{sum(s.kind == 'shared' for s in e.shared)} shared, {sum(s.kind == 'specialised' for s in e.shared)} "
          f"specialised; {len(e.uncertain)} uncertain (prototype, pair) entries"),
-        ("claims", f"each tested against a within-class permutation null; shown at Benjamini–Hochberg "
+        ("claims", f"each tested against a within-class trajectory permutation null; shown at Benjamini–Hochberg "
          f"q ≤ {e.config.fdr_q:g}"), ("created", e.created_at),
     ]
     summary = "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in rows)

@@ -192,3 +192,30 @@ def train_planted_model(shapes: PlantedShapes, directory, seed: int = 0, epochs:
                 if step % every == 0:
                     recorder.save(model, epoch=epoch + 1, step=step, train_loss=loss.item())
     return model.eval(), recorder
+
+
+def serially_correlated_noise(steps: int, per_class: int, k: int, classes: int, rho_x: float, rho_y: float,
+                              seed: int, difference_x: bool = False,
+                              compete: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ΔP ``(steps, N, k)`` (standardised per step) and ΔŶ ``(steps, N, classes)`` with *no* link between them
+    but with serial dependence inside each sample, as a training sweep makes it: the honest answer is no claim.
+
+    Each sample's value at step t is √ρ·u (one draw for all steps) + √(1−ρ)·e_t, so any two steps correlate
+    by ρ (``rho_x`` for ΔP, ``rho_y`` for ΔŶ); with ``difference_x`` ΔP is instead the difference of i.i.d.
+    levels (neighbouring steps correlate by −0.5, as consecutive checkpoint differences do); with ``compete``
+    each sample's ΔŶ is centred over the classes (confidences compete: what one class gains the others lose,
+    so the columns of a pair fit move against each other). Returns
+    ``(x, y, labels)`` with labels ``per_class`` samples of each class.
+    """
+    rng = np.random.default_rng(seed)
+    n = per_class * classes
+    if difference_x:
+        x = np.diff(rng.normal(size=(steps + 1, n, k)), axis=0)
+    else:
+        x = np.sqrt(rho_x) * rng.normal(size=(1, n, k)) + np.sqrt(1 - rho_x) * rng.normal(size=(steps, n, k))
+    y = (np.sqrt(rho_y) * rng.gamma(2.0, size=(1, n, classes))
+         + np.sqrt(1 - rho_y) * rng.gamma(2.0, size=(steps, n, classes)))
+    if compete:
+        y = y - y.mean(2, keepdims=True)
+    x = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    return x, y, np.repeat(np.arange(classes), per_class)

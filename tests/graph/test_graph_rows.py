@@ -166,6 +166,18 @@ def test_rows_of_a_tiny_explanation_by_hand() -> None:
     assert [(r["from"], r["to"], r["rank"]) for r in rows.relationships["EXEMPLAR_OF"]] == [("probe:102", "1", 0)]
 
 
+def test_p_and_q_below_the_floor_are_stored_as_the_floor() -> None:
+    """Far-tail values carry no precision (i2x_plugin.method.pvalues): the graph holds 1e-6, read "< 1e-6"."""
+    e = _tiny_explanation()
+    q_driver = e.q_driver.copy()
+    q_driver[0, 0] = 1e-15
+    uncertain = [dataclasses.replace(u, p=1e-20, q=9e-15) for u in e.uncertain]
+    rows = explanation_rows(dataclasses.replace(e, q_driver=q_driver, uncertain=uncertain))
+    drives = {(r["scope"], r["from"], r["to"]): r for r in rows.relationships["DRIVES"]}
+    assert drives["class", "0", "0"]["q"] == 1e-6
+    assert {(r["p"], r["q"]) for r in rows.relationships["UNCERTAIN_BETWEEN"]} == {(1e-6, 1e-6)}
+
+
 def test_lists_that_share_an_index_must_match() -> None:
     with pytest.raises(ValidationError, match="prototypes, prototypePositions, prototypeIntensities share one index "
                                               "and must have equal lengths; got prototypes=2, prototypePositions=1"):

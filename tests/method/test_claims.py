@@ -18,6 +18,7 @@ from i2x_plugin.method.claims import (
 )
 from i2x_plugin.method.config import I2XConfig
 from i2x_plugin.method.ridge import RidgeFit
+from i2x_plugin.training.synthetic import serially_correlated_noise
 
 STEPS, PER_CLASS, K, C = 6, 120, 6, 3
 CONFIG = I2XConfig(k=K, n_permutations=200, null_draws=0)
@@ -88,7 +89,8 @@ def test_the_flipping_prototype_is_uncertain_for_the_confused_pair(planted):
 def test_a_prototype_of_one_group_is_specialised(planted):
     found = {(s.cls, s.prototype): s for s in planted.shared}
     s = found[(2, 3)]
-    assert s.kind == "specialised" and {g for _, g in s.groups} == {0} and s.fraction == pytest.approx(0.5)
+    # group 0 at every step (the groups listed are descriptive: group-level BH may add a false one)
+    assert s.kind == "specialised" and {(t, 0) for t in range(STEPS)} <= {(t, g) for t, g in s.groups}
 
 
 def test_no_other_claims_than_the_planted_ones(planted):
@@ -114,6 +116,21 @@ def test_pure_noise_gives_nothing():
     x, y = rng.normal(size=(STEPS, len(labels), K)), rng.exponential(size=(STEPS, len(labels), C))
     claims = calibrated_claims(x, y, labels, np.zeros((STEPS, len(labels)), int), np.ones((C, C), int), SHARE, CONFIG)
     assert sum(claim_counts(claims).values()) <= 1
+
+
+def test_serially_correlated_noise_gives_no_drivers_or_separators():
+    """ΔP and ΔŶ with no link, each correlated 0.8 between any two steps of a sample and ΔŶ competing
+    between classes (synthetic.serially_correlated_noise): the trajectory null holds its level. Draws with a
+    driver or separator over seeds 0–9: none (measured); with the per-step null of before, 9 of 10 (17
+    drivers and 5 separators in all)."""
+    config = I2XConfig(k=6, n_permutations=200, null_draws=0, confused_pairs=3)
+    with_claims = 0
+    for seed in range(10):
+        x, y, labels = serially_correlated_noise(6, 100, 6, 3, rho_x=0.8, rho_y=0.8, seed=seed, compete=True)
+        claims = calibrated_claims(x, y, labels, np.zeros((6, len(labels)), int), np.ones((3, 3), int),
+                                   np.full((3, 6), 1 / 6), config, seed=seed)
+        with_claims += bool(claims.drivers or claims.separators)
+    assert with_claims <= 1
 
 
 def test_a_class_too_small_to_test_is_named_and_skipped():
@@ -201,15 +218,15 @@ def test_find_drivers_by_hand():
     fit = _fit([[0.4, 0.05, 0.5], [-0.4, 0.35, 0.0], [0.9, 0.9, 0.9]])
     share = np.array([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3], [0.4, 0.3, 0.3]])
     step_p = np.full((3, 3, 3), 0.5)
-    step_p[:, 0, 2] = [0.2, 0.01, 0.001]  # significant (≤ 0.05) from step 1
-    step_p[:, 1, 1] = [0.04, 0.5, 0.5]  # at step 0 only
+    step_p[:, 0, 2] = [0.2, 0.01, 0.001]  # significant at 0.05 / 3 steps (Bonferroni) from step 1
+    step_p[:, 1, 1] = [0.04, 0.5, 0.5]  # 0.04 > 0.05 / 3: no step of its own is significant, no date
     drivers, q = find_drivers(fit, step_p, share, np.array([True, True, False]), 0.05, 0.05)
     # Six tests; p sorted: Φ̄(5) Φ̄(4) Φ̄(3.5) Φ̄(.5) Φ̄(0) Φ̄(−4); q = p · 6 / rank (all increasing here).
     sf = norm.sf
     assert drivers == [  # class 0 by share: P1 (not significant), P2, P0; class 1: P1
         Driver(0, 2, 0.5, pytest.approx(5.0), pytest.approx(sf(5)), pytest.approx(sf(5) * 6), 0.3, 0, 1),
         Driver(0, 0, 0.4, pytest.approx(4.0), pytest.approx(sf(4)), pytest.approx(sf(4) * 3), 0.2, 1, None),
-        Driver(1, 1, 0.35, pytest.approx(3.5), pytest.approx(sf(3.5)), pytest.approx(sf(3.5) * 2), 0.1, 0, 0)]
+        Driver(1, 1, 0.35, pytest.approx(3.5), pytest.approx(sf(3.5)), pytest.approx(sf(3.5) * 2), 0.1, 0, None)]
     np.testing.assert_allclose(q[:2], [[sf(4) * 3, sf(0.5) * 6 / 4, sf(5) * 6],
                                        [sf(-4), sf(3.5) * 2, sf(0) * 6 / 5]])
     assert np.isnan(q[2]).all()  # not tested, whatever its β
@@ -227,17 +244,30 @@ def _groups_fit():
 
 
 def test_shared_needs_three_quarters_of_the_class_groups_by_default():
+    """Claim-level tests, BH over the 2 × 4 (class, prototype) claims of each kind. Shared, class 0 (n = 4,
+    u = 3): p = 2 · p_(3): P0 2Φ̄(6); class 1 (n = 1): P3 Φ̄(6). Specialised: max(4 p_(1), 4 min p_gh) over the
+    4 ordered same-step pairs: P1 4Φ̄(0.9/√(0.15² + 0.1²)), P0 (shared, so not shown) 4Φ̄(0.6/√0.02)."""
     keys, fit = _groups_fit()
     shared, tops, q = shared_and_specialised(keys, fit, 2, 0.05, I2XConfig().shared_fraction, top=5)
-    six = pytest.approx(norm.sf(6) * 20 / 6)  # 20 tests, six at z = 6
-    assert shared == [SharedPrototype(0, 0, "shared", 0.75, [[0, 0], [0, 1], [1, 0]], six),
-                      SharedPrototype(0, 1, "specialised", 0.5, [[0, 1], [1, 1]], six),
-                      SharedPrototype(1, 3, "shared", 1.0, [[0, 0]], six)]  # P2 (β < 0) and P3 in class 0: none
+    sf = norm.sf
+    p_p1, p_p0 = 4 * sf(0.9 / np.hypot(0.15, 0.1)), 4 * sf(0.6 / np.hypot(0.1, 0.1))
+    assert shared == [SharedPrototype(0, 0, "shared", 0.75, [[0, 0], [0, 1], [1, 0]], pytest.approx(8 * sf(6))),
+                      SharedPrototype(0, 1, "specialised", 0.5, [[0, 1], [1, 1]], pytest.approx(8 * p_p1)),
+                      SharedPrototype(1, 3, "shared", 1.0, [[0, 0]], pytest.approx(8 * sf(6)))]
     assert tops == {(0, 0, 0): [0], (0, 0, 1): [1, 0], (1, 0, 0): [0], (1, 0, 1): [1], (0, 1, 0): [3]}
     assert q.shape == (5, 4) and (q[:, 2] > 0.9).all()
     paper, short, _ = shared_and_specialised(keys, fit, 2, 0.05, 1.0, top=1)  # the paper: every group
-    assert [(s.prototype, s.kind) for s in paper if s.cls == 0] == [(0, "specialised"), (1, "specialised")]
+    assert [(s.prototype, s.kind, s.q) for s in paper if s.cls == 0] == [
+        (0, "specialised", pytest.approx(p_p0 * 8 / 2)), (1, "specialised", pytest.approx(p_p1 * 8))]
     assert short[(0, 0, 1)] == [1]
+
+
+def test_significant_in_one_group_only_is_not_specialised_without_a_difference():
+    """Absence of evidence is not specialisation (issue 22): z = 3.5 in one group, 1.5 in the other of the
+    same step, so only the first is significant, but the difference (z = 1.4) is not. Before: specialised."""
+    keys = np.array([[0, 0, 0], [0, 0, 1]])
+    shared, _, _ = shared_and_specialised(keys, _fit(np.array([[0.35], [0.15]])), 1, 0.05, 0.75, top=5)
+    assert shared == []
 
 
 def test_group_summaries_by_hand():

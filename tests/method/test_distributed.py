@@ -54,7 +54,7 @@ def test_shards_are_contiguous_batch_aligned_and_cover_every_sample():
 # --- bad input ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("scenario, message", [
     ("fewer-samples", "The ranks disagree: probe samples: rank 0 has 597, rank 1 has 596."),
-    ("changed-checkpoint", "The ranks disagree: checkpoints #4: rank 0 has ckpt-0004.pt sha256:"),
+    ("changed-checkpoint", "The ranks disagree: checkpoints #6: rank 0 has ckpt-0006.pt sha256:"),  # the last one
 ])
 def test_ranks_that_disagree_fail_at_once_with_one_message(digits_run, tmp_path, scenario, message):
     done = _run([*TORCHRUN, "tests/distributed_worker.py", scenario, str(digits_run.checkpoint_dir), str(tmp_path)])

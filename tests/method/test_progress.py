@@ -81,8 +81,9 @@ def test_sweep_puts_each_checkpoint_at_its_index_and_maps_on_their_assignments(r
     model, adapter, infos, x, y, assignments, raw, probs = replay
     forwards = []
     handle = model.register_forward_hook(lambda *_: forwards.append(1))
+    order = [3, 0, 4, 1, 2, *range(5, len(infos))]
     try:  # checkpoints given out of order, batches that do not divide N
-        got = sweep(model, adapter.attribute, [infos[i] for i in (3, 0, 4, 1, 2)], default_load_func,
+        got = sweep(model, adapter.attribute, [infos[i] for i in order], default_load_func,
                     _batches(x, y, 7), assignments, y.numpy(), K, 10, keep_maps=True)
     finally:
         handle.remove()

@@ -13,6 +13,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from headless_chromium import CHROMIUM, loaded_images, non_background_fraction, screenshot
 from i2x_plugin.adapters import normalize
 from i2x_plugin.training.checkpoints import default_load_func
+from i2x_plugin.method.pvalues import format_p
 from i2x_plugin.report import (
     add_report_section,
     describe_prototype,
@@ -100,7 +101,7 @@ def test_prototype_facts_come_from_the_explanation(digits_run):
     explanation = digits_run.explanation
     driver = explanation.drivers[0]
     facts = " ".join(describe_prototype(explanation, driver.prototype))
-    assert f"{explanation.class_names[driver.cls]} (β {driver.beta:+.3f}, q {driver.q:.2g}" in facts
+    assert f"{explanation.class_names[driver.cls]} (β {driver.beta:+.3f}, {format_p(driver.q, 'q')}" in facts
     share = (explanation.presence[:, driver.prototype] > 0).mean()
     assert facts.startswith(f"in {100 * share:.0f}% of probe samples")
 
