@@ -32,7 +32,7 @@ ROUTES = {  # name -> I2XConfig fields, consensus members (route C)
                                                                      "kmeans_inits": 3}, 1),
     "C. consensus of 5 MiniBatch fits": (MINIBATCH, 5),
 }
-SEED_PAIRS = ((0, 1), (2, 3))
+SEED_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7))
 TARGETS = {"drivers": 0.7, "separators": 0.5, "uncertain": 0.5}
 
 
