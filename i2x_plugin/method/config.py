@@ -25,8 +25,8 @@ class I2XConfig(BaseModel):
     pca_max_rows: int = Field(200_000, ge=1000, description="(D) PCA and K-Means are fitted on at most this many random rows.")
     minibatch_kmeans_rows: int = Field(
         200_000, ge=1, description="(D) Use MiniBatchKMeans instead of full-batch K-Means when there are more rows "
-        "than this. Full batch on the default run's 196k rows: two seeds' partitions agree on 88–92 % of the cells "
-        "(MiniBatchKMeans: 68–70 %), so the claims recur (bench/results/stability.md).")
+        "than this. Full batch on the default run's 196k rows: two seeds' partitions agree on 81–89 % of the cells "
+        "(MiniBatchKMeans: 68–73 %), so the claims recur more (bench/results/stability.md).")
     kmeans_inits: int = Field(3, ge=1, description="(D) K-Means initialisations; the fit with the least inertia is kept.")
     # Step 3: saliency.
     target: Literal["label", "prediction"] = Field("label", description="(D) GradCAM target: the true label.")
@@ -95,7 +95,7 @@ class I2XConfig(BaseModel):
         0.5, description="(D) Stability selection: a driver, separator or uncertain claim is reported only if it "
         "recurs in at least this share of the stability test's re-fits (its recurrence is its evidence); None "
         "reports every claim that passed its null test. With 0.5, two runs that differ only in the prototype seed "
-        "agree on drivers with Jaccard 0.81 instead of 0.69 (bench/results/stability.md).")
+        "agree on drivers with Jaccard 0.71 instead of 0.64 (bench/results/stability.md).")
     seed: int = Field(0, description="Seeds PCA/K-Means sampling and everything random in the run.")
 
     @field_validator("n_permutations")

@@ -146,7 +146,7 @@ def fit_centres(rows: np.ndarray, k: int, pca_components: int = 32, minibatch_ro
     """PCA (min(d, ``pca_components``) components) → K-Means with K centres on ``rows`` ``(m, d)``: ``(pca, (K, p))``.
 
     Full-batch (Lloyd) K-Means, best of ``inits`` (least inertia), up to ``minibatch_rows`` rows: on the default
-    run two seeds' partitions agree on 90 % of the cells, against 69 % for MiniBatchKMeans, and the claims follow
+    run two seeds' partitions agree on 85 % of the cells, against 69 % for MiniBatchKMeans, and the claims follow
     (bench/results/stability.md). Each fit runs on one BLAS and one OpenMP thread: scikit-learn's K-Means adds
     its threads' partial sums in the order the threads finish, so with more threads the centres (and, through
     near-ties, the partition) change from run to run and with the thread count. The initialisations (seeds
