@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -91,6 +92,11 @@ async def _serve(args: argparse.Namespace, state_path: Path) -> None:
         await _relay(ws, data_dir)
 
     async def http(connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            # Refused before the handshake, so Browser's driver fails at once ("WebSocket connection failure")
+            # instead of waiting on a socket that opened and closed.
+            running = EmbeddedServer(data_dir).status().running
+            return None if running else connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, NOT_RUNNING + "\n")
         return await answer(request, port, lambda p, run: guide_page(data_dir, p, run), Path(str(GRASS_PATH)))
 
     # max_size=None: Bolt messages are chunked by the client, and a big $param must not be cut off.
