@@ -4,8 +4,9 @@ Neo4j Browser (and every Neo4j JavaScript driver in a web page) speaks Bolt over
 the embedded server's Bolt port speaks plain TCP. This process accepts WebSocket connections
 on a loopback address (the ``websockets`` library does the handshake and framing) and, for
 each, opens a TCP connection to the Bolt port of the server running *now* and copies the bytes
-both ways: binary messages in, binary messages out. It does not read or change Bolt: logins and
-the read-only account are the server's business. Plain HTTP requests on the same port (Browser's
+both ways: binary messages in, binary messages out. It changes one thing: Browser's settings query
+(``CALL dbms.clientConfig()``) is answered with the commands that apply the style and open the guide
+(:mod:`~i2x_plugin.store.browser_settings`). Logins and the read-only account are the server's business. Plain HTTP requests on the same port (Browser's
 discovery request, the I2X guide, the style) are answered by :mod:`~i2x_plugin.store.browser_http`.
 
 It holds the server (a lease, see :mod:`~i2x_plugin.store.lifecycle`) while it runs. When the
@@ -36,6 +37,7 @@ from i2x_plugin.atomic import write_text
 from i2x_plugin.graph_schema import GRASS_PATH
 from i2x_plugin.store.bridge import BRIDGE_STATE_FILE, is_loopback
 from i2x_plugin.store.browser_http import answer
+from i2x_plugin.store.browser_settings import ClientConfigRewriter, post_connect_commands
 from i2x_plugin.store.guide import guide_page
 from i2x_plugin.store.lifecycle import HOST
 from i2x_plugin.store.server import EmbeddedServer
@@ -44,8 +46,9 @@ from i2x_plugin.store.server import EmbeddedServer
 NOT_RUNNING = "the embedded graph store is not running: start it (i2x store start), then reconnect"
 
 
-async def _relay(ws: ServerConnection, data_dir: Path) -> None:
-    """Copy one Browser connection to and from a fresh TCP connection to the running server's Bolt port."""
+async def _relay(ws: ServerConnection, data_dir: Path, port: int) -> None:
+    """Copy one Browser connection to and from a fresh TCP connection to the running server's Bolt port
+    (Browser's settings query answered on the way, see :mod:`~i2x_plugin.store.browser_settings`)."""
     status = EmbeddedServer(data_dir).status()
     if not status.running:
         await ws.close(1011, NOT_RUNNING)
@@ -56,9 +59,11 @@ async def _relay(ws: ServerConnection, data_dir: Path) -> None:
         await ws.close(1011, NOT_RUNNING)
         return
 
+    settings = ClientConfigRewriter(post_connect_commands(port))
+
     async def to_bolt() -> None:
         async for message in ws:
-            writer.write(message if isinstance(message, bytes) else message.encode())
+            writer.write(settings.feed(message if isinstance(message, bytes) else message.encode()))
             await writer.drain()
 
     async def to_browser() -> None:
@@ -89,7 +94,7 @@ async def _serve(args: argparse.Namespace, state_path: Path) -> None:
     port = args.port
 
     async def relay(ws: ServerConnection) -> None:
-        await _relay(ws, data_dir)
+        await _relay(ws, data_dir, port)
 
     async def http(connection: ServerConnection, request: Request) -> Response | None:
         if request.headers.get("Upgrade", "").lower() == "websocket":

@@ -9,6 +9,7 @@ Chromium or the Browser build is missing.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_ui import ROOT, BrowserUI, browser_dist, browser_page, serve_dist
+from browser_ui import FRAMES, ROOT, BrowserUI, browser_dist, browser_page, serve_dist
 
 from chromium_cdp import CHROMIUM
 from i2x_plugin.cli import main
@@ -82,8 +83,15 @@ def test_browser_guide_style_questions_and_a_refused_write(browser_url, bridge, 
     with browser_page(browser_url) as ui:
         text = connected(ui, bridge, store_server.reader_auth[1])
         assert "i2x_reader" in text and f"to {bridge.connect_url}" in text
+        # Browser's post-connect settings, answered by the bridge: the style and the guide open by themselves.
+        ui.newest(f":style http://localhost:{bridge.port}/i2x.grass\n", "the style applied after connecting")
+        ui.wait(f"{FRAMES}.some(f => f.innerText.startsWith({json.dumps(bridge.play_command)}) && "
+                "f.querySelector('[data-testid=nextSlide]'))", "the guide opened after connecting")
 
-        # The guide, served by the bridge (CORS preflight answered), for this run.
+        # The guide for this run (the latest complete one may be another test's). :clear first: Browser would
+        # stack a second guide into the first one's frame.
+        ui.run(":clear")
+        ui.wait(f"{FRAMES}.length === 0", "the cleared stream")
         ui.run(f"{bridge.play_command}?run={e.run_id}")
         blocks = ui.guide_blocks()
         assert blocks[0] == f":style http://localhost:{bridge.port}/i2x.grass"
