@@ -41,9 +41,10 @@ def _cmd_store(args: argparse.Namespace) -> int:
         else:
             st = store_status(args.data_dir)
             print(_store_line(st))
-            bridge = bridge_status(args.data_dir) if st.running else None
-            if bridge is not None:
-                print(f"Browser bridge: {bridge.connect_url} (ws://{bridge.host}:{bridge.port}, pid {bridge.pid})")
+            bridge = bridge_status(args.data_dir)
+            if bridge is not None:  # it outlives the store, waiting for the next one
+                print(f"Browser bridge: {bridge.connect_url} (ws://{bridge.host}:{bridge.port}, pid {bridge.pid}); "
+                      f"guide: {bridge.play_command}")
             return 0 if st.running else 3
     except StoreError as e:
         print(f"error: {e}", file=sys.stderr)

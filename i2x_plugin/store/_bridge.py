@@ -3,13 +3,17 @@
 Neo4j Browser (and every Neo4j JavaScript driver in a web page) speaks Bolt over WebSocket;
 the embedded server's Bolt port speaks plain TCP. This process accepts WebSocket connections
 on a loopback address (the ``websockets`` library does the handshake and framing) and, for
-each, opens a TCP connection to the Bolt port and copies the bytes both ways: binary messages
-in, binary messages out. It does not read or change Bolt: logins and the read-only account are
-the server's business.
+each, opens a TCP connection to the Bolt port of the server running *now* and copies the bytes
+both ways: binary messages in, binary messages out. It changes one thing: Browser's settings query
+(``CALL dbms.clientConfig()``) is answered with the commands that apply the style and open the guide
+(:mod:`~i2x_plugin.store.browser_settings`). Logins and the read-only account are the server's business. Plain HTTP requests on the same port (Browser's
+discovery request, the I2X guide, the style) are answered by :mod:`~i2x_plugin.store.browser_http`.
 
-It holds the server (a lease, see :mod:`~i2x_plugin.store.lifecycle`) while it runs, exits
-when the server process is gone, and on SIGTERM/SIGINT; it then removes ``bridge.json`` and
-lets go of the server, which stops if it was started for the bridge and nothing else holds it.
+It holds the server (a lease, see :mod:`~i2x_plugin.store.lifecycle`) while it runs. When the
+server goes (stopped, crashed), the bridge stays: Browser's connection closes with a message that
+says to start the store, and once ``i2x store start`` (or any command) runs a server on the same
+data directory again, the next connection reaches it. On SIGTERM/SIGINT it removes ``bridge.json``
+and lets go of the server, which stops if it was started for the bridge and nothing else holds it.
 """
 
 from __future__ import annotations
@@ -22,28 +26,44 @@ import os
 import signal
 import sys
 import time
+from http import HTTPStatus
 from pathlib import Path
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
-from i2x_plugin.store.bridge import BRIDGE_STATE_FILE, is_loopback
-from i2x_plugin.store.lifecycle import HOST, pid_alive
 from i2x_plugin.atomic import write_text
+from i2x_plugin.graph_schema import GRASS_PATH
+from i2x_plugin.store.bridge import BRIDGE_STATE_FILE, is_loopback
+from i2x_plugin.store.browser_http import answer
+from i2x_plugin.store.browser_settings import ClientConfigRewriter, post_connect_commands
+from i2x_plugin.store.guide import guide_page
+from i2x_plugin.store.lifecycle import HOST
 from i2x_plugin.store.server import EmbeddedServer
 
 
-async def _relay(ws: ServerConnection, bolt_port: int) -> None:
-    """Copy one Browser connection to and from a fresh TCP connection to the Bolt port."""
-    try:
-        reader, writer = await asyncio.open_connection(HOST, bolt_port)
-    except OSError:
-        await ws.close(1011, "the embedded graph store does not answer")
+NOT_RUNNING = "the embedded graph store is not running: start it (i2x store start), then reconnect"
+
+
+async def _relay(ws: ServerConnection, data_dir: Path, port: int) -> None:
+    """Copy one Browser connection to and from a fresh TCP connection to the running server's Bolt port
+    (Browser's settings query answered on the way, see :mod:`~i2x_plugin.store.browser_settings`)."""
+    status = EmbeddedServer(data_dir).status()
+    if not status.running:
+        await ws.close(1011, NOT_RUNNING)
         return
+    try:
+        reader, writer = await asyncio.open_connection(HOST, int(status.uri.rsplit(":", 1)[1]))
+    except OSError:
+        await ws.close(1011, NOT_RUNNING)
+        return
+
+    settings = ClientConfigRewriter(post_connect_commands(port))
 
     async def to_bolt() -> None:
         async for message in ws:
-            writer.write(message if isinstance(message, bytes) else message.encode())
+            writer.write(settings.feed(message if isinstance(message, bytes) else message.encode()))
             await writer.drain()
 
     async def to_browser() -> None:
@@ -70,20 +90,36 @@ async def _serve(args: argparse.Namespace, state_path: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    data_dir: Path = args.data_dir
+    port = args.port
+
     async def relay(ws: ServerConnection) -> None:
-        await _relay(ws, args.bolt_port)
+        await _relay(ws, data_dir, port)
+
+    async def http(connection: ServerConnection, request: Request) -> Response | None:
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            # Refused before the handshake, so Browser's driver fails at once ("WebSocket connection failure")
+            # instead of waiting on a socket that opened and closed.
+            running = EmbeddedServer(data_dir).status().running
+            return None if running else connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, NOT_RUNNING + "\n")
+        return await answer(request, port, lambda p, run: guide_page(data_dir, p, run), Path(str(GRASS_PATH)))
 
     # max_size=None: Bolt messages are chunked by the client, and a big $param must not be cut off.
-    async with serve(relay, args.host, args.port, compression=None, max_size=None) as server:
+    async with serve(relay, args.host, args.port, compression=None, max_size=None, process_request=http) as server:
         port = server.sockets[0].getsockname()[1]
         state = {"pid": os.getpid(), "host": args.host, "port": port, "bolt_port": args.bolt_port,
                  "server_pid": args.server_pid, "started_at": time.time()}
         write_text(state_path, json.dumps(state))
         print(f"i2x bridge ready: {json.dumps(state)}", flush=True)
-        while not stop.is_set() and pid_alive(args.server_pid):
+        was_running = True
+        while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
-        print("i2x bridge stopping: " + ("signal" if stop.is_set() else "the graph store is gone"), flush=True)
+            running = EmbeddedServer(data_dir).status().running
+            if running != was_running:  # the log tells when Browser's connections could not have worked
+                print("i2x bridge: " + ("the graph store is back" if running else NOT_RUNNING), flush=True)
+                was_running = running
+        print("i2x bridge stopping: signal", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bolt-port", required=True, type=int)
     p.add_argument("--server-pid", required=True, type=int)
     args = p.parse_args(argv)
+    args.data_dir = args.data_dir.resolve()
     if not is_loopback(args.host):
         print(f"error: refusing to listen on {args.host}: the bridge binds loopback addresses only",
               file=sys.stderr)

@@ -8,7 +8,9 @@ connect form. A second call finds the running bridge and reports the same detail
 Lifecycle (see :mod:`~i2x_plugin.store.lifecycle`):
 
 * loopback only: any other listen address is refused before anything starts;
-* no bridge without the server: the bridge exits when the server process is gone;
+* the bridge outlives its server: when the server stops or crashes, Browser's connection closes
+  with a message saying to start the store, and after ``i2x store start`` the next connection (the
+  same URL) reaches the new server;
 * a server started for the bridge is transient and held by the bridge, so it stops when the
   bridge stops (``i2x store stop``, a signal, even SIGKILL); a kept server stays up;
 * :func:`stop_store` (``i2x store stop``) stops the bridge, then the server.
@@ -78,6 +80,11 @@ class BridgeStatus:
         host = "localhost" if self.host in ("127.0.0.1", "localhost") else self.host
         return f"bolt://{f'[{host}]' if ':' in host else host}:{self.port}"
 
+    @property
+    def play_command(self) -> str:
+        """What to type into Browser to open the I2X guide the bridge serves (see :mod:`~i2x_plugin.store.guide`)."""
+        return f":play http://localhost:{self.port}/guide.html"
+
 
 def _data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     return Path(data_dir) if data_dir is not None else default_data_dir()
@@ -91,8 +98,9 @@ def _read(data_dir: Path) -> dict[str, Any] | None:
 
 
 def _status(state: dict[str, Any], data_dir: Path, reused: bool = False) -> BridgeStatus:
-    return BridgeStatus(state["pid"], state["host"], state["port"], state["bolt_port"], data_dir, reused,
-                        EmbeddedServer(data_dir).status().kept)
+    server = EmbeddedServer(data_dir).status()  # the bridge relays to the server running now
+    bolt_port = int(server.uri.rsplit(":", 1)[1]) if server.running else state["bolt_port"]
+    return BridgeStatus(state["pid"], state["host"], state["port"], bolt_port, data_dir, reused, server.kept)
 
 
 def bridge_status(data_dir: str | os.PathLike[str] | None = None) -> BridgeStatus | None:
@@ -125,14 +133,13 @@ def start_bridge(data_dir: str | os.PathLike[str] | None = None, port: int | Non
     try:
         with DirLock(server.data_dir, ".bridge.lock"):
             state = _read(server.data_dir)
-            if state and pid_alive(state["pid"], BRIDGE_MODULE) and state["bolt_port"] == server.bolt_port:
+            if state and pid_alive(state["pid"], BRIDGE_MODULE):
                 if port is not None and port != state["port"]:
                     raise StorePortInUseError(
                         f"A bridge for this store already listens on port {state['port']}, not {port}. "
                         "Use that one, or stop it first (i2x store stop) and ask again.")
                 return _status(state, server.data_dir, reused=True)
-            if state:  # stale: left by a bridge of an earlier server
-                _terminate(state["pid"])
+            if state:  # stale: left by a bridge that was killed
                 (server.data_dir / BRIDGE_STATE_FILE).unlink(missing_ok=True)
             return _status(_launch(server, host, port or 0, start_timeout), server.data_dir)
     finally:
@@ -210,6 +217,8 @@ def connect_details(bridge: BridgeStatus, admin: bool = False) -> str:
         f"                python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"{key}\"])' {creds}",
         "Type bolt://, not neo4j://: with neo4j:// the driver follows the server's routing table to the "
         "plain Bolt port, which Browser cannot reach.",
+        f"Once connected, open the I2X guide (the latest run's questions, the style, how far to trust a claim): "
+        f"{bridge.play_command}",
         f"Stop: i2x store stop   (the bridge and the store). {lifetime}",
     ]
     return "\n".join(lines)

@@ -1,5 +1,5 @@
 """``i2x store browser``: the connect details it prints, bad input, loopback only, and the lifecycle rule
-(the bridge dies with the server; a server started for the bridge never outlives it)."""
+(the bridge outlives its server and reaches the next one; a server started for the bridge never outlives it)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from store_procs import bridge_gone, gone, running
+from store_procs import gone, running
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from i2x_plugin.cli import main
 from i2x_plugin.store import EmbeddedServer, StoreBridgeError
@@ -85,15 +87,19 @@ def test_bad_requests_are_refused_before_anything_starts(tmp_path: Path, capsys)
     assert not EmbeddedServer(db).status().running and not running(tmp_path / "db")
 
 
-def test_bridge_dies_with_the_server_and_the_server_with_its_bridge(tmp_path: Path) -> None:
+def test_the_bridge_outlives_its_server_but_the_server_not_its_bridge(tmp_path: Path) -> None:
     db = tmp_path / "db"
     bridge = start_bridge(db)
     EmbeddedServer(db).stop()  # the server goes (stopped, crashed, killed)...
-    assert bridge_gone(db), "the bridge outlived its server"  # ...and the bridge follows
-    assert bridge_status(db) is None and not pid_alive(bridge.pid, BRIDGE_MODULE)
+    assert gone(db)
+    assert pid_alive(bridge.pid, BRIDGE_MODULE) and bridge_status(db).pid == bridge.pid  # ...the bridge stays
+    with pytest.raises(InvalidStatus) as refused:  # and refuses Browser's WebSocket, saying what to do
+        connect(f"ws://127.0.0.1:{bridge.port}", open_timeout=30)
+    assert refused.value.response.status_code == 503
+    assert b"not running: start it (i2x store start)" in refused.value.response.body
 
-    bridge = start_bridge(db)
-    assert bridge.port and running(db)
+    again = start_bridge(db)  # i2x store browser again: a server for the same bridge, on the same port
+    assert again.reused and (again.pid, again.port) == (bridge.pid, bridge.port) and running(db)
     os.kill(bridge.pid, signal.SIGKILL)  # the bridge dies without any chance to clean up...
     assert gone(db), "the server started for the bridge outlived it"  # ...and its server stops itself
     assert not EmbeddedServer(db).status().running
