@@ -1,7 +1,7 @@
 """Neo4j Browser on the embedded store: a loopback WebSocket bridge to its Bolt port.
 
 ``i2x store browser`` calls :func:`start_bridge`, which starts the server if needed, then
-``python -m i2x_plugin.store._bridge`` detached (log in ``<data_dir>/bridge.log``, state in
+``python -m i2x_plugin.graph.browser_bridge`` detached (log in ``<data_dir>/bridge.log``, state in
 ``<data_dir>/bridge.json``), and prints :func:`connect_details`: what to type into Browser's
 connect form. A second call finds the running bridge and reports the same details.
 
@@ -43,7 +43,8 @@ from i2x_plugin.store.server import (
     default_data_dir,
 )
 
-BRIDGE_MODULE = "i2x_plugin.store._bridge"
+# The bridge process composes the store with the graph stage's guide, so it lives there (started by name).
+BRIDGE_MODULE = "i2x_plugin.graph.browser_bridge"
 BRIDGE_STATE_FILE = "bridge.json"
 BRIDGE_LOG_FILE = "bridge.log"
 
@@ -82,7 +83,7 @@ class BridgeStatus:
 
     @property
     def play_command(self) -> str:
-        """What to type into Browser to open the I2X guide the bridge serves (see :mod:`~i2x_plugin.store.guide`)."""
+        """What to type into Browser to open the I2X guide the bridge serves (see :mod:`~i2x_plugin.graph.guide`)."""
         return f":play http://localhost:{self.port}/guide.html"
 
 

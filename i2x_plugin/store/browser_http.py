@@ -32,7 +32,12 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from i2x_plugin.store.bridge import is_loopback
-from i2x_plugin.store.guide import GuideUnavailableError
+from i2x_plugin.store.server import StoreError
+
+
+class GuideUnavailableError(StoreError):
+    """The guide cannot be built now (the store is not running or does not answer); the message says why. The
+    page builder given to :func:`answer` raises it, and the bridge answers 503 with the message."""
 
 GUIDE_PATH, STYLE_PATH = "/guide.html", "/i2x.grass"
 # Headers a page may send with its GET: Browser's guide fetch sends pragma and cache-control, and its error

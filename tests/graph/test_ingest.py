@@ -46,7 +46,7 @@ def test_write_is_complete_and_idempotent(digits_graph) -> None:
     run = store.read("MATCH (r:Run {runId: $runId}) RETURN r.createdAt AS c, r.updatedAt AS u, r.config AS cfg",
                      runId=e.run_id)[0]
     assert run["c"] == e.created_at and run["u"] >= run["c"][:10]
-    assert '"k":12' in run["cfg"]
+    assert f'"k":{e.config.k}' in run["cfg"] and e.config.k == 16
 
 
 def test_networkx_parity(digits_graph) -> None:

@@ -1,4 +1,4 @@
-"""The bridge's plain HTTP answers (``i2x_plugin.store.browser_http``) and the guide it serves (``store.guide``):
+"""The bridge's plain HTTP answers (``i2x_plugin.store.browser_http``) and the guide it serves (``graph.guide``):
 Browser's discovery request and the guide's CORS preflight answered for pages on loopback only, any other
 origin refused without a CORS header, and the guide's content for the digits run."""
 
@@ -16,7 +16,7 @@ from i2x_plugin.graph_schema import GRASS_PATH, load_catalog
 from i2x_plugin.store import EmbeddedServer
 from i2x_plugin.store.bridge import BridgeStatus, start_bridge, stop_bridge
 from i2x_plugin.store.browser_http import loopback_origin
-from i2x_plugin.store.guide import GRAPH_OF, GuideRun, param_commands, render_guide
+from i2x_plugin.graph.guide import GRAPH_OF, GuideRun, param_commands, render_guide
 
 LOOPBACK = ["http://127.0.0.1:8090", "http://localhost:3000", "http://[::1]:8080"]
 ELSEWHERE = ["https://browser.neo4j.io", "http://192.0.2.1:8080", "null", "http://localhost.example.org"]

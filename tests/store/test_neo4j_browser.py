@@ -23,7 +23,7 @@ from browser_ui import FRAMES, ROOT, BrowserUI, browser_dist, browser_page, serv
 from chromium_cdp import CHROMIUM
 from i2x_plugin.cli import main
 from i2x_plugin.graph_schema.catalog import get_question
-from i2x_plugin.questions import ask
+from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import EmbeddedServer
 from i2x_plugin.store.bridge import BRIDGE_MODULE, BridgeStatus, start_bridge, stop_bridge, stop_store
 from i2x_plugin.store.lifecycle import pid_alive

@@ -1,4 +1,4 @@
-"""Entry point of the Browser bridge's own process: ``python -m i2x_plugin.store._bridge``.
+"""Entry point of the Browser bridge's own process: ``python -m i2x_plugin.graph.browser_bridge``.
 
 Neo4j Browser (and every Neo4j JavaScript driver in a web page) speaks Bolt over WebSocket;
 the embedded server's Bolt port speaks plain TCP. This process accepts WebSocket connections
@@ -38,7 +38,7 @@ from i2x_plugin.graph_schema import GRASS_PATH
 from i2x_plugin.store.bridge import BRIDGE_STATE_FILE, is_loopback
 from i2x_plugin.store.browser_http import answer
 from i2x_plugin.store.browser_settings import ClientConfigRewriter, post_connect_commands
-from i2x_plugin.store.guide import guide_page
+from i2x_plugin.graph.guide import guide_page
 from i2x_plugin.store.lifecycle import HOST
 from i2x_plugin.store.server import EmbeddedServer
 
@@ -124,7 +124,7 @@ async def _serve(args: argparse.Namespace, state_path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the bridge until a termination signal arrives or the server process ends."""
-    p = argparse.ArgumentParser(prog="i2x_plugin.store._bridge")
+    p = argparse.ArgumentParser(prog="i2x_plugin.graph.browser_bridge")
     p.add_argument("--data-dir", required=True, type=Path)
     p.add_argument("--host", default=HOST)
     p.add_argument("--port", required=True, type=int, help="0: a free port")

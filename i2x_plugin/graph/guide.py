@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from i2x_plugin.graph_schema.catalog import Question, load_catalog
+from i2x_plugin.store.browser_http import GuideUnavailableError
 from i2x_plugin.store.server import DATABASE, EmbeddedServer, StoreError
 
 # The statements the guide sends to pick its examples (checked by tools/cypher-lint). Each returns at most one row.
@@ -98,10 +99,6 @@ _TRUST = {  # what a column of the evidence means, for the first slide and each 
                     "<code>p</code>). β tells what training did; only this test tells whether the final model "
                     "still relies on it.",
 }
-
-
-class GuideUnavailableError(StoreError):
-    """The guide cannot be built now (the store is not running or does not answer); the message says why."""
 
 
 @dataclass(frozen=True)
