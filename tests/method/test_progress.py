@@ -47,7 +47,7 @@ def test_groups_find_two_planted_learning_patterns_per_class():
 
 # --- the sweep itself, on the digits run's real checkpoints -----------------------------------------
 
-N, K = 40, 12  # probe samples, prototypes (the digits run's K)
+N, K = 40, 16  # probe samples, prototypes (the digits run's K)
 
 
 @pytest.fixture(scope="module")
