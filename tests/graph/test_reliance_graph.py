@@ -1,0 +1,49 @@
+"""The reliance relation in the graph: RELIES_ON beside DRIVES (never merged), written by the batched writer,
+and question 16 (class_reliance), on the digits run with its reliance check run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from i2x_plugin.graph import questions
+from i2x_plugin.checks import run_reliance
+from i2x_plugin.graph.ingest import write_explanation
+from i2x_plugin.graph_schema import explanation_rows
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def relied(digits_run, graph_store):
+    explanation = run_reliance(dataclasses.replace(digits_run.explanation, run_id="graph-reliance"),
+                               digits_run.load_final(), digits_run.probe)
+    write_explanation(graph_store, explanation)
+    return graph_store, explanation
+
+
+def test_relies_on_is_a_relationship_of_its_own_beside_drives(relied, digits_run):
+    _, e = relied
+    rows, before = explanation_rows(e), explanation_rows(digits_run.explanation)
+    assert rows.relationships["DRIVES"] == [dict(r, runId="graph-reliance") for r in before.relationships["DRIVES"]]
+    assert "RELIES_ON" not in before.relationships
+    relies = rows.relationships["RELIES_ON"]
+    assert len(relies) == len(e.reliance.edges)
+    assert sum(r["claimed"] for r in relies) == len(e.reliance.significant) > 0
+    assert {r["relation"] for r in relies} == {"reliance, final model"}
+    dated = [r for r in relies if r["claimed"]]
+    assert all(len(r["effects"]) == len(r["ps"]) == len(e.checkpoints) for r in dated)
+
+
+def test_q16_class_reliance_lists_a_class_claimed_edges_with_their_formation(relied):
+    store, e = relied
+    for c in range(e.num_classes):
+        expected = sorted((x for x in e.reliance.significant if x.cls == c), key=lambda x: (x.rank, x.prototype))
+        rows = questions.ask(store, "class_reliance", run_id=e.run_id, cls=c, top=50)
+        assert [(r.prototype, r.rank, r.formed_at) for r in rows] == [(x.prototype, x.rank, x.formed_at)
+                                                                      for x in expected]
+        assert all(r.claimed and r.half == "held-out" and r.relation == "reliance, final model" for r in rows)
+        assert [r.effect for r in rows] == pytest.approx([x.effect for x in expected])
+        every = questions.ask(store, "class_reliance", run_id=e.run_id, cls=c, claimed=False, top=50)
+        assert len(every) == len([x for x in e.reliance.edges if x.cls == c])
