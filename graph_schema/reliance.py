@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from .nodes import Class, Prototype
+from .nodes import Class, Prototype, Sample
 from .relationships import GraphRelationship
 
 if TYPE_CHECKING:
@@ -59,3 +59,32 @@ def add_reliance_rows(rows: "GraphRows", explanation: "StructuredExplanation") -
                           contrast_effect=x.contrast_effect, p=x.p, q=x.q, rank=x.rank, half=x.half,
                           samples=x.samples, claimed=(x.prototype, x.cls) in claimed, formed_at=x.formed_at,
                           effects=x.effect_by_checkpoint or None, ps=x.p_by_checkpoint or None))
+
+
+class DeletionMoves(GraphRelationship):
+    """Deleting the prototype's cells of this sample moves the final model's prediction toward its runner-up:
+    the predicted class's confidence drops by ``predictedDrop`` and the runner-up's by ``runnerUpDrop`` (negative:
+    it gains). ``rank`` 0 moves it most. Written for the stored samples (reliance, final model)."""
+
+    type, source, target = "DELETION_MOVES", Sample, Prototype
+    rank: int
+    predicted: int
+    runner_up: int
+    predicted_drop: float
+    runner_up_drop: float
+
+
+def add_sample_reliance_rows(rows: "GraphRows", explanation: "StructuredExplanation", key_of) -> None:
+    """One ``DELETION_MOVES`` per kept prototype of each stored sample (``key_of``: probe position → Sample key)."""
+    r = explanation.reliance
+    if r is None:
+        return
+    stored = {row["key"] for row in rows.nodes.get("Sample", [])}
+    for s in r.samples:
+        key = key_of(s.sample)
+        if key not in stored:
+            continue
+        for rank, (k, drop, other) in enumerate(zip(s.prototypes, s.predicted_drops, s.runner_up_drops)):
+            rows.add(DeletionMoves(run_id=explanation.run_id, source_key=key, target_key=str(k), rank=rank,
+                                   predicted=s.predicted, runner_up=s.runner_up, predicted_drop=drop,
+                                   runner_up_drop=other))

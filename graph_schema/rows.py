@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import models as m
-from .reliance import add_reliance_rows
+from .reliance import add_reliance_rows, add_sample_reliance_rows
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -271,6 +271,7 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
             rows.add(m.ExemplarOf(run_id=rid, source_key=key_of(x.sample), target_key=str(k), rank=r,
                                   intensity=float(x.intensity), presence=int(x.presence), box=list(x.box)))
     add_reliance_rows(rows, e)  # RELIES_ON: the final model's reliance relation, beside DRIVES
+    add_sample_reliance_rows(rows, e, key_of)  # DELETION_MOVES: per stored sample
     return rows
 
 

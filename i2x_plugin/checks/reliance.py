@@ -18,6 +18,9 @@ edge's ``rank``, the class's top set) is chosen on the *selection* half; effects
 and compared with area-matched random prototype sets and static saliency's top set
 (:func:`~.faithfulness.delete_and_compare`), as the deletion tests of the claims are.
 
+Per sample (``RelianceResult.samples``, for ``sample_evidence``): the prototypes it holds whose deletion moves
+its prediction most toward its runner-up (the predicted class's confidence drop minus the runner-up's).
+
 When it formed: each significant edge is deleted again at every checkpoint (same cells, same held-out samples)
 and ``formed_at`` is the first checkpoint from which, through the last one, its p stays at or below ``fdr_q / T``
 (Bonferroni over the T checkpoints it is tested at) *and* its effect is at least half its final effect.
@@ -37,13 +40,14 @@ import torch
 from scipy.stats import false_discovery_control, mannwhitneyu, wilcoxon
 from torch import nn
 
-from ..method.evidence import FaithfulnessResult, RelianceEdge, RelianceResult
+from ..method.evidence import FaithfulnessResult, RelianceEdge, RelianceResult, SampleReliance
 from ..training.checkpoints import default_load_func
 from .faithfulness import Deleter, delete_and_compare, static_prototypes
 
 MEASURE = "softmax confidence of the class"
 HALF = 0.5  # formed: significant and at least half its final effect (a tiny effect of the untrained net is not it)
-MIN_NONZERO = 5  # a Wilcoxon test on fewer non-zero differences cannot reach 5 %: p = 1
+MIN_NONZERO = 5
+SAMPLE_TOP = 3  # prototypes kept per sample (the ones whose deletion moves its prediction most)  # a Wilcoxon test on fewer non-zero differences cannot reach 5 %: p = 1
 
 
 def split_class(labels: np.ndarray, cls: int, held_out: float, cap: int, min_samples: int, seed: int
@@ -171,6 +175,30 @@ def top_sets(explanation, deleter: Deleter, edges: list[RelianceEdge], halves: d
     return out
 
 
+def sample_reliance(explanation, deleter: Deleter, per_sample: int = SAMPLE_TOP) -> list[SampleReliance]:
+    """For every probe sample, the ``per_sample`` prototypes it holds whose deletion moves the final model's
+    prediction most toward its runner-up (one pass per prototype over the samples holding it)."""
+    e = explanation
+    rows = np.arange(len(e.labels))
+    base = torch.softmax(deleter.logits(rows), 1).numpy().astype(np.float64)
+    order = np.argsort(-base, axis=1, kind="stable")
+    predicted, runner_up = order[:, 0], order[:, 1]
+    drops = np.full((len(rows), e.k, 2), np.nan)  # predicted, runner-up
+    for k in np.flatnonzero(e.presence.sum(0) > 0):
+        holding = np.flatnonzero(e.presence[:, k] > 0)
+        after = torch.softmax(deleter.logits(holding, [int(k)]), 1).numpy().astype(np.float64)
+        drops[holding, k, 0] = base[holding, predicted[holding]] - after[np.arange(len(holding)), predicted[holding]]
+        drops[holding, k, 1] = base[holding, runner_up[holding]] - after[np.arange(len(holding)), runner_up[holding]]
+    moves = np.where(np.isnan(drops[..., 0]), -np.inf, drops[..., 0] - drops[..., 1])
+    out = []
+    for i in rows:
+        top = [int(k) for k in np.argsort(-moves[i], kind="stable")[:per_sample] if np.isfinite(moves[i, k])]
+        out.append(SampleReliance(int(i), int(predicted[i]), int(runner_up[i]), top,
+                                  [round(float(drops[i, k, 0]), 5) for k in top],
+                                  [round(float(drops[i, k, 1]), 5) for k in top]))
+    return out
+
+
 def formation(explanation, model: nn.Module, images: torch.Tensor, edges: list[RelianceEdge],
               halves: dict[int, tuple], shuffled: list[torch.Tensor], alpha: float, deletion: str,
               device: torch.device | str | None, load_func: Callable[[nn.Module, str], None]
@@ -226,6 +254,7 @@ def reliance(explanation, model: nn.Module, images: torch.Tensor, device: torch.
         shuffled = shuffled_cells(np.asarray(explanation.assignments), cfg.reliance_random_draws, cfg.seed)
         edges, halves, skipped = reliance_edges(explanation, deleter, shuffled, cfg.reliance_held_out,
                                                 2 * cfg.faithfulness_samples, cfg.min_scope_samples, cfg.seed)
+        per_sample = sample_reliance(explanation, deleter)
         sets = top_sets(explanation, deleter, edges, halves, cfg.top_prototypes, cfg.faithfulness_random_sets,
                         cfg.seed)
         alpha = rate = None
@@ -240,4 +269,4 @@ def reliance(explanation, model: nn.Module, images: torch.Tensor, device: torch.
     finally:
         torch.set_num_threads(threads)
     return RelianceResult(MEASURE, cfg.deletion, cfg.reliance_held_out, cfg.seed, edges, sets, skipped, cfg.fdr_q,
-                          alpha, rate, cfg.reliance_min_effect)
+                          alpha, rate, cfg.reliance_min_effect, per_sample)

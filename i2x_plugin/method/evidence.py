@@ -78,6 +78,22 @@ class RelianceEdge:
 
 
 @dataclass(frozen=True)
+class SampleReliance:
+    """For one probe sample: the prototypes whose deletion moves its prediction most toward its runner-up.
+
+    ``predicted_drops`` / ``runner_up_drops``: the drop in the final model's softmax confidence of the predicted
+    class and of the runner-up (negative: it gains) when each prototype's cells of this sample are deleted,
+    ordered by ``predicted_drop − runner_up_drop`` (largest first)."""
+
+    sample: int  # position in the probe set
+    predicted: int
+    runner_up: int
+    prototypes: list[int]
+    predicted_drops: list[float]
+    runner_up_drops: list[float]
+
+
+@dataclass(frozen=True)
 class RelianceResult:
     """The reliance relation of the final model: every tested edge, each class's top set, what was skipped."""
 
@@ -92,6 +108,7 @@ class RelianceResult:
     formation_alpha: float | None = None  # per-checkpoint level (fdr_q / T), once formation steps are computed
     checkpoint0_false_rate: float | None = None  # share of significant edges passing the formation rule at checkpoint 0
     min_effect: float = 0.0  # a claimed edge beats the random cells by at least this much confidence
+    samples: list[SampleReliance] = field(default_factory=list)  # per probe sample, its most moving deletions
 
     @property
     def significant(self) -> list[RelianceEdge]:
@@ -103,4 +120,5 @@ class RelianceResult:
         data = dict(data)
         data["edges"] = [RelianceEdge(**e) for e in data["edges"]]
         data["top_sets"] = [FaithfulnessResult(**r) for r in data["top_sets"]]
+        data["samples"] = [SampleReliance(**r) for r in data.get("samples", [])]
         return cls(**data)

@@ -56,8 +56,8 @@ def test_edges_are_ranked_on_one_half_and_tested_on_the_other(planted, planted_r
 
 
 def test_formation_steps_use_every_checkpoint_and_checkpoint_0_passes_nothing(planted, planted_reliance):
-    """Dated over the 16 planted checkpoints at fdr_q / 16; measured on seed 2: no significant edge passes the
-    formation rule at the untrained checkpoint 0 (0 of 21), and the edges date at checkpoints 3–13."""
+    """Dated over the 16 planted checkpoints at fdr_q / 16; measured on seed 2: no claimed edge passes the
+    formation rule at the untrained checkpoint 0 (with significance alone, 62 % did), and they date at 3–14."""
     e, result = planted.explanation, planted_reliance.reliance
     assert result.formation_alpha == pytest.approx(e.config.fdr_q / len(e.checkpoints))
     assert result.checkpoint0_false_rate == 0.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from i2x_plugin.graph import questions
@@ -47,3 +48,23 @@ def test_q16_class_reliance_lists_a_class_claimed_edges_with_their_formation(rel
         assert [r.effect for r in rows] == pytest.approx([x.effect for x in expected])
         every = questions.ask(store, "class_reliance", run_id=e.run_id, cls=c, claimed=False, top=50)
         assert len(every) == len([x for x in e.reliance.edges if x.cls == c])
+
+
+def test_q1_sample_evidence_names_the_prototypes_whose_deletion_moves_the_prediction(relied):
+    """For stored samples: the deletion columns are the sample's reliance record, in order, with each
+    prototype's RELIES_ON q and formation step toward the predicted class; the relation is named."""
+    store, e = relied
+    stored = sorted(r["index"] for r in explanation_rows(e).nodes["Sample"])
+    by_position = {s.sample: s for s in e.reliance.samples}
+    edges = {(x.prototype, x.cls): x for x in e.reliance.edges}
+    assert len(e.reliance.samples) == len(e.labels)
+    for i in stored[:8]:
+        record = by_position[i]
+        (row,) = questions.ask(store, "sample_evidence", run_id=e.run_id, sample=int(e.sample_ids[i]))
+        assert row.deletion_relation == "reliance, final model" and row.runner_up == record.runner_up
+        assert row.deletion_prototypes == record.prototypes and len(record.prototypes) > 0
+        assert row.deletion_predicted_drops == pytest.approx(record.predicted_drops)
+        assert row.deletion_qs == pytest.approx([edges[k, record.predicted].q for k in record.prototypes])
+        assert row.deletion_formed_at == [edges[k, record.predicted].formed_at for k in record.prototypes]
+        moves = np.array(record.predicted_drops) - np.array(record.runner_up_drops)
+        assert np.all(np.diff(moves) <= 1e-9)
