@@ -21,7 +21,8 @@ and compared with area-matched random prototype sets and static saliency's top s
 Per sample (``RelianceResult.samples``, for ``sample_evidence``): the prototypes it holds whose deletion moves
 its prediction most toward its runner-up (the predicted class's confidence drop minus the runner-up's).
 
-When it formed: each significant edge is deleted again at every checkpoint (same cells, same held-out samples)
+When it formed: each claimed edge is deleted again at every checkpoint (same cells, same held-out samples, the
+first ``FORMATION_DRAWS`` random cell draws)
 and ``formed_at`` is the first checkpoint from which, through the last one, its p stays at or below ``fdr_q / T``
 (Bonferroni over the T checkpoints it is tested at) *and* its effect is at least half its final effect.
 Significance alone dates too early: with 100 held-out samples the paired test also finds the small, systematic
@@ -47,6 +48,7 @@ from .faithfulness import Deleter, delete_and_compare, static_prototypes
 MEASURE = "softmax confidence of the class"
 HALF = 0.5  # formed: significant and at least half its final effect (a tiny effect of the untrained net is not it)
 MIN_NONZERO = 5
+FORMATION_DRAWS = 2  # random cell draws per checkpoint when dating (the final test uses reliance_random_draws)
 SAMPLE_TOP = 3  # prototypes kept per sample (the ones whose deletion moves its prediction most)  # a Wilcoxon test on fewer non-zero differences cannot reach 5 %: p = 1
 
 
@@ -213,7 +215,7 @@ def formation(explanation, model: nn.Module, images: torch.Tensor, edges: list[R
             load_func(model, info.path)
             model.eval()
             deleter = Deleter(model, e.layer, images, e.labels, e.assignments, deletion, e.config.batch_size, device)
-            drops = _Drops(deleter, held, shuffled)
+            drops = _Drops(deleter, held, shuffled[:FORMATION_DRAWS])
             for k in sorted({x.prototype for x in edges}):
                 own, random = drops(k)
                 for x in (x for x in edges if x.prototype == k):

@@ -71,7 +71,7 @@ class RelianceEdge:
     half: str = "held-out"  # which half effect, p and q come from
     effect_by_checkpoint: list[float] = field(default_factory=list)  # on the held-out half, every checkpoint
     p_by_checkpoint: list[float] = field(default_factory=list)
-    formed_at: int | None = None  # first checkpoint from which it stays significant (Bonferroni over checkpoints)
+    formed_at: int | None = None  # first checkpoint from which it stays significant (p ≤ fdr_q / T) with ≥ ½ its final effect
     random_p: float | None = None  # against as many random cells of the class's samples (Wilcoxon signed-rank)
     contrast_effect: float | None = None  # the same deletion's drop of the class's confidence on other classes' samples
     contrast_p: float | None = None  # the class's samples against the others' (Mann–Whitney U); p = max of the two

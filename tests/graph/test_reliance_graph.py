@@ -68,3 +68,13 @@ def test_q1_sample_evidence_names_the_prototypes_whose_deletion_moves_the_predic
         assert row.deletion_formed_at == [edges[k, record.predicted].formed_at for k in record.prototypes]
         moves = np.array(record.predicted_drops) - np.array(record.runner_up_drops)
         assert np.all(np.diff(moves) <= 1e-9)
+
+
+def test_the_example_sample_answer_names_its_deletions_and_the_relation(relied):
+    from i2x_plugin.graph.answers import example_answers
+
+    store, e = relied
+    answer = example_answers(store, e)[-1]
+    assert answer.rows and answer.rows[0]["deletionPrototypes"]
+    first = answer.rows[0]["deletionNames"][0]
+    assert "Deleting its cells (reliance, final model), these change the prediction most: " + first in answer.text
