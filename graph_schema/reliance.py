@@ -8,7 +8,7 @@ model's confidence in the class on held-out samples (checks/reliance.py). One pe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
 
@@ -17,8 +17,6 @@ from .relationships import GraphRelationship
 
 if TYPE_CHECKING:
     from i2x_plugin.method.structure import StructuredExplanation
-
-    from .rows import GraphRows
 
 
 class ReliesOn(GraphRelationship):
@@ -47,8 +45,9 @@ class ReliesOn(GraphRelationship):
     ps: list[float] | None = Field(None, description="Per checkpoint: the edge's p at that checkpoint.")
 
 
-def add_reliance_rows(rows: "GraphRows", explanation: "StructuredExplanation") -> None:
-    """One ``RELIES_ON`` per tested edge of ``explanation.reliance`` (nothing when the check was not run)."""
+def add_reliance_rows(rows: Any, explanation: "StructuredExplanation") -> None:
+    """One ``RELIES_ON`` per tested edge of ``explanation.reliance`` (nothing when the check was not run) into
+    ``rows``, the :class:`~.rows.GraphRows` being built (not imported: rows.py imports this module)."""
     r = explanation.reliance
     if r is None:
         return
@@ -74,7 +73,7 @@ class DeletionMoves(GraphRelationship):
     runner_up_drop: float
 
 
-def add_sample_reliance_rows(rows: "GraphRows", explanation: "StructuredExplanation", key_of) -> None:
+def add_sample_reliance_rows(rows: Any, explanation: "StructuredExplanation", key_of) -> None:
     """One ``DELETION_MOVES`` per kept prototype of each stored sample (``key_of``: probe position → Sample key)."""
     r = explanation.reliance
     if r is None:
