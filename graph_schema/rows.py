@@ -31,6 +31,7 @@ import numpy as np
 from i2x_plugin.method.pvalues import floor_p
 
 from . import models as m
+from .reliance import add_reliance_rows, add_sample_reliance_rows
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -274,6 +275,8 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
         for r, x in enumerate(xs):
             rows.add(m.ExemplarOf(run_id=rid, source_key=key_of(x.sample), target_key=str(k), rank=r,
                                   intensity=float(x.intensity), presence=int(x.presence), box=list(x.box)))
+    add_reliance_rows(rows, e)  # RELIES_ON: the final model's reliance relation, beside DRIVES
+    add_sample_reliance_rows(rows, e, key_of)  # DELETION_MOVES: per stored sample
     return rows
 
 

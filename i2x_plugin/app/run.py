@@ -57,7 +57,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..checks.run import run_stability, with_faithfulness
+from ..checks.run import run_stability, with_faithfulness, with_reliance
 from ..explain import I2X
 from ..graph.answers import ExampleAnswer
 from ..atomic import atomic_open, write_text
@@ -336,6 +336,12 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
                 with stage("faithfulness", "deletion tests of the reported claims on the final model"):
                     explanation = with_faithfulness(explanation, model.eval(), data.probe.images, device)
             explanation = dataclasses.replace(explanation, config=config.i2x)
+            explanation.save(directory / "explanation")
+        if config.i2x.reliance:
+            default_load_func(model, infos[-1].path)
+            with stage("reliance", "reliance: deleting each prototype on held-out samples of each class, and "
+                       "dating the significant edges over the checkpoints"):
+                explanation = with_reliance(explanation, model.eval(), data.probe.images, device)
             explanation.save(directory / "explanation")
 
         if "store" in background.jobs:

@@ -156,15 +156,20 @@ class Deleter:
         return self._last[1]
 
     @torch.no_grad()
-    def logits(self, rows: np.ndarray, prototypes: list[int] | None = None) -> torch.Tensor:
-        """``(len(rows), C)`` logits of the final model on probe ``rows`` with ``prototypes`` deleted."""
+    def logits(self, rows: np.ndarray, prototypes: list[int] | None = None,
+               assignments: torch.Tensor | None = None) -> torch.Tensor:
+        """``(len(rows), C)`` logits of the final model on probe ``rows`` with ``prototypes`` deleted.
+
+        ``assignments`` (``(N, h, w)``, default the run's) says which cells a prototype holds: the reliance test
+        passes each sample's cells shuffled, so that deleting a prototype deletes as many random cells."""
+        source = self.assignments if assignments is None else assignments
         out = []
         mask = _CellMask(self.layer) if self.head is None else None
         try:
             features = self.features(rows) if self.head is not None else None
             for start in range(0, len(rows), self.batch_size):
                 block = rows[start : start + self.batch_size]
-                cells = torch.isin(self.assignments[block], torch.as_tensor(prototypes or []))[:, None].to(self.device)
+                cells = torch.isin(source[block], torch.as_tensor(prototypes or []))[:, None].to(self.device)
                 if features is not None:
                     chunk = features[start : start + self.batch_size]
                     if prototypes:

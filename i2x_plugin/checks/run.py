@@ -3,6 +3,7 @@
 >>> from i2x_plugin.checks import run_faithfulness, run_stability
 >>> results = run_faithfulness(explanation, final_model, probe_data)
 >>> tested = run_stability(explanation, final_model, probe_data)   # a new explanation, stability filled in
+>>> relied = run_reliance(explanation, final_model, probe_data)    # a new explanation, reliance filled in
 
 Each takes the explanation and the model holding the run's final weights, with the run's probe set in the
 same order (refused otherwise: :class:`~.faithfulness.FaithfulnessError`), and leaves the explanation as
@@ -25,6 +26,7 @@ from ..method.prototypes import extract_features
 from ..method.structure import StructuredExplanation
 from ..training.data import ImageDataset
 from .faithfulness import check_model_and_data, deletion_tests
+from .reliance import reliance
 from .stability import tested_for_stability
 
 
@@ -84,3 +86,25 @@ def run_stability(explanation: StructuredExplanation, model: nn.Module, data: Pr
             tested = with_faithfulness(dataclasses.replace(tested, skipped=[
                 line for line in tested.skipped if not line.startswith("faithfulness: ")]), model, probe.images, device)
     return tested
+
+
+def with_reliance(explanation: StructuredExplanation, model: nn.Module, images,
+                  device: str | torch.device | None = None) -> StructuredExplanation:
+    """``explanation`` with the final model's reliance relation (:mod:`.reliance`) on ``model`` (the run's final
+    weights, in eval mode) and its probe ``images``; the classes too small to cross-fit are added to ``skipped``."""
+    result = reliance(explanation, model, images, device)
+    return dataclasses.replace(explanation, reliance=result,
+                               skipped=explanation.skipped + [f"reliance: {line}" for line in result.skipped])
+
+
+def run_reliance(explanation: StructuredExplanation, model: nn.Module, data: ProbeLike,
+                 device: str | torch.device | None = None) -> StructuredExplanation:
+    """What the final model relies on: every (prototype, class) deletion effect on held-out samples, with p/q
+    against as many random cells, each class's top set against area-matched random sets and static saliency,
+    and (``reliance_formation``) the checkpoint each significant edge formed at.
+
+    ``model`` holds the run's final weights (it holds them again after the checkpoints are replayed) and ``data``
+    is its probe set, in order. Returns a copy with ``reliance`` set.
+    """
+    with final_model(explanation, model, data, device) as (probe, device):
+        return with_reliance(explanation, model, probe.images, device)

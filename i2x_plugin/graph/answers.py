@@ -50,6 +50,23 @@ def _evidence(q: float | None, level: float) -> str:
     return format_p(q, "q") + ("" if q <= level else f", not distinguishable from noise at q ≤ {level:g}")
 
 
+def _deletion_sentence(row: dict[str, Any], names: list[str], level: float) -> str:
+    """The sample's reliance answer (final model): the prototypes whose deletion moves its prediction most, each
+    with its class-level RELIES_ON edge toward the predicted class (q, and the checkpoint it formed at)."""
+    if not row.get("deletionPrototypes"):
+        return ""
+    parts = []
+    for name, drop, other, q, formed in zip(row["deletionNames"], row["deletionPredictedDrops"],
+                                            row["deletionRunnerUpDrops"], row["deletionQs"], row["deletionFormedAt"]):
+        edge = "" if q is None else f"; class-level edge toward {names[row['predicted']]}: q = {q:.2g}" + (
+            f", formed at checkpoint {formed}" if formed is not None
+            else f", not claimed at q ≤ {level:g}" if q > level else ", not dated")
+        parts.append(f"{name} (confidence in {names[row['predicted']]} −{drop:.3f}, in {names[row['runnerUp']]} "
+                     f"{-other:+.3f}{edge})")
+    return (f" Deleting its cells (reliance, final model), these change the prediction most: " + ", ".join(parts)
+            + ".")
+
+
 def _direction(beta: float, q: float | None, level: float) -> str:
     """What a significant pooled β says about the sample's prediction; nothing when β is not significant."""
     if q is None or q > level:
@@ -114,7 +131,8 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
                     f"most at {r['name']} (intensity {r['intensity']:.2f} over {r['positions']} of {cells} cells). "
                     f"{r['name']}'s β toward {cn[r['predicted']]}, pooled over steps, is {r['beta']:+.3f} "
                     f"({_evidence(r['q'], explanation.config.fdr_q)})"
-                    + _direction(r["beta"], r["q"], explanation.config.fdr_q))
+                    + _direction(r["beta"], r["q"], explanation.config.fdr_q)
+                    + _deletion_sentence(r, cn, explanation.config.fdr_q))
         else:
             text = evidence.hint or "No answer."
         answers.append(ExampleAnswer(f"Why does sample #{sample} look where it looks?",

@@ -86,6 +86,20 @@ class I2XConfig(BaseModel):
                                           "covered area, each claim group is compared with.")
     faithfulness_samples: int = Field(200, ge=10, description="(D) At most this many samples (a seeded subset) per "
                                       "class or pair in the deletion tests.")
+    # Reliance (issue 21): what the final model relies on, tested on held-out samples, and when it formed.
+    reliance: bool = Field(True, description="Measure the final model's reliance of each class on each prototype "
+                           "(deletion at the explained layer, cross-fitted; StructuredExplanation.reliance). "
+                           "i2x run runs it after the stability test; checks.run_reliance runs it on a saved run.")
+    reliance_held_out: float = Field(0.5, description="(D) Share of each class's probe samples held out: effects are "
+                                     "ranked on the rest and tested on these. Strictly between 0 and 1.")
+    reliance_random_draws: int = Field(8, ge=1, description="(D) Random cell deletions per sample (as many cells as "
+                                       "the prototype covers in that sample) averaged into each edge's null.")
+    reliance_min_effect: float = Field(
+        0.01, ge=0, le=1, description="(D) A reliance edge is claimed when its q ≤ fdr_q and its effect beats the "
+        "random cells' by at least this much confidence. Calibrated on SmallCNNs trained on shuffled digit labels "
+        "(5 seeds): their edges with q ≤ 0.05 beat the random cells by at most 0.0003; real edges by 0.02–0.7.")
+    reliance_formation: bool = Field(True, description="Date each significant reliance edge: its effect at every "
+                                     "checkpoint and the first from which it stays significant at fdr_q / T.")
     # Stability (validation.md §3): the claims re-derived with other prototypes.
     stability_kmeans_seeds: int = Field(2, ge=0, description="(D) Re-fits of the prototypes with other K-Means seeds "
                                         "in the stability test.")
@@ -111,6 +125,14 @@ class I2XConfig(BaseModel):
     def _q_in_unit_interval(cls, value: float) -> float:
         if not 0 < value < 1:
             raise ValueError(f"fdr_q={value} must lie strictly between 0 and 1 (a false discovery rate, e.g. 0.05).")
+        return value
+
+    @field_validator("reliance_held_out")
+    @classmethod
+    def _held_out_in_open_interval(cls, value: float) -> float:
+        if not 0 < value < 1:
+            raise ValueError(f"reliance_held_out={value} must lie strictly between 0 and 1: the share of each class's "
+                             "samples held out to test the reliance edges on (e.g. 0.5); the rest ranks them.")
         return value
 
     @field_validator("stability_selection")

@@ -46,3 +46,79 @@ class StabilityResult:
     @property
     def mean_jaccard(self) -> dict[str, float]:
         return {kind: float(np.mean(v)) if v else float("nan") for kind, v in self.jaccard.items()}
+
+
+@dataclass(frozen=True)
+class RelianceEdge:
+    """The final model's reliance of class ``cls`` on prototype ``prototype`` (checks/reliance.py).
+
+    ``effect`` is the mean drop in the softmax confidence of ``cls`` on the class's held-out samples when the
+    prototype's cells are deleted at the explained layer, ``random_effect`` the same for as many random cells
+    of the same samples; ``p`` is one-sided (the paired per-sample difference, Wilcoxon signed-rank), ``q`` BH
+    over every (prototype, class) tested in the run. ``rank`` orders the class's prototypes by their effect on
+    the *selection* half (1: largest), so nothing chosen by effect is tested on the samples it was chosen on.
+    """
+
+    prototype: int
+    cls: int
+    effect: float
+    random_effect: float
+    p: float
+    q: float
+    rank: int
+    selection_effect: float  # the effect on the selection half, which ``rank`` comes from
+    samples: int  # held-out samples the effect is measured on
+    half: str = "held-out"  # which half effect, p and q come from
+    effect_by_checkpoint: list[float] = field(default_factory=list)  # on the held-out half, every checkpoint
+    p_by_checkpoint: list[float] = field(default_factory=list)
+    formed_at: int | None = None  # first checkpoint from which it stays significant (p ≤ fdr_q / T) with ≥ ½ its final effect
+    random_p: float | None = None  # against as many random cells of the class's samples (Wilcoxon signed-rank)
+    contrast_effect: float | None = None  # the same deletion's drop of the class's confidence on other classes' samples
+    contrast_p: float | None = None  # the class's samples against the others' (Mann–Whitney U); p = max of the two
+
+
+@dataclass(frozen=True)
+class SampleReliance:
+    """For one probe sample: the prototypes whose deletion moves its prediction most toward its runner-up.
+
+    ``predicted_drops`` / ``runner_up_drops``: the drop in the final model's softmax confidence of the predicted
+    class and of the runner-up (negative: it gains) when each prototype's cells of this sample are deleted,
+    ordered by ``predicted_drop − runner_up_drop`` (largest first)."""
+
+    sample: int  # position in the probe set
+    predicted: int
+    runner_up: int
+    prototypes: list[int]
+    predicted_drops: list[float]
+    runner_up_drops: list[float]
+
+
+@dataclass(frozen=True)
+class RelianceResult:
+    """The reliance relation of the final model: every tested edge, each class's top set, what was skipped."""
+
+    measure: str  # what an effect is a drop of ("softmax confidence of the class")
+    deletion: str  # "zero" | "mean"
+    held_out_fraction: float
+    seed: int
+    edges: list[RelianceEdge]  # every (prototype, class) tested; ``significant`` filters by q
+    top_sets: list[FaithfulnessResult]  # per class, the top prototypes by selection-half effect, on the held-out half
+    skipped: list[str]
+    fdr_q: float
+    formation_alpha: float | None = None  # per-checkpoint level (fdr_q / T), once formation steps are computed
+    checkpoint0_false_rate: float | None = None  # share of significant edges passing the formation rule at checkpoint 0
+    min_effect: float = 0.0  # a claimed edge beats the random cells by at least this much confidence
+    samples: list[SampleReliance] = field(default_factory=list)  # per probe sample, its most moving deletions
+
+    @property
+    def significant(self) -> list[RelianceEdge]:
+        """The claimed edges: q ≤ fdr_q and an effect at least ``min_effect`` above the random cells'."""
+        return [e for e in self.edges if e.q <= self.fdr_q and e.effect - e.random_effect >= self.min_effect]
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RelianceResult":
+        data = dict(data)
+        data["edges"] = [RelianceEdge(**e) for e in data["edges"]]
+        data["top_sets"] = [FaithfulnessResult(**r) for r in data["top_sets"]]
+        data["samples"] = [SampleReliance(**r) for r in data.get("samples", [])]
+        return cls(**data)

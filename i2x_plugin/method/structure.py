@@ -23,7 +23,7 @@ from ..atomic import atomic_open, write_text
 from .claim_types import Claims, ClaimCounts, Driver, GroupSummary, Separator, SharedPrototype, UncertainPrototype
 from .claims import class_pairs
 from .config import I2XConfig
-from .evidence import FaithfulnessResult, StabilityResult
+from .evidence import FaithfulnessResult, RelianceResult, StabilityResult
 from .progress import Trajectory
 from .prototypes import Prototypes
 
@@ -123,6 +123,7 @@ class StructuredExplanation:
     # step 9's curated set).
     prototypes: Prototypes | None = field(default=None, repr=False, compare=False)
     stability: StabilityResult | None = None  # the stability test's figures, once run (checks.run_stability)
+    reliance: RelianceResult | None = None  # the final model's reliance relation, once run (checks.run_reliance)
 
     _ARRAYS = ("sample_ids", "labels", "assignments", "presence", "intensities", "confidences", "predictions",
                "confusion", "group_labels", "beta_step", "z_step", "beta_overall", "q_overall", "beta_class",
@@ -214,6 +215,7 @@ class StructuredExplanation:
             meta[name] = [kind(**row) for row in meta[name]]
         meta["claim_counts"] = ClaimCounts(**meta["claim_counts"]) if meta["claim_counts"] else None
         meta["stability"] = StabilityResult(**meta["stability"]) if meta.get("stability") else None
+        meta["reliance"] = RelianceResult.from_dict(meta["reliance"]) if meta.get("reliance") else None
         meta["config"] = I2XConfig.model_validate(meta["config"])
         if (directory / "prototypes.npz").is_file():
             with np.load(directory / "prototypes.npz", allow_pickle=False) as arrays:

@@ -124,6 +124,10 @@ def test_prototype_evolution_is_the_list(store) -> None:
 def test_sample_evidence_takes_the_most_intense_listed_prototype(store) -> None:
     (row,) = ask(store, "sample_evidence", sample=10)
     assert row.pop("beta_by_step") == [-0.1, 0.5]
+    deletion = {name: row.pop(name) for name in list(row) if name.startswith("deletion") or name == "runner_up"}
+    assert deletion == dict(deletion_relation=None, runner_up=None, deletion_prototypes=[], deletion_names=[],
+                            deletion_predicted_drops=[], deletion_runner_up_drops=[], deletion_qs=[],
+                            deletion_formed_at=[])  # no reliance check in this graph
     assert row == pytest.approx(dict(sample=10, label=0, predicted=1, prototype=2, name="P2", intensity=0.9,
                                      positions=1, beta=0.2, q=0.03))
     (tie,) = ask(store, "sample_evidence", sample=12)  # P1 and P2 both 0.3: the smaller index
