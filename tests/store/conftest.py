@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from i2x_plugin.store import GraphStore
+from i2x_plugin.store.bridge import BridgeStatus, start_bridge, stop_bridge
 
 
 @dataclass
@@ -40,3 +41,13 @@ def scratch(graph_store: GraphStore) -> Iterator[Scratch]:
     graph_store.run_write(f"MATCH (n:{s.label}) DETACH DELETE n")
     for name in s.constraints:
         graph_store.run_write(f"DROP CONSTRAINT {name} IF EXISTS")
+
+
+@pytest.fixture(scope="module")
+def bridge(store_server) -> Iterator[BridgeStatus]:
+    """``i2x store browser``'s bridge on the session's embedded server, for one test module."""
+    status = start_bridge(store_server.data_dir)
+    try:
+        yield status
+    finally:
+        stop_bridge(store_server.data_dir)

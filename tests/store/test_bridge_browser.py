@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,7 @@ import pytest
 from chromium_cdp import CHROMIUM, open_page
 from i2x_plugin.graph_schema.catalog import get_question
 from i2x_plugin.graph.questions import ask
-from i2x_plugin.store import EmbeddedServer
-from i2x_plugin.store.bridge import BridgeStatus, start_bridge, stop_bridge
+from i2x_plugin.store.bridge import start_bridge, stop_bridge
 
 JS = Path(__file__).resolve().parent.parent / "js"
 BUNDLE = JS / "node_modules" / "neo4j-driver" / "lib" / "browser" / "neo4j-web.min.js"
@@ -65,14 +63,10 @@ def driver_bundle() -> Path:
     return BUNDLE
 
 
-@pytest.fixture(scope="module")
-def bridge(store_server: EmbeddedServer) -> Iterator[BridgeStatus]:
-    status = start_bridge(store_server.data_dir)
-    try:
-        yield status
-    finally:
-        stop_bridge(store_server.data_dir)
-        assert store_server.status().running  # a kept server outlives its bridge
+def test_a_kept_server_outlives_its_bridge(store_server):
+    start_bridge(store_server.data_dir)
+    stop_bridge(store_server.data_dir)
+    assert store_server.status().running
 
 
 def literal(value: object) -> str:

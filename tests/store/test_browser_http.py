@@ -8,27 +8,16 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 
 from i2x_plugin.graph_schema import GRASS_PATH, load_catalog
-from i2x_plugin.store import EmbeddedServer
-from i2x_plugin.store.bridge import BridgeStatus, start_bridge, stop_bridge
+from i2x_plugin.store.bridge import BridgeStatus
 from i2x_plugin.store.browser_http import loopback_origin
 from i2x_plugin.graph.guide import GRAPH_OF, GuideRun, param_commands, render_guide
 
 LOOPBACK = ["http://127.0.0.1:8090", "http://localhost:3000", "http://[::1]:8080"]
 ELSEWHERE = ["https://browser.neo4j.io", "http://192.0.2.1:8080", "null", "http://localhost.example.org"]
-
-
-@pytest.fixture(scope="module")
-def bridge(store_server: EmbeddedServer) -> Iterator[BridgeStatus]:
-    status = start_bridge(store_server.data_dir)
-    try:
-        yield status
-    finally:
-        stop_bridge(store_server.data_dir)
 
 
 def fetch(bridge: BridgeStatus, path: str, origin: str | None = None, method: str = "GET",

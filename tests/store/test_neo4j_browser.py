@@ -25,7 +25,7 @@ from i2x_plugin.cli import main
 from i2x_plugin.graph_schema.catalog import get_question
 from i2x_plugin.graph.questions import ask
 from i2x_plugin.store import EmbeddedServer
-from i2x_plugin.store.bridge import BRIDGE_MODULE, BridgeStatus, start_bridge, stop_bridge, stop_store
+from i2x_plugin.store.bridge import BRIDGE_MODULE, BridgeStatus, start_bridge, stop_store
 from i2x_plugin.store.lifecycle import pid_alive
 
 DIST = browser_dist()
@@ -43,15 +43,6 @@ DOCS_SHOT = ROOT / "docs" / "neo4j-browser.png"
 def browser_url() -> Iterator[str]:
     with serve_dist(DIST) as url:  # type: ignore[arg-type]
         yield url
-
-
-@pytest.fixture(scope="module")
-def bridge(store_server: EmbeddedServer) -> Iterator[BridgeStatus]:
-    status = start_bridge(store_server.data_dir)
-    try:
-        yield status
-    finally:
-        stop_bridge(store_server.data_dir)
 
 
 def param(block: str, name: str) -> str:
