@@ -126,6 +126,11 @@ class RunResult:
         if counts:
             found = ", ".join(f"{counts['real'][k]} {k} (noise: {counts['null_mean'][k]:.1f})" for k in counts["real"])
             lines.append(f"  claims        {found}; q ≤ {m['fdr_q']:g} against a within-class trajectory permutation null")
+            if m.get("unstable"):
+                kept = ", ".join(f"{m[k]} {k}" for k in m["unstable"])
+                dropped = sum(m["unstable"].values())
+                lines.append(f"  reported      {kept}: the {dropped} others recur in fewer than "
+                             f"{100 * m['selection_share']:.0f}% of the stability test's re-fits")
         lines.append("  first separated pairs: " + (", ".join(f"{a}↔{b}" for a, b in m["learning_order"][:5]) or "none"))
         return "\n".join(lines)
 
@@ -384,6 +389,8 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             "uncertain": len(explanation.uncertain), "separators": len(explanation.separators),
             "drivers": len(explanation.drivers), "fdr_q": explanation.config.fdr_q,
             "claims": dataclasses.asdict(explanation.claim_counts) if explanation.claim_counts else None,
+            "unstable": explanation.stability.unstable if explanation.stability else {},
+            "selection_share": explanation.stability.selection_share if explanation.stability else None,
             "learning_order": explanation.learning_order[:10],
             "sweep_images_checkpoints": len(data.probe) * len(infos), "processes": ranks.world_size,
         }

@@ -58,7 +58,7 @@ def _deletion_sentence(row: dict[str, Any], names: list[str], level: float) -> s
     parts = []
     for name, drop, other, q, formed in zip(row["deletionNames"], row["deletionPredictedDrops"],
                                             row["deletionRunnerUpDrops"], row["deletionQs"], row["deletionFormedAt"]):
-        edge = "" if q is None else f"; class-level edge toward {names[row['predicted']]}: q = {q:.2g}" + (
+        edge = "" if q is None else f"; class-level edge toward {names[row['predicted']]}: {format_p(q, 'q')}" + (
             f", formed at checkpoint {formed}" if formed is not None
             else f", not claimed at q ≤ {level:g}" if q > level else ", not dated")
         parts.append(f"{name} (confidence in {names[row['predicted']]} −{drop:.3f}, in {names[row['runnerUp']]} "
