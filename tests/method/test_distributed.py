@@ -72,11 +72,16 @@ def test_a_rank_that_hangs_fails_the_others_by_the_timeout(digits_run, tmp_path)
 
 
 def test_a_rank_that_dies_fails_the_run_and_no_run_is_complete(digits_run, store_server, tmp_path):
+    """Rank 1 exits mid-sweep. Rank 0 says so in one of two ways, whichever comes first: its next collective
+    fails ("lost contact"), or torchrun, having seen rank 1 exit, stops it with SIGTERM. On a quiet machine the
+    collective wins; under load (a second test suite beside it) SIGTERM did, so both are accepted."""
     done = _run([*I2X, "run", "--nproc", "2", "--dataset", "digits", "--model", "tests.distributed_worker:dying_cnn",
                  "--checkpoints", str(digits_run.checkpoint_dir), "--store-dir", str(store_server.data_dir),
                  "--no-report", "--out", str(tmp_path), "--run-id", "dist-dies", "--quiet"])
     assert done.returncode != 0
-    assert "error (rank 0 of 2): lost contact with another rank while running the sweep" in done.stderr
+    assert ("error (rank 0 of 2): lost contact with another rank while running the sweep" in done.stderr
+            or "error (rank 0 of 2): stopped by SIGTERM: torchrun stops every rank when one of them fails"
+            in done.stderr), done.stderr[-2000:]
     summary = (tmp_path / "dist-dies" / "summary.json").read_text()
     assert '"status": "failed"' in summary
     with GraphStore.embedded(store_server.data_dir) as store:
