@@ -21,7 +21,7 @@ import numpy as np
 
 from i2x_plugin.method.prototypes import Prototypes, extract_features, fit_prototypes, match_prototypes, nearest_prototype
 from i2x_plugin.runs.saved_run import load_saved_run
-from i2x_plugin.checks.stability import OVERLAPS, _jaccard, _refit_claims, _renamed, claim_keys, stability_test
+from i2x_plugin.checks.stability import _IDENTITY, OVERLAPS, _jaccard, _refit_claims, _renamed, claim_keys, stability_test
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MINIBATCH = {"minibatch_kmeans_rows": 50_000, "kmeans_inits": 3}  # i2x-plugin 0.1's prototype fit
@@ -77,9 +77,7 @@ def selected(explanation, features, config, fitted, claims, seed: int, share: fl
     _, recurrence = stability_test(as_run, features, config.stability_kmeans_seeds, config.stability_bootstraps, seed)
     seconds = time.perf_counter() - start
     keep = {kind: {key for key, r in recurrence[kind].items() if r >= share} for kind in recurrence}
-    identity = {"drivers": lambda d: (d.cls, d.prototype), "separators": lambda s: (s.a, s.b, s.favours, s.prototype),
-                "uncertain": lambda u: (u.a, u.b, u.prototype)}
-    kept = {kind: [c for c in getattr(claims, kind) if identity[kind](c) in keep[kind]] for kind in keep}
+    kept = {kind: [c for c in getattr(claims, kind) if _IDENTITY[kind](c) in keep[kind]] for kind in keep}
     return dataclasses.replace(claims, **kept), seconds
 
 

@@ -341,12 +341,12 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
                 with stage("faithfulness", "deletion tests of the reported claims on the final model"):
                     explanation = with_faithfulness(explanation, model.eval(), data.probe.images, device)
             explanation = dataclasses.replace(explanation, config=config.i2x)
-            explanation.save(directory / "explanation")
         if config.i2x.reliance:
             default_load_func(model, infos[-1].path)
             with stage("reliance", "reliance: deleting each prototype on held-out samples of each class, and "
                        "dating the significant edges over the checkpoints"):
                 explanation = with_reliance(explanation, model.eval(), data.probe.images, device)
+        if stability or config.i2x.reliance:  # the checks' results, saved once over the explain stage's save
             explanation.save(directory / "explanation")
 
         if "store" in background.jobs:
