@@ -31,6 +31,10 @@ ROUTES = {  # name -> I2XConfig fields, consensus members (route C)
     "B'. Lloyd K-Means, 3 inits (added after the plan: B's cost)": ({"minibatch_kmeans_rows": 10**9,
                                                                      "kmeans_inits": 3}, 1),
     "C. consensus of 5 MiniBatch fits": (MINIBATCH, 5),
+    "E. Lloyd K-Means, 3 inits, on 50,000 cells (plan 2)": ({"minibatch_kmeans_rows": 10**9, "kmeans_inits": 3,
+                                                            "pca_max_rows": 50_000}, 1),
+    "E'. Lloyd K-Means, 3 inits, on 100,000 cells (plan 2)": ({"minibatch_kmeans_rows": 10**9, "kmeans_inits": 3,
+                                                              "pca_max_rows": 100_000}, 1),
 }
 SEED_PAIRS = ((0, 1), (2, 3), (4, 5), (6, 7))
 TARGETS = {"drivers": 0.7, "separators": 0.5, "uncertain": 0.5}
@@ -94,7 +98,8 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.5, help="stability selection's recurrence share (route D)")
     parser.add_argument("--routes", default="A,B,B',C", help="comma-separated routes to (re)measure; the others "
                         "are kept from the results file")
-    parser.add_argument("--select-on", default="B'", help="the route stability selection (D) is applied to")
+    parser.add_argument("--select-on", default="B'", help="comma-separated routes stability selection (D) is "
+                        "applied to")
     args = parser.parse_args()
     run = load_saved_run(args.run_dir)
     e = run.explanation
@@ -105,21 +110,23 @@ def main() -> None:
     results = json.loads(path.read_text())["routes"] if path.is_file() else {}
     seeds = sorted({s for p in SEED_PAIRS for s in p})
     wanted = [name for name in ROUTES if name.split(".")[0] in args.routes.split(",")]
-    for name in wanted + [n for n in ROUTES if n.split(".")[0] == args.select_on and n not in wanted]:
+    select_on = args.select_on.split(",")
+    for name in wanted + [n for n in ROUTES if n.split(".")[0] in select_on and n not in wanted]:
         fields, members = ROUTES[name]
         config = e.config.model_copy(update=fields)
         fits = {seed: fit_and_claim(e, features, config, seed, members) for seed in seeds}
         if name in wanted:
-            results[name] = _summary(_agreements(fits, e), fits, lambda s: fits[s][2], sweep_seconds)
+            results[name] = _summary(_agreements(fits, e), fits, lambda s: fits[s][2], sweep_seconds, args.run_dir)
             print(name, json.dumps(results[name]["jaccard_mean"]), "fit s", results[name]["fit_seconds_mean"],
                   flush=True)
-        if name.split(".")[0] == args.select_on:
+        if name.split(".")[0] in select_on:
             chosen = {}
             for seed, (fitted, claims, seconds) in fits.items():
                 kept, selection_seconds = selected(e, features, config, fitted, claims, seed, args.share)
                 chosen[seed] = (fitted, kept, seconds + selection_seconds)
-            label = f"D. stability selection (recurrence ≥ {args.share} of 4 re-fits) on {args.select_on}"
-            results[label] = _summary(_agreements(chosen, e), chosen, lambda s: chosen[s][2], sweep_seconds)
+            label = f"D. stability selection (recurrence ≥ {args.share} of 4 re-fits) on {name.split('.')[0]}"
+            results[label] = _summary(_agreements(chosen, e), chosen, lambda s: chosen[s][2], sweep_seconds,
+                                      args.run_dir)
             print(label, json.dumps(results[label]["jaccard_mean"]), flush=True)
     out = {"benchmark": "two runs that differ only in the prototype seed (bench/stability_plan.md)",
            "run": str(args.run_dir), "sweep_seconds": sweep_seconds, "seed_pairs": SEED_PAIRS, "targets": TARGETS,
@@ -134,11 +141,11 @@ def _agreements(fits, e) -> list[dict[str, float]]:
             for a, b in SEED_PAIRS]
 
 
-def _summary(pairs, fits, seconds_of, sweep_seconds) -> dict:
+def _summary(pairs, fits, seconds_of, sweep_seconds, run_dir: Path) -> dict:
     seconds = float(np.mean([seconds_of(s) for s in fits]))
     counts = {s: {kind: len(getattr(fits[s][1], kind)) for kind in ("drivers", "separators", "uncertain")}
               for s in fits}
-    return {"jaccard_per_pair": pairs,
+    return {"run": str(run_dir), "sweep_seconds": sweep_seconds, "jaccard_per_pair": pairs,
             "jaccard_mean": {kind: round(float(np.mean([p[kind] for p in pairs])), 3) for kind in pairs[0]},
             "claims_per_seed": counts, "fit_seconds_mean": round(seconds, 2),
             "fit_over_sweep": round(seconds / sweep_seconds, 3) if sweep_seconds else None}

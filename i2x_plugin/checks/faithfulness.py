@@ -139,7 +139,12 @@ class Deleter:
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.deletion = deletion
         self.head = head_after(model, self.layer, layer_name, images[:4].to(self.device))
-        self._slot = np.full(len(images), -1, dtype=np.int64)  # row -> position in _kept
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the layer outputs kept so far: call it after loading other weights into the model (the head
+        after the layer is traced once, and reads the model's parameters)."""
+        self._slot = np.full(len(self.images), -1, dtype=np.int64)  # row -> position in _kept
         self._kept: torch.Tensor | None = None
         self._last: tuple[bytes, torch.Tensor] | None = None
         self._class_mean: dict[int, torch.Tensor] = {}

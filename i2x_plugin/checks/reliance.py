@@ -33,14 +33,18 @@ pass the rule at the untrained checkpoint 0, where no reliance learnt from the l
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from queue import Queue
 
 import numpy as np
 import torch
 from scipy.stats import false_discovery_control, mannwhitneyu, wilcoxon
 from torch import nn
 
+from ..method.distributed import available_cores
 from ..method.evidence import FaithfulnessResult, RelianceEdge, RelianceResult, SampleReliance
 from ..training.checkpoints import default_load_func
 from .faithfulness import Deleter, delete_and_compare, static_prototypes
@@ -206,28 +210,48 @@ def formation(explanation, model: nn.Module, images: torch.Tensor, edges: list[R
               device: torch.device | str | None, load_func: Callable[[nn.Module, str], None]
               ) -> list[RelianceEdge]:
     """``edges`` with their effect and p at every checkpoint and ``formed_at`` (see the module docstring).
-    The model is left holding the final checkpoint's weights."""
+
+    The checkpoints are independent, so on a CPU they are replayed side by side, one per core, each by its
+    own copy of the model on one thread (the same numbers as one after the other). The model is left holding the
+    final checkpoint's weights."""
     e, labels = explanation, np.asarray(explanation.labels)
-    by_checkpoint: dict[tuple[int, int], list[tuple[float, float]]] = {(x.prototype, x.cls): [] for x in edges}
     held = np.concatenate([halves[c][1] for c in sorted(halves)]) if halves else np.zeros(0, dtype=np.int64)
-    try:
-        for info in e.checkpoints:
-            load_func(model, info.path)
-            model.eval()
-            deleter = Deleter(model, e.layer, images, e.labels, e.assignments, deletion, e.config.batch_size, device)
-            drops = _Drops(deleter, held, shuffled[:FORMATION_DRAWS])
-            for k in sorted({x.prototype for x in edges}):
+    prototypes = sorted({x.prototype for x in edges})
+
+    paths = [info.path for info in e.checkpoints]
+    on_cpu = torch.device(device or next(model.parameters()).device).type == "cpu"
+    workers = max(1, min(available_cores(), len(paths))) if on_cpu and isinstance(e.layer, str) else 1
+    free: Queue[tuple[nn.Module, Deleter]] = Queue()
+    for replica in [model] + [copy.deepcopy(model) for _ in range(workers - 1)]:
+        # traced here, one after the other: tracing patches every module's call while it runs
+        free.put((replica, Deleter(replica, e.layer, images, e.labels, e.assignments, deletion,
+                                   e.config.batch_size, device)))
+
+    def at_checkpoint(path: str) -> dict[tuple[int, int], tuple[float, float]]:
+        replica, deleter = free.get()
+        try:
+            load_func(replica, path)
+            replica.eval()
+            deleter.forget()
+            drops, out = _Drops(deleter, held, shuffled[:FORMATION_DRAWS]), {}
+            for k in prototypes:
                 own, random = drops(k)
-                for x in (x for x in edges if x.prototype == k):
-                    c = x.cls
+                for c in (x.cls for x in edges if x.prototype == k):
                     p = max(edge_p(own[:, c] - random[:, c], labels[held], e.presence[held, k] > 0, c))
-                    by_checkpoint[k, c].append((float(own[labels[held] == c, c].mean()), p))
+                    out[k, c] = (float(own[labels[held] == c, c].mean()), p)
+            return out
+        finally:
+            free.put((replica, deleter))
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            measured = list(pool.map(at_checkpoint, paths))
     finally:
-        load_func(model, e.checkpoints[-1].path)
+        load_func(model, paths[-1])
         model.eval()
     out = []
     for x in edges:
-        series = by_checkpoint[x.prototype, x.cls]
+        series = [at[x.prototype, x.cls] for at in measured]
         passing = np.array([p <= alpha and v >= HALF * series[-1][0] for v, p in series])
         failing = np.flatnonzero(~passing)
         formed = None if not passing[-1] else int(failing[-1] + 1) if len(failing) else 0
