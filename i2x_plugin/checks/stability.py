@@ -12,12 +12,15 @@ pairs' separation checkpoints (the learning order), and per claim how often it r
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from scipy.stats import kendalltau
+from threadpoolctl import threadpool_limits
 
 from ..method.claims import calibrated_claims, class_pairs, saliency_share
+from ..method.distributed import available_cores
 from ..method.evidence import StabilityResult
 from ..method.progress import confusion_matrix, prototype_intensity
 from ..method.prototypes import fit_prototypes, match_prototypes
@@ -97,23 +100,31 @@ def stability_test(explanation, features: np.ndarray, kmeans_seeds: int | list[i
     plans = [(f"kmeans-seed-{s}", s, None) for s in seeds]
     plans += [(f"bootstrap-{i}", cfg.seed, rng.choice(len(e.labels), len(e.labels), replace=True))
               for i in range(bootstraps)]
-    names, jaccard, taus, agreements = [], {kind: [] for kind in OVERLAPS}, [], []
-    for name, kmeans_seed, rows in plans:
+
+    def refit(plan: tuple[str, int, np.ndarray | None]):
+        _name, kmeans_seed, rows = plan
         rows = np.arange(len(e.labels)) if rows is None else np.sort(rows)
         fitted = fit_prototypes(features[rows], e.k, cfg.pca_components, cfg.pca_max_rows, cfg.minibatch_kmeans_rows,
                                 kmeans_seed, cfg.kmeans_inits)
         mapping, agreement = match_prototypes(e.assignments[rows], fitted.assignments, e.k)
-        agreements.append(agreement)
         claims, confusion = _refit_claims(e, rows, fitted.assignments, fitted.presence())
-        for kind in OVERLAPS:
-            keys = _renamed(claim_keys(claims, kind, top), mapping)
-            jaccard[kind].append(_jaccard(run_keys[kind], keys))
-            if kind in hits:
-                for key in run_keys[kind] & keys:
-                    hits[kind][key] += 1
+        keys = {kind: _renamed(claim_keys(claims, kind, top), mapping) for kind in OVERLAPS}
         tau = kendalltau(ranks, _separation_ranks(confusion, e.labels[rows], cfg.separation_confusion_fraction))
-        taus.append(float(tau.statistic) if np.isfinite(tau.statistic) else 1.0)
-        names.append(name)
+        return keys, agreement, float(tau.statistic) if np.isfinite(tau.statistic) else 1.0
+
+    # The re-fits are independent: side by side, one per core (each fit on one BLAS thread: the limit is set
+    # here, once, as it holds for the whole process), the same numbers as one after the other.
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(min(len(plans), available_cores())) as pool:
+        refits = list(pool.map(refit, plans))
+    names, jaccard, taus, agreements = [name for name, _, _ in plans], {kind: [] for kind in OVERLAPS}, [], []
+    for keys, agreement, tau in refits:
+        agreements.append(agreement)
+        taus.append(tau)
+        for kind in OVERLAPS:
+            jaccard[kind].append(_jaccard(run_keys[kind], keys[kind]))
+            if kind in hits:
+                for key in run_keys[kind] & keys[kind]:
+                    hits[kind][key] += 1
     recurrence = {kind: {key: count / max(len(plans), 1) for key, count in hits[kind].items()} for kind in KINDS}
     return StabilityResult(names, jaccard, taus, agreements), recurrence
 
