@@ -23,12 +23,15 @@ many claims as the real run; now noise gives none (see ``ClaimCounts`` and bench
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from scipy.stats import norm
 from threadpoolctl import threadpool_limits
 
 from .claim_types import Claims, Driver, GroupSummary, Separator, SharedPrototype, UncertainPrototype
 from .config import I2XConfig
+from .distributed import available_cores
 from .ridge import RidgeFit, StrataStatistics, ridge_fit, step_class_statistics, step_fits, stratum_statistics
 from .significance import (
     benjamini_hochberg,
@@ -393,13 +396,17 @@ def null_claim_counts(x: np.ndarray, y: np.ndarray, labels: np.ndarray, group_la
     without it the real claims are derived once here to fill it."""
     rng = np.random.default_rng(config.seed + 1)
     strata = labels if shuffle == "class" else np.zeros_like(labels)
-    out, cache = [], null_cache
+    cache = null_cache
     if cache is None:
         cache = {}
         calibrated_claims(x, y, labels, group_labels, final_confusion, saliency_share, config, null_cache=cache)
-    for draw in range(draws):
-        shuffled = shuffle_trajectories(x, strata, rng)
-        claims = calibrated_claims(shuffled, y, labels, group_labels, final_confusion, saliency_share, config,
-                                   seed=config.seed + 1000 + draw, null_cache=cache if shuffle == "class" else None)
-        out.append(claim_counts(claims))
-    return out
+    shuffles = [shuffle_trajectories(x, strata, rng) for _ in range(draws)]  # drawn in order, then
+
+    def counts(draw: int) -> dict[str, int]:  # derived side by side, one per core (the cache is only read now)
+        return claim_counts(calibrated_claims(shuffles[draw], y, labels, group_labels, final_confusion,
+                                              saliency_share, config, seed=config.seed + 1000 + draw,
+                                              null_cache=cache if shuffle == "class" else None))
+
+    # one process-wide BLAS limit around the threads, so that no thread's own limit is undone by another's exit
+    with threadpool_limits(1, "blas"), ThreadPoolExecutor(max(1, min(draws, available_cores()))) as pool:
+        return list(pool.map(counts, range(draws)))
