@@ -87,20 +87,24 @@ def shuffled_cells(assignments: np.ndarray, draws: int, seed: int) -> list[torch
 
 
 class _Drops:
-    """Per-sample drops of every class's confidence on fixed rows, for a prototype and for its random cells."""
+    """Per-sample drops of every class's confidence on fixed rows, for a prototype and for its random cells
+    (on ``null_rows``, the last rows of ``rows``; default all of them)."""
 
-    def __init__(self, deleter: Deleter, rows: np.ndarray, shuffled: list[torch.Tensor]):
+    def __init__(self, deleter: Deleter, rows: np.ndarray, shuffled: list[torch.Tensor], null_rows: int | None = None):
         self.deleter, self.rows, self.shuffled = deleter, rows, shuffled
         self.base = self._confidence(deleter.logits(rows))
+        self.null_from = 0 if null_rows is None else len(rows) - null_rows
 
     @staticmethod
     def _confidence(logits: torch.Tensor) -> np.ndarray:
         return torch.softmax(logits, 1).numpy().astype(np.float64)
 
     def __call__(self, prototype: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(len(rows), C)`` drops when the prototype's cells are deleted, and the mean over the random cells."""
+        """``(len(rows), C)`` drops when the prototype's cells are deleted, and ``(null_rows, C)``, the mean over the
+        random cells."""
         own = self.base - self._confidence(self.deleter.logits(self.rows, [prototype]))
-        random = np.mean([self.base - self._confidence(self.deleter.logits(self.rows, [prototype], cells))
+        rows, base = self.rows[self.null_from :], self.base[self.null_from :]
+        random = np.mean([base - self._confidence(self.deleter.logits(rows, [prototype], cells))
                           for cells in self.shuffled], 0)
         return own, random
 
@@ -135,7 +139,7 @@ def reliance_edges(explanation, deleter: Deleter, shuffled: list[torch.Tensor], 
     selection = np.concatenate([halves[c][0] for c in sorted(halves)])
     held = np.concatenate([halves[c][1] for c in sorted(halves)])
     rows = np.concatenate([selection, held])
-    drops = _Drops(deleter, rows, shuffled)
+    drops = _Drops(deleter, rows, shuffled, null_rows=len(held))  # the null is only tested on the held-out half
     measured: dict[int, list[tuple]] = {c: [] for c in halves}
     for k in np.flatnonzero(e.presence[rows].sum(0) > 0):
         own, random = drops(int(k))
@@ -145,11 +149,11 @@ def reliance_edges(explanation, deleter: Deleter, shuffled: list[torch.Tensor], 
             held_rows = np.arange(len(rows)) >= len(selection)
             if not present[sel_rows | ((labels[rows] == c) & held_rows)].any():
                 continue  # the prototype is nowhere in the class: not an edge
-            diff = (own[:, c] - random[:, c])[held_rows]
+            diff = own[held_rows, c] - random[:, c]
             in_c = labels[held] == c
             random_p, contrast_p = edge_p(diff, labels[held], present[held_rows], c)
             measured[c].append((int(k), float(own[sel_rows, c].mean()), float(own[held_rows, c][in_c].mean()),
-                                float(random[held_rows, c][in_c].mean()),
+                                float(random[in_c, c].mean()),
                                 float(own[held_rows, c][~in_c & present[held_rows]].mean())
                                 if (~in_c & present[held_rows]).any() else 0.0, random_p, contrast_p))
     edges = []
