@@ -134,6 +134,7 @@ class Deleter:
                                     "(zero: cells set to 0; mean: cells set to the class's mean feature).")
         self.model, self.images, self.labels = model, images, np.asarray(labels)
         self.assignments = torch.as_tensor(np.asarray(assignments, dtype=np.int64))
+        self._prototype_bound = int(self.assignments.max()) + 1 if self.assignments.numel() else 1  # prototype ids < this
         self.layer, layer_name = resolve_layer(model, layer)
         self.batch_size = batch_size
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -144,8 +145,8 @@ class Deleter:
     def forget(self) -> None:
         """Drop the layer outputs kept so far: call it after loading other weights into the model (the head
         after the layer is traced once, and reads the model's parameters)."""
-        self._slot = np.full(len(self.images), -1, dtype=np.int64)  # row -> position in _kept
-        self._kept: torch.Tensor | None = None
+        self._have = np.zeros(len(self.images), dtype=bool)  # rows whose output is in _kept
+        self._kept: torch.Tensor | None = None  # (N, d, h, w), allocated at the first row computed
         self._last: tuple[bytes, torch.Tensor] | None = None
         self._class_mean: dict[int, torch.Tensor] = {}
 
@@ -157,18 +158,21 @@ class Deleter:
         key = rows.tobytes()
         if self._last is not None and self._last[0] == key:  # a claim and its random sets share their rows
             return self._last[1]
-        missing = np.unique(rows[self._slot[rows] < 0])
+        missing = np.unique(rows[~self._have[rows]])
         if len(missing):
             captured: list[torch.Tensor] = []
             handle = self.layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
             try:
                 for start in range(0, len(missing), self.batch_size):
-                    self.model(self.images[missing[start : start + self.batch_size]].to(self.device))
+                    block = missing[start : start + self.batch_size]
+                    self.model(self.images[block].to(self.device))
+                    if self._kept is None:
+                        self._kept = captured[0].new_empty((len(self.images),) + captured[0].shape[1:])
+                    self._kept[torch.as_tensor(block, device=self._kept.device)] = captured.pop()
             finally:
                 handle.remove()
-            self._slot[missing] = np.arange(len(missing)) + (0 if self._kept is None else len(self._kept))
-            self._kept = torch.cat(([] if self._kept is None else [self._kept]) + captured)
-        self._last = (key, self._kept[torch.as_tensor(self._slot[rows])])
+            self._have[missing] = True
+        self._last = (key, self._kept[torch.as_tensor(rows, device=self._kept.device)])
         return self._last[1]
 
     @torch.no_grad()
@@ -179,13 +183,15 @@ class Deleter:
         ``assignments`` (``(N, h, w)``, default the run's) says which cells a prototype holds: the reliance test
         passes each sample's cells shuffled, so that deleting a prototype deletes as many random cells."""
         source = self.assignments if assignments is None else assignments
+        deleted = torch.zeros(max([self._prototype_bound, *(k + 1 for k in prototypes or [])]), dtype=torch.bool)
+        deleted[list(prototypes or [])] = True  # prototype -> deleted? (a lookup: cheaper than isin per block)
         out = []
         mask = _CellMask(self.layer) if self.head is None else None
         try:
             features = self.features(rows) if self.head is not None else None
             for start in range(0, len(rows), self.batch_size):
                 block = rows[start : start + self.batch_size]
-                cells = torch.isin(source[block], torch.as_tensor(prototypes or []))[:, None].to(self.device)
+                cells = deleted[source[block]][:, None].to(self.device)
                 if features is not None:
                     chunk = features[start : start + self.batch_size]
                     if prototypes:
