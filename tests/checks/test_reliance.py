@@ -69,6 +69,24 @@ def test_formation_steps_use_every_checkpoint_and_checkpoint_0_passes_nothing(pl
             assert all(p <= result.formation_alpha for p in x.p_by_checkpoint[x.formed_at:])
 
 
+def test_checkpoints_replayed_side_by_side_date_as_one_after_the_other(planted, planted_reliance, monkeypatch):
+    """Formation runs one checkpoint per core, each on its own model copy: the same effects, p and dates."""
+    from i2x_plugin.checks import reliance as module
+
+    e, result = planted.explanation, planted_reliance.reliance
+    edges = result.significant[:6]
+    halves = {c: split_class(e.labels, c, 0.5, 400, e.config.min_scope_samples, e.config.seed) for c in range(4)}
+    shuffled = shuffled_cells(np.asarray(e.assignments), 2, e.config.seed)
+    images = planted.shapes.data.images
+
+    def dated(cores: int):
+        monkeypatch.setattr(module, "available_cores", lambda: cores)
+        return module.formation(e, planted.model, images, edges, halves, shuffled, result.formation_alpha, "zero",
+                                None, module.default_load_func)
+
+    assert dated(3) == dated(1)
+
+
 def test_random_cells_delete_as_many_cells_per_sample():
     assignments = np.random.default_rng(0).integers(0, 5, (20, 4, 4))
     for shuffled in shuffled_cells(assignments, 3, seed=0):
