@@ -22,11 +22,10 @@ class I2XConfig(BaseModel):
     k: int = Field(32, ge=2, le=32_768, description="Number of prototypes K (paper: 32 on MNIST, 128 on CIFAR-10); "
                    "at most 32,768, as assignments are stored as int16.")
     pca_components: int = Field(32, ge=1, description="(D) PCA keeps min(d, this) components before K-Means.")
-    pca_max_rows: int = Field(
-        100_000, ge=1000, description="(D) PCA and K-Means are fitted on at most this many random rows (every row is "
-        "then assigned). 100,000 of the default run's 196,000 cells: the stability selection's claims recur as much "
-        "as on all of them (drivers 0.70, separators 0.55, uncertain 0.56 between two seeds) at ~0.4× the K-Means "
-        "time; 50,000 fell short (bench/stability_plan.md, plan 2).")
+    pca_max_rows: int = Field(200_000, ge=1000, description="(D) PCA and K-Means are fitted on at most this many random "
+                              "rows (every row is then assigned). 100,000 kept the default run's claims as stable "
+                              "at 0.41× the K-Means time but lost a planted class's shape (bench/stability_plan.md, "
+                              "plan 2).")
     minibatch_kmeans_rows: int = Field(
         200_000, ge=1, description="(D) Use MiniBatchKMeans instead of full-batch K-Means when there are more rows "
         "than this. Full batch on the default run's 196k rows: two seeds' partitions agree on 81–89 % of the cells "
