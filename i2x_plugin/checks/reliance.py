@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
+from typing import TypeVar
 from concurrent.futures import ThreadPoolExecutor
 from queue import Queue
 
@@ -53,6 +54,7 @@ MEASURE = "softmax confidence of the class"
 HALF = 0.5  # formed: significant and at least half its final effect (a tiny effect of the untrained net is not it)
 MIN_NONZERO = 5
 FORMATION_DRAWS = 2  # random cell draws per checkpoint when dating (the final test uses reliance_random_draws)
+T = TypeVar("T")
 SAMPLE_TOP = 3  # prototypes kept per sample (the ones whose deletion moves its prediction most)  # a Wilcoxon test on fewer non-zero differences cannot reach 5 %: p = 1
 
 
@@ -209,58 +211,75 @@ def sample_reliance(explanation, deleter: Deleter, per_sample: int = SAMPLE_TOP)
     return out
 
 
-def formation(explanation, model: nn.Module, images: torch.Tensor, edges: list[RelianceEdge],
-              halves: dict[int, tuple], shuffled: list[torch.Tensor], alpha: float, deletion: str,
-              device: torch.device | str | None, load_func: Callable[[nn.Module, str], None]
-              ) -> list[RelianceEdge]:
-    """``edges`` with their effect and p at every checkpoint and ``formed_at`` (see the module docstring).
+def replay(explanation, model: nn.Module, images: torch.Tensor, deletion: str, device: torch.device | str | None,
+           load_func: Callable[[nn.Module, str], None], measure: Callable[[Deleter], T]) -> list[T]:
+    """``measure`` of a :class:`~.faithfulness.Deleter` of every checkpoint of the run, in checkpoint order.
 
-    The checkpoints are independent, so on a CPU they are replayed side by side, one per core, each by its
-    own copy of the model on one thread (the same numbers as one after the other). The model is left holding the
-    final checkpoint's weights."""
-    e, labels = explanation, np.asarray(explanation.labels)
-    held = np.concatenate([halves[c][1] for c in sorted(halves)]) if halves else np.zeros(0, dtype=np.int64)
-    prototypes = sorted({x.prototype for x in edges})
-
+    The checkpoints are independent, so on a CPU they are replayed side by side, one per core, each by its own
+    copy of the model on one thread (the same numbers as one after the other; the heads are traced up front, one
+    after the other, as tracing patches every module's call while it runs). The model is left holding the final
+    checkpoint's weights."""
+    e = explanation
     paths = [info.path for info in e.checkpoints]
     on_cpu = torch.device(device or next(model.parameters()).device).type == "cpu"
     workers = max(1, min(available_cores(), len(paths))) if on_cpu and isinstance(e.layer, str) else 1
     free: Queue[tuple[nn.Module, Deleter]] = Queue()
     for replica in [model] + [copy.deepcopy(model) for _ in range(workers - 1)]:
-        # traced here, one after the other: tracing patches every module's call while it runs
         free.put((replica, Deleter(replica, e.layer, images, e.labels, e.assignments, deletion,
                                    e.config.batch_size, device)))
 
-    def at_checkpoint(path: str) -> dict[tuple[int, int], tuple[float, float]]:
+    def at_checkpoint(path: str) -> T:
         replica, deleter = free.get()
         try:
             load_func(replica, path)
             replica.eval()
             deleter.forget()
-            drops, out = _Drops(deleter, held, shuffled[:FORMATION_DRAWS]), {}
-            for k in prototypes:
-                own, random = drops(k)
-                for c in (x.cls for x in edges if x.prototype == k):
-                    p = max(edge_p(own[:, c] - random[:, c], labels[held], e.presence[held, k] > 0, c))
-                    out[k, c] = (float(own[labels[held] == c, c].mean()), p)
-            return out
+            return measure(deleter)
         finally:
             free.put((replica, deleter))
 
     try:
         with ThreadPoolExecutor(workers) as pool:
-            measured = list(pool.map(at_checkpoint, paths))
+            return list(pool.map(at_checkpoint, paths))
     finally:
         load_func(model, paths[-1])
         model.eval()
+
+
+def formed_at(series: list[tuple[float, float]], alpha: float) -> int | None:
+    """The first checkpoint from which, through the last, ``(effect, p)`` passes: p ≤ alpha and at least half
+    the final effect; None when the last one fails."""
+    passing = np.array([p <= alpha and v >= HALF * series[-1][0] for v, p in series])
+    failing = np.flatnonzero(~passing)
+    return None if not passing[-1] else int(failing[-1] + 1) if len(failing) else 0
+
+
+def formation(explanation, model: nn.Module, images: torch.Tensor, edges: list[RelianceEdge],
+              halves: dict[int, tuple], shuffled: list[torch.Tensor], alpha: float, deletion: str,
+              device: torch.device | str | None, load_func: Callable[[nn.Module, str], None]
+              ) -> list[RelianceEdge]:
+    """``edges`` with their effect and p at every checkpoint and ``formed_at`` (see the module docstring), the
+    checkpoints replayed by :func:`replay`. The model is left holding the final checkpoint's weights."""
+    e, labels = explanation, np.asarray(explanation.labels)
+    held = np.concatenate([halves[c][1] for c in sorted(halves)]) if halves else np.zeros(0, dtype=np.int64)
+    prototypes = sorted({x.prototype for x in edges})
+
+    def measure(deleter: Deleter) -> dict[tuple[int, int], tuple[float, float]]:
+        drops, out = _Drops(deleter, held, shuffled[:FORMATION_DRAWS]), {}
+        for k in prototypes:
+            own, random = drops(k)
+            for c in (x.cls for x in edges if x.prototype == k):
+                p = max(edge_p(own[:, c] - random[:, c], labels[held], e.presence[held, k] > 0, c))
+                out[k, c] = (float(own[labels[held] == c, c].mean()), p)
+        return out
+
+    measured = replay(e, model, images, deletion, device, load_func, measure)
     out = []
     for x in edges:
         series = [at[x.prototype, x.cls] for at in measured]
-        passing = np.array([p <= alpha and v >= HALF * series[-1][0] for v, p in series])
-        failing = np.flatnonzero(~passing)
-        formed = None if not passing[-1] else int(failing[-1] + 1) if len(failing) else 0
         out.append(dataclasses.replace(x, effect_by_checkpoint=[round(v, 6) for v, _ in series],
-                                       p_by_checkpoint=[float(p) for _, p in series], formed_at=formed))
+                                       p_by_checkpoint=[float(p) for _, p in series],
+                                       formed_at=formed_at(series, alpha)))
     return out
 
 
