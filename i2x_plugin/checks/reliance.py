@@ -52,10 +52,10 @@ from .faithfulness import Deleter, delete_and_compare, static_prototypes
 
 MEASURE = "softmax confidence of the class"
 HALF = 0.5  # formed: significant and at least half its final effect (a tiny effect of the untrained net is not it)
-MIN_NONZERO = 5
+MIN_NONZERO = 5  # a Wilcoxon test on fewer non-zero differences cannot reach 5 %: p = 1
 FORMATION_DRAWS = 2  # random cell draws per checkpoint when dating (the final test uses reliance_random_draws)
+SAMPLE_TOP = 3  # prototypes kept per sample (the ones whose deletion moves its prediction most)
 T = TypeVar("T")
-SAMPLE_TOP = 3  # prototypes kept per sample (the ones whose deletion moves its prediction most)  # a Wilcoxon test on fewer non-zero differences cannot reach 5 %: p = 1
 
 
 def split_class(labels: np.ndarray, cls: int, held_out: float, cap: int, min_samples: int, seed: int
