@@ -26,6 +26,7 @@ from ..method.prototypes import extract_features
 from ..method.structure import StructuredExplanation
 from ..training.data import ImageDataset
 from .faithfulness import check_model_and_data, deletion_tests
+from .pair_reliance import with_pair_relations
 from .reliance import reliance
 from .stability import tested_for_stability
 
@@ -91,8 +92,11 @@ def run_stability(explanation: StructuredExplanation, model: nn.Module, data: Pr
 def with_reliance(explanation: StructuredExplanation, model: nn.Module, images,
                   device: str | torch.device | None = None) -> StructuredExplanation:
     """``explanation`` with the final model's reliance relation (:mod:`.reliance`) on ``model`` (the run's final
-    weights, in eval mode) and its probe ``images``; the classes too small to cross-fit are added to ``skipped``."""
+    weights, in eval mode) and its probe ``images``, with its pair relations (:mod:`.pair_reliance`, when
+    ``pair_reliance``); the classes and pairs too small to cross-fit are added to ``skipped``."""
     result = reliance(explanation, model, images, device)
+    if explanation.config.pair_reliance:
+        result = with_pair_relations(result, explanation, model, images, device)
     return dataclasses.replace(explanation, reliance=result,
                                skipped=explanation.skipped + [f"reliance: {line}" for line in result.skipped])
 
