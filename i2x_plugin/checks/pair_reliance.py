@@ -53,8 +53,6 @@ from ..training.checkpoints import default_load_func
 from .faithfulness import Deleter, covered_area, matched_random_sets
 from .reliance import FORMATION_DRAWS, HALF, MIN_NONZERO, _Drops, shuffled_cells, split_class
 
-MARGIN_MEASURE = "drop of the softmax-confidence margin p[favours] − p[against] on the pair's samples"
-CONFUSER_MEASURE = "rise of the true class's confidence beyond the other classes' on the pair's misclassified samples"
 EXACT_UP_TO = 50  # samples: above, the signed-rank p is the normal approximation (scipy's own cut-off, taken directly)
 MIN_HALF = MIN_NONZERO  # misclassified samples per half: a Wilcoxon test on fewer cannot reach 5 %
 
@@ -230,7 +228,7 @@ def _same_group(edge: PairEdge, group: PairGroup) -> bool:
 
 
 def set_test(deleter: Deleter, group: PairGroup, prototypes: list[int], random_sets: int,
-             rng: np.random.Generator) -> PairSet:
+             rng: np.random.Generator, min_effect: float) -> PairSet:
     """``prototypes`` deleted together on the group's held-out samples, in the group's measure, against
     ``random_sets`` prototype sets matched in count and covered area (:func:`~.faithfulness.matched_random_sets`)."""
     rows, weights = group.held, group.held_weights
@@ -251,7 +249,8 @@ def set_test(deleter: Deleter, group: PairGroup, prototypes: list[int], random_s
         float(np.mean([covered_area(assignments, rows, s) for s in sets])), float((random < value).mean()),
         float((1 + (random >= value).sum()) / (1 + len(random))), [], None, None)
     turned = None if group.kind == "margin" else int((after.argmax(1) == deleter.labels[rows]).sum())
-    return PairSet(group.kind, group.a, group.b, group.favours, test, turned)
+    passes = test.percentile >= 0.95 and test.effect - test.random_median >= min_effect
+    return PairSet(group.kind, group.a, group.b, group.favours, test, passes, turned)
 
 
 def pair_relations(explanation, deleter: Deleter, shuffled: list[torch.Tensor], halves: dict[int, tuple]
@@ -269,7 +268,7 @@ def pair_relations(explanation, deleter: Deleter, shuffled: list[torch.Tensor], 
             continue  # a margin group is reported when it has a claimed edge; every confused pair is tested
         chosen = [x.prototype for x in sorted((x for x in edges if _same_group(x, g)), key=lambda x: x.rank)
                   if x.selection_effect > 0][: cfg.top_prototypes]
-        sets.append(set_test(deleter, g, chosen, cfg.faithfulness_random_sets, rng))
+        sets.append(set_test(deleter, g, chosen, cfg.faithfulness_random_sets, rng, cfg.pair_reliance_min_effect))
     return PairRelations(edges, sets, skipped, groups, contrast)
 
 
@@ -296,10 +295,11 @@ def date_pair_edges(explanation, model: nn.Module, images: torch.Tensor, relatio
             deleter = Deleter(model, e.layer, images, e.labels, e.assignments, cfg.deletion, cfg.batch_size, device)
             own, random = _every_drop(deleter, rows, shuffled[:FORMATION_DRAWS], prototypes)
             for g in held_only:
-                stats = _stats(g, present, own, random, pos, relations.contrast, labels)
+                mine = [x for x in dated if _same_group(x, g)]
+                idx = np.array([prototypes.index(x.prototype) for x in mine])  # only the group's dated prototypes
+                stats = _stats(g, present[idx], own[idx], random[idx], pos, relations.contrast, labels)
                 p = stats["random_p"] if "contrast_p" not in stats else np.maximum(stats["random_p"], stats["contrast_p"])
-                for x in (x for x in dated if _same_group(x, g)):
-                    i = prototypes.index(x.prototype)
+                for i, x in enumerate(mine):
                     series[id(x)].append((float(stats["effect"][i]), float(p[i])))
     finally:
         load_func(model, e.checkpoints[-1].path)

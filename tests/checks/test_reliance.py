@@ -109,7 +109,9 @@ def test_a_model_trained_on_shuffled_labels_relies_on_nothing(tmp_path):
     """Null: a SmallCNN trained 3 epochs on 1,200 digits with shuffled labels, probed on 600 held-out digits with
     their true labels, knows nothing of the labels. Measured over seeds 0–4: 0 claimed edges of 117–120 tested
     on every seed (7–14 pass q ≤ 0.05 alone, beating the random cells by at most 0.0003 of confidence, against
-    ``reliance_min_effect`` = 0.01); the test asks for 0 on seed 0."""
+    ``reliance_min_effect`` = 0.01); the test asks for 0 on seed 0. The pair relations (checks/pair_reliance.py)
+    too: over the same seeds margin reliance has 8–39 edges of 120–504 at q ≤ 0.05 and confusers 19–27 of 57–60,
+    beating the random cells by at most 0.0006 of confidence (``pair_reliance_min_effect`` = 0.01): 0 claimed."""
     import torch
 
     from i2x_plugin import I2X
@@ -129,3 +131,7 @@ def test_a_model_trained_on_shuffled_labels_relies_on_nothing(tmp_path):
     result = run_reliance(explanation, model, probe).reliance
     assert len(result.edges) >= 100 and not result.skipped
     assert result.significant == []
+    assert {x.kind for x in result.pair_edges} == {"margin", "confuser"}
+    assert result.significant_pairs("margin") == [] and result.significant_pairs("confuser") == []
+    assert not [s for s in result.pair_sets if s.kind == "margin"]  # no claimed edge: no pair group reported
+    assert sum(s.passes for s in result.pair_sets) == 0
