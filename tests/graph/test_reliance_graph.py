@@ -120,3 +120,18 @@ def test_learning_order_reports_both_orders_and_names_each_relation(relied):
         assert r.margin_relied_at == (min(formed) if formed else None)
         starts = [x.first_step + 1 for x in e.separators if (min(x.a, x.b), max(x.a, x.b)) == (r.a, r.b)]
         assert r.beta_separated_at == (min(starts) if starts else None)
+
+
+def test_the_example_answers_name_the_confusers_and_both_orders(relied):
+    """The most-confused answer names the pair's confusers with effect and q (reliance, final model) beside the
+    uncertain prototypes (training dynamics, β); the learning-order answer gives both orders per pair."""
+    from i2x_plugin.graph.answers import example_answers
+
+    store, e = relied
+    confused, order = example_answers(store, e)[:2]
+    if confused.rows and confused.rows[0]["confusers"]:
+        first = confused.rows[0]
+        assert "Uncertain prototypes (training dynamics, β)" in confused.text
+        assert "Confusers (reliance, final model" in confused.text and first["confuserNames"][0] in confused.text
+    if any(r["betaSeparatedAt"] is not None and r["marginReliedAt"] is not None for r in order.rows):
+        assert "Both orders, pair by pair (β separates: training dynamics; margin reliance" in order.text
