@@ -268,6 +268,11 @@ def pair_relations(explanation, deleter: Deleter, shuffled: list[torch.Tensor], 
             continue  # a margin group is reported when it has a claimed edge; every confused pair is tested
         chosen = [x.prototype for x in sorted((x for x in edges if _same_group(x, g)), key=lambda x: x.rank)
                   if x.selection_effect > 0][: cfg.top_prototypes]
+        if not chosen:
+            what = "margin reliance" if g.kind == "margin" else "confusers"
+            skipped.append(f"{what} of {g.a}↔{g.b}: no prototype has a positive effect on the selection half; "
+                           "no top set to test")
+            continue
         sets.append(set_test(deleter, g, chosen, cfg.faithfulness_random_sets, rng, cfg.pair_reliance_min_effect))
     return PairRelations(edges, sets, skipped, groups, contrast)
 
