@@ -114,3 +114,10 @@ def test_no_pair_is_tested_when_no_class_can_be_cross_fitted(digits_run):
     relations = pair_relations(e, deleter, shuffled_cells(e.assignments, 2, 0), {})
     assert not [x for x in relations.edges if x.kind == "margin"]
     assert all("too small to cross-fit" in line for line in relations.skipped if line.startswith("margin"))
+
+
+def test_the_pair_relations_need_the_reliance_relation_first(digits_run):
+    from i2x_plugin.checks.run import with_pair_reliance
+
+    with pytest.raises(ValueError, match="extend the reliance relation: run with_reliance"):
+        with_pair_reliance(digits_run.explanation, digits_run.load_final(), digits_run.probe.images)
