@@ -100,7 +100,10 @@ def test_a_class_too_small_to_cross_fit_is_listed_in_skipped(planted):
                                 config=e.config.model_copy(update={"reliance_formation": False}))
     data = (planted.shapes.data.images[keep], planted.shapes.data.labels[keep])
     result = run_reliance(small, planted.model, data)
-    assert result.reliance.skipped == ["class 3: 15 samples < 2 × min_scope_samples = 20; too few to cross-fit"]
+    first, *pairs = result.reliance.skipped
+    assert first == "class 3: 15 samples < 2 × min_scope_samples = 20; too few to cross-fit"
+    assert all(line.startswith("margin reliance of ") and "class 3 is too small to cross-fit" in line
+               for line in pairs)  # the pair relations say which pairs the small class leaves untested
     assert "reliance: class 3: 15 samples < 2 × min_scope_samples = 20; too few to cross-fit" in result.skipped
     assert {x.cls for x in result.reliance.edges} == {0, 1, 2}
 
