@@ -132,7 +132,7 @@ def test_a_model_trained_on_shuffled_labels_relies_on_nothing(tmp_path):
     config = I2XConfig(k=12, seed=0, null_draws=0, faithfulness=False, reliance_formation=False)
     explanation = I2X(model, "block3", config=config).explain(tmp_path, probe)
     result = run_reliance(explanation, model, probe).reliance
-    assert len(result.edges) >= 100 and not result.skipped
+    assert len(result.edges) >= 100 and not [line for line in result.skipped if not line.startswith("confusers of")]
     assert result.significant == []
     assert {x.kind for x in result.pair_edges} == {"margin", "confuser"}
     assert result.significant_pairs("margin") == [] and result.significant_pairs("confuser") == []
