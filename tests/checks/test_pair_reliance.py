@@ -64,9 +64,9 @@ def test_confused_pairs_are_tested_for_confusers_or_named_in_skipped(relied):
 
 
 def test_claimed_margin_edges_move_the_margin_and_their_pair_groups_beat_random_sets(relied):
-    """On the digits run (seed 0): margin reliance claims edges and the top set of every reported pair group is
-    compared with 50 matched random sets; the threshold (≥ 0.8 of the groups pass) mirrors the issue's target,
-    measured at 0.98 (57 of 58 groups) on the default mnist-5k run."""
+    """On the digits run: margin reliance claims edges and the top set of every reported pair group is compared
+    with 50 matched random sets. Measured on the digits setting over seeds 0–2: 19 of 20, 12 of 12 and 9 of 10
+    groups pass (0.90–1.0; 57 of 58 on the default mnist-5k run); the test asks for ≥ 0.8, the issue's target."""
     r = relied.reliance
     claimed = r.significant_pairs("margin")
     assert claimed and all(x.effect - x.random_effect >= r.pair_min_effect for x in claimed)
@@ -78,6 +78,8 @@ def test_claimed_margin_edges_move_the_margin_and_their_pair_groups_beat_random_
 
 
 def test_claimed_pair_edges_are_dated_at_every_checkpoint(relied):
+    """Measured on the digits setting over seeds 0–2: no claimed pair edge passes the formation rule at the
+    untrained checkpoint 0 (1 of 428 on the default run); the test allows 5 %."""
     e, r = relied, relied.reliance
     for x in r.significant_pairs("margin") + r.significant_pairs("confuser"):
         assert len(x.effect_by_checkpoint) == len(e.checkpoints) == len(x.p_by_checkpoint)
