@@ -50,7 +50,7 @@ import torch
 from core import raw_layergradcam_throughput as raw_layergradcam_images_per_s  # bench/core.py, the same baseline
 
 RESULTS = Path(__file__).resolve().parent / "results" / "e2e.json"
-_CHECKS = ("explain.faithfulness", "faithfulness", "stability", "reliance")
+_CHECKS = ("explain.faithfulness", "faithfulness", "stability", "reliance", "pair reliance")
 # overhead_over_sweep (issue 19): everything I2X adds beyond the sweep, less the wait for the graph store's start.
 TARGETS = {"total_seconds": 300, "peak_rss_gib": 4.0, "sweep_ratio": 0.8, "overhead_ratio": 1.0,
            "overhead_over_sweep": 1.5}

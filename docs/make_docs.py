@@ -181,7 +181,7 @@ def _params_for(name: str, explanation, answers: dict) -> dict:
         "pair_separators": {"a": a, "b": b}, "prototype_evolution": {"k": k}, "prototype_exemplars": {"k": k},
         "prototype_samples": {"k": k}, "shared_prototypes": {"cls": a}, "uncertain_prototypes": {"a": a, "b": b},
         "sample_evidence": {"sample": misclassified}, "misclassified_evidence": {"sample": misclassified},
-        "class_reliance": {"cls": a},
+        "class_reliance": {"cls": a}, "pair_reliance": {"a": a, "b": b},
     }
     return {key: value for key, value in picks.get(name, {}).items() if value is not None}
 

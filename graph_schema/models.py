@@ -23,7 +23,7 @@ from .relationships import (
     HasPrototype, InClass, KeyDriverOf, LabelledAs, Next, PredictedAs, Removes, SeparatedFrom, Separates, SharedBy,
     SpecialisedTo, Tests, UncertainBetween,
 )
-from .reliance import DeletionMoves, ReliesOn
+from .reliance import Confuses, DeletionMoves, MarginReliesOn, ReliesOn
 
 NODE_MODELS: dict[str, type[GraphNode]] = {
     m.label: m for m in (Run, Checkpoint, Class, Prototype, Group, Sample, CurationSet, DeletionTest)}
@@ -31,7 +31,7 @@ RELATIONSHIP_MODELS: dict[str, type[GraphRelationship]] = {
     m.type: m for m in (HasCheckpoint, HasClass, HasPrototype, Next, FineTunedFrom, Drives, KeyDriverOf,
                         InClass, SharedBy, SpecialisedTo, Separates, SeparatedFrom, UncertainBetween,
                         ConfusedAs, LabelledAs, PredictedAs, ExemplarOf, Removes, ForPair, Tests, Deletes, ReliesOn,
-                        DeletionMoves)}
+                        DeletionMoves, MarginReliesOn, Confuses)}
 
 
 def node_model(label: str) -> type[GraphNode]:

@@ -1,4 +1,5 @@
-"""The final model's reliance relation in the graph (issue 21): ``(:Prototype)-[:RELIES_ON]->(:Class)``.
+"""The final model's reliance relations in the graph (issue 21): ``(:Prototype)-[:RELIES_ON]->(:Class)`` and the pair
+relations ``MARGIN_RELIES_ON`` and ``CONFUSES``.
 
 A relationship of its own, beside the training-dynamics ``DRIVES`` and never merged into it: ``DRIVES`` says how
 the prototype's saliency change moved the class's confidence during training (β, a statement about training
@@ -11,6 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import Field
+
+from i2x_plugin.method.evidence import CONFUSER_MEASURE, MARGIN_MEASURE
+from i2x_plugin.method.pvalues import floor_p
 
 from .nodes import Class, Prototype, Sample
 from .relationships import GraphRelationship
@@ -87,3 +91,76 @@ def add_sample_reliance_rows(rows: Any, explanation: "StructuredExplanation", ke
             rows.add(DeletionMoves(run_id=explanation.run_id, source_key=key, target_key=str(k), rank=rank,
                                    predicted=s.predicted, runner_up=s.runner_up, predicted_drop=drop,
                                    runner_up_drop=other))
+
+
+class _PairReliance(GraphRelationship):
+    """The fields both pair relations share (checks/pair_reliance.py): effect on the held-out samples (``half``),
+    the random cells' effect, p / q (BH over the run's edges of the kind), the rank from the selection half,
+    ``claimed`` (q ≤ fdr_q and the effect beats the random cells' by the run's pair minimum), and per checkpoint
+    ``effects`` / ``ps`` with ``formedAt`` for the claimed edges (as on RELIES_ON)."""
+
+    source, target = Prototype, Class
+    identity = ("a", "b")
+    parallel: ClassVar[tuple[tuple[str, ...], ...]] = (("effects", "ps"),)
+    relation: str = Field("reliance, final model", description="Which relation this is (not β's training dynamics).")
+    measure: str
+    a: int
+    b: int
+    effect: float
+    random_effect: float
+    p: float
+    q: float
+    rank: int
+    half: str
+    samples: int
+    claimed: bool
+    formed_at: int | None = None
+    effects: list[float] | None = Field(None, description="Per checkpoint (index = checkpoint).")
+    ps: list[float] | None = Field(None, description="Per checkpoint: the edge's p at that checkpoint.")
+    in_top_set: bool = Field(False, description="One of its pair group's top prototypes by selection-half effect.")
+    top_set_percentile: float | None = Field(None, description="That top set deleted together on the held-out "
+                                             "samples: share of matched random prototype sets it beats.")
+    top_set_turned_back: int | None = Field(None, description="Confusers: held-out misclassified samples the top "
+                                            "set's deletion turns back to their true class.")
+
+
+class MarginReliesOn(_PairReliance):
+    """Deleting the prototype drops the final model's confidence margin of the target class over ``against`` on
+    the pair's held-out samples: the faithful counterpart of ``SEPARATES`` (its β), never merged with it.
+    ``contrastEffect``: the same deletion's margin drop on the other classes' samples that hold the prototype."""
+
+    type: ClassVar[str] = "MARGIN_RELIES_ON"
+    against: int
+    contrast_effect: float | None = None
+
+
+class Confuses(_PairReliance):
+    """On the held-out a↔b-misclassified samples of a most confused pair, deleting the prototype raises the true
+    class's confidence more than the other classes' (it turns them back): the faithful counterpart of
+    ``UNCERTAIN_BETWEEN``. One edge to each class of the pair, the same numbers."""
+
+    type: ClassVar[str] = "CONFUSES"
+
+
+def add_pair_reliance_rows(rows: Any, explanation: "StructuredExplanation") -> None:
+    """One ``MARGIN_RELIES_ON`` per tested margin edge (to the class it favours) and two ``CONFUSES`` per tested
+    confuser edge (to each class of the pair) of ``explanation.reliance`` into ``rows``."""
+    r = explanation.reliance
+    if r is None:
+        return
+    kept = {id(x) for kind in ("margin", "confuser") for x in r.significant_pairs(kind)}
+    sets = {(s.kind, s.a, s.b, s.favours, k): s for s in r.pair_sets for k in s.test.prototypes}
+    for x in r.pair_edges:
+        top = sets.get((x.kind, x.a, x.b, x.favours, x.prototype))
+        common = dict(run_id=explanation.run_id, source_key=str(x.prototype), a=x.a, b=x.b, effect=x.effect,
+                      random_effect=x.random_effect, p=floor_p(x.p), q=floor_p(x.q), rank=x.rank, half=x.half,
+                      samples=x.samples, claimed=id(x) in kept, formed_at=x.formed_at,
+                      effects=x.effect_by_checkpoint or None, ps=x.p_by_checkpoint or None, in_top_set=top is not None,
+                      top_set_percentile=None if top is None else top.test.percentile,
+                      top_set_turned_back=None if top is None else top.turned_back)
+        if x.kind == "margin":
+            rows.add(MarginReliesOn(target_key=str(x.favours), measure=MARGIN_MEASURE, against=x.against,
+                                    contrast_effect=x.contrast_effect, **common))
+        else:
+            for c in (x.a, x.b):
+                rows.add(Confuses(target_key=str(c), measure=CONFUSER_MEASURE, **common))

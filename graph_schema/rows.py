@@ -31,7 +31,7 @@ import numpy as np
 from i2x_plugin.method.pvalues import floor_p
 
 from . import models as m
-from .reliance import add_reliance_rows, add_sample_reliance_rows
+from .reliance import add_pair_reliance_rows, add_reliance_rows, add_sample_reliance_rows
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -277,6 +277,7 @@ def explanation_rows(explanation: StructuredExplanation, *, uncertain_samples_pe
                                   intensity=float(x.intensity), presence=int(x.presence), box=list(x.box)))
     add_reliance_rows(rows, e)  # RELIES_ON: the final model's reliance relation, beside DRIVES
     add_sample_reliance_rows(rows, e, key_of)  # DELETION_MOVES: per stored sample
+    add_pair_reliance_rows(rows, e)  # MARGIN_RELIES_ON and CONFUSES: the pair relations, beside SEPARATES / UNCERTAIN_BETWEEN
     return rows
 
 

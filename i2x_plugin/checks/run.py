@@ -26,6 +26,7 @@ from ..method.prototypes import extract_features
 from ..method.structure import StructuredExplanation
 from ..training.data import ImageDataset
 from .faithfulness import check_model_and_data, deletion_tests
+from .pair_reliance import with_pair_relations
 from .reliance import reliance
 from .stability import tested_for_stability
 
@@ -89,12 +90,27 @@ def run_stability(explanation: StructuredExplanation, model: nn.Module, data: Pr
 
 
 def with_reliance(explanation: StructuredExplanation, model: nn.Module, images,
-                  device: str | torch.device | None = None) -> StructuredExplanation:
+                  device: str | torch.device | None = None, pairs: bool | None = None) -> StructuredExplanation:
     """``explanation`` with the final model's reliance relation (:mod:`.reliance`) on ``model`` (the run's final
-    weights, in eval mode) and its probe ``images``; the classes too small to cross-fit are added to ``skipped``."""
+    weights, in eval mode) and its probe ``images``, and its pair relations (:func:`with_pair_reliance`; ``pairs``
+    defaults to the config's ``pair_reliance``); the classes and pairs too small to cross-fit go to ``skipped``."""
     result = reliance(explanation, model, images, device)
+    relied = dataclasses.replace(explanation, reliance=result,
+                                 skipped=explanation.skipped + [f"reliance: {line}" for line in result.skipped])
+    wanted = explanation.config.pair_reliance if pairs is None else pairs
+    return with_pair_reliance(relied, model, images, device) if wanted else relied
+
+
+def with_pair_reliance(explanation: StructuredExplanation, model: nn.Module, images,
+                       device: str | torch.device | None = None) -> StructuredExplanation:
+    """``explanation`` (its reliance relation measured) with the pair relations of :mod:`.pair_reliance` added:
+    margin reliance, confusers, their top sets and formation steps; the pairs skipped go to ``skipped``."""
+    if explanation.reliance is None:
+        raise ValueError("The pair relations extend the reliance relation: run with_reliance (or run_reliance) first.")
+    result = with_pair_relations(explanation.reliance, explanation, model, images, device)
+    added = result.skipped[len(explanation.reliance.skipped):]
     return dataclasses.replace(explanation, reliance=result,
-                               skipped=explanation.skipped + [f"reliance: {line}" for line in result.skipped])
+                               skipped=explanation.skipped + [f"reliance: {line}" for line in added])
 
 
 def run_reliance(explanation: StructuredExplanation, model: nn.Module, data: ProbeLike,

@@ -1,8 +1,10 @@
 """The three example questions ``i2x run`` asks the graph at the end, in plain sentences.
 
-1. The most confused pair: which prototypes are uncertain between its classes, and which misclassified
-   samples contain them (catalog question ``most_confused``, method.md question 9).
-2. In what order the model separated the class pairs (``learning_order``, question 6).
+1. The most confused pair: which prototypes are uncertain between its classes (training dynamics), which
+   misclassified samples contain them, and its confusers (reliance, final model: deleting them turns the
+   confusions back) (catalog question ``most_confused``, method.md question 9).
+2. In what order the model separated the class pairs, with both orders per pair: when β separated it and when
+   the final model's margin reliance formed (``learning_order``, question 6).
 3. Why one sample looks where it looks: its most salient prototype and that prototype's β toward the
    predicted class (``sample_evidence``, question 1), for a misclassified sample of the most confused
    pair when there is one, else for the top exemplar of the first uncertain (or driving) prototype.
@@ -67,6 +69,35 @@ def _deletion_sentence(row: dict[str, Any], names: list[str], level: float) -> s
             + ".")
 
 
+def _confuser_sentence(row: dict[str, Any], level: float) -> str:
+    """The pair's confusers (reliance, final model): each with its turn-back effect and q, and the top set's test."""
+    if not row.get("confusers"):
+        return ""
+    parts = [f"{name} ({effect:+.3f}, {format_p(q, 'q')}" + (f", formed at checkpoint {formed}" if formed is not None
+             else "" if claimed else f", not claimed at q ≤ {level:g}") + ")"
+             for name, effect, q, claimed, formed in zip(row["confuserNames"], row["confuserEffects"],
+                                                         row["confuserQs"], row["confuserClaimed"],
+                                                         row["confuserFormedAt"])]
+    tested = ""
+    if row.get("confuserSetPercentile") is not None:
+        tested = (f" Deleted together they beat {100 * row['confuserSetPercentile']:.0f} % of matched random "
+                  f"prototype sets and turn {row['confuserSetTurnedBack']} of {row['confuserSamples']} held-out "
+                  "misclassified samples back to their true class.")
+    return ("\nConfusers (reliance, final model: deleting each on the pair's held-out misclassified samples raises the "
+            f"true class's confidence beyond the other classes'): {_listing(parts)}.{tested}")
+
+
+def _both_orders(rows: list[dict[str, Any]]) -> str:
+    """When β separated each pair (training dynamics) and when the final model's margin reliance formed."""
+    both = [f"{r['nameA']}↔{r['nameB']} (β from checkpoint {r['betaSeparatedAt']}, margin reliance from checkpoint "
+            f"{r['marginReliedAt']})" for r in rows
+            if r.get("betaSeparatedAt") is not None and r.get("marginReliedAt") is not None]
+    if not both:
+        return ""
+    return ("\nBoth orders, pair by pair (β separates: training dynamics; margin reliance: the final model's margin "
+            f"drops when the prototype is deleted, dated by its formation step): {_listing(both)}.")
+
+
 def _direction(beta: float, q: float | None, level: float) -> str:
     """What a significant pooled β says about the sample's prediction; nothing when β is not significant."""
     if q is None or q > level:
@@ -97,13 +128,15 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
         rank = first.get("confusionRank", 1)
         which = "the most confused pair" if rank == 1 else f"the most confused pair with uncertain prototypes (#{rank})"
         text = (f"{cn[first['a']]} ↔ {cn[first['b']]} is {which}: {first['confusions']} confusions at the final "
-                f"checkpoint. Uncertain prototypes: {_listing(protos)}.\n"
+                f"checkpoint. Uncertain prototypes (training dynamics, β): {_listing(protos)}.\n"
                 + (f"Misclassified samples containing them: {_listing([f'#{s}' for s in samples])}." if samples
-                   else "No misclassified stored sample contains them."))
+                   else "No misclassified stored sample contains them.")
+                + _confuser_sentence(first, explanation.config.fdr_q))
     else:
         text = confused.hint or "No answer."
-    answers.append(ExampleAnswer("Which prototypes are uncertain in the most confused pair, and which misclassified "
-                                 "samples contain them?", f"i2x ask most_confused --run {run}",
+    answers.append(ExampleAnswer("Which prototypes are uncertain in the most confused pair, which misclassified "
+                                 "samples contain them, and which turn the confusions back?",
+                                 f"i2x ask most_confused --run {run}",
                                  rows, text))
 
     order = ask(store, "learning_order", run_id=run)
@@ -112,8 +145,9 @@ def example_answers(store: GraphStore, explanation: StructuredExplanation) -> li
         done = [f"{r['nameA']}↔{r['nameB']} ({_checkpoint_name(explanation, r['separatedAt'])})" for r in rows
                 if r["separatedAt"] is not None]
         open_pairs = [f"{r['nameA']}↔{r['nameB']}" for r in rows if r["separatedAt"] is None]
-        text = (f"Separated first to last: {_listing(done) or 'none yet'}."
-                + (f"\nNot separated by the final checkpoint: {_listing(open_pairs)}." if open_pairs else ""))
+        text = (f"Separated first to last (confusions on the probe set): {_listing(done) or 'none yet'}."
+                + (f"\nNot separated by the final checkpoint: {_listing(open_pairs)}." if open_pairs else "")
+                + _both_orders(rows))
     else:
         text = order.hint or "No answer."
     answers.append(ExampleAnswer("In what order did the model separate the class pairs?",

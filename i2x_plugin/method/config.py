@@ -103,6 +103,13 @@ class I2XConfig(BaseModel):
         "(5 seeds): their edges with q ≤ 0.05 beat the random cells by at most 0.0003; real edges by 0.02–0.7.")
     reliance_formation: bool = Field(True, description="Date each significant reliance edge: its effect at every "
                                      "checkpoint and the first from which it stays significant at fdr_q / T.")
+    pair_reliance: bool = Field(True, description="With reliance: the pair relations of the final model (margin "
+                                "reliance of every pair with separators or among the confused_pairs most confused, "
+                                "and the confusers of the most confused pairs; checks/pair_reliance.py).")
+    pair_reliance_min_effect: float = Field(
+        0.01, ge=0, le=1, description="(D) A margin-reliance or confuser edge is claimed when its q ≤ fdr_q and its "
+        "effect beats the random cells' by at least this much confidence (calibrated like reliance_min_effect on "
+        "SmallCNNs trained on shuffled digit labels; see checks/pair_reliance.py).")
     # Stability (validation.md §3): the claims re-derived with other prototypes.
     stability_kmeans_seeds: int = Field(2, ge=0, description="(D) Re-fits of the prototypes with other K-Means seeds "
                                         "in the stability test.")

@@ -93,6 +93,65 @@ class SampleReliance:
     runner_up_drops: list[float]
 
 
+MARGIN_MEASURE = "drop of the confidence margin p[favours] − p[against] on the pair's held-out samples"
+CONFUSER_MEASURE = ("rise of the true class's confidence beyond the other classes' on the pair's held-out "
+                    "misclassified samples")
+
+
+@dataclass(frozen=True)
+class PairEdge:
+    """A pair relation of the final model (checks/pair_reliance.py), tested like a :class:`RelianceEdge`.
+
+    ``kind`` ``"margin"``: deleting the prototype drops the softmax-confidence margin ``p[favours] − p[against]``
+    by ``effect`` on the pair's held-out samples (classes a ∪ b), the faithful counterpart of a separator.
+    ``kind`` ``"confuser"``: on the held-out a↔b-misclassified samples, deleting it raises the true class's
+    confidence by ``effect`` more than the other classes' (the predicted one left out): it turns them back, the
+    faithful counterpart of an uncertain prototype (``favours`` is None). ``random_effect``: as many random cells of
+    the same samples; ``q``: BH over every edge of its kind in the run; ``rank`` from the selection half.
+    """
+
+    kind: str  # "margin" | "confuser"
+    prototype: int
+    a: int  # the pair, a < b
+    b: int
+    favours: int | None  # margin: the class whose margin over the other the prototype carries
+    effect: float
+    random_effect: float
+    p: float
+    q: float
+    rank: int
+    selection_effect: float
+    samples: int  # held-out samples the effect is measured on
+    half: str = "held-out"
+    random_p: float | None = None  # against as many random cells (Wilcoxon signed-rank)
+    contrast_effect: float | None = None  # margin: the same deletion's margin drop on other classes' samples
+    contrast_p: float | None = None  # margin: the pair's samples against the others' (Mann–Whitney U)
+    effect_by_checkpoint: list[float] = field(default_factory=list)
+    p_by_checkpoint: list[float] = field(default_factory=list)
+    formed_at: int | None = None  # as RelianceEdge.formed_at
+
+    @property
+    def against(self) -> int | None:
+        return None if self.favours is None else (self.b if self.favours == self.a else self.a)
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """A pair group's top prototypes by selection-half effect, deleted together on its held-out samples and
+    compared with area-matched random prototype sets (``test``, in the same measure as its edges). It ``passes``
+    when it beats 95 % of them (the deletion tests' criterion) *and* their median by ``pair_min_effect``: on
+    models trained on shuffled labels, confuser sets beat 95 % of the random sets in 1–2 of 5 pairs by a
+    systematic turn-back of at most a few thousandths of confidence (bench/results/reliance.json)."""
+
+    kind: str  # "margin" | "confuser"
+    a: int
+    b: int
+    favours: int | None
+    test: FaithfulnessResult
+    passes: bool  # beats 95 % of the matched random sets, and their median by the run's pair_min_effect
+    turned_back: int | None = None  # confusers: held-out misclassified samples predicted as their true class after
+
+
 @dataclass(frozen=True)
 class RelianceResult:
     """The reliance relation of the final model: every tested edge, each class's top set, what was skipped."""
@@ -109,11 +168,21 @@ class RelianceResult:
     checkpoint0_false_rate: float | None = None  # share of significant edges passing the formation rule at checkpoint 0
     min_effect: float = 0.0  # a claimed edge beats the random cells by at least this much confidence
     samples: list[SampleReliance] = field(default_factory=list)  # per probe sample, its most moving deletions
+    pair_edges: list[PairEdge] = field(default_factory=list)  # margin reliance and confusers (checks/pair_reliance.py)
+    pair_sets: list[PairSet] = field(default_factory=list)  # per reported pair group, its top set on the held-out half
+    pair_min_effect: float = 0.0  # a claimed pair edge beats the random cells by at least this much confidence
+    pair_checkpoint0_false_rate: float | None = None  # as checkpoint0_false_rate, for the claimed pair edges
 
     @property
     def significant(self) -> list[RelianceEdge]:
         """The claimed edges: q ≤ fdr_q and an effect at least ``min_effect`` above the random cells'."""
         return [e for e in self.edges if e.q <= self.fdr_q and e.effect - e.random_effect >= self.min_effect]
+
+    def significant_pairs(self, kind: str) -> list[PairEdge]:
+        """The claimed pair edges of ``kind`` ("margin" | "confuser"): q ≤ fdr_q and the effect at least
+        ``pair_min_effect`` above the random cells'."""
+        return [e for e in self.pair_edges if e.kind == kind and e.q <= self.fdr_q
+                and e.effect - e.random_effect >= self.pair_min_effect]
 
     @classmethod
     def from_dict(cls, data: dict) -> "RelianceResult":
@@ -121,4 +190,6 @@ class RelianceResult:
         data["edges"] = [RelianceEdge(**e) for e in data["edges"]]
         data["top_sets"] = [FaithfulnessResult(**r) for r in data["top_sets"]]
         data["samples"] = [SampleReliance(**r) for r in data.get("samples", [])]
+        data["pair_edges"] = [PairEdge(**e) for e in data.get("pair_edges", [])]
+        data["pair_sets"] = [PairSet(**{**r, "test": FaithfulnessResult(**r["test"])}) for r in data.get("pair_sets", [])]
         return cls(**data)

@@ -33,7 +33,7 @@ def test_ask_list(capsys) -> None:
     out = capsys.readouterr().out
     assert "2. class_drivers(cls:int, step:int?, top:int=5)" in out and "14. prototype_exemplars(k:int)" in out
     assert main(["ask", "--list", "--format", "json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == 16
+    assert len(json.loads(capsys.readouterr().out)) == 17
 
 
 def test_ask_table_and_json(cli, capsys, digits_graph) -> None:

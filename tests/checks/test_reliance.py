@@ -118,7 +118,10 @@ def test_a_class_too_small_to_cross_fit_is_listed_in_skipped(planted):
                                 config=e.config.model_copy(update={"reliance_formation": False}))
     data = (planted.shapes.data.images[keep], planted.shapes.data.labels[keep])
     result = run_reliance(small, planted.model, data)
-    assert result.reliance.skipped == ["class 3: 15 samples < 2 × min_scope_samples = 20; too few to cross-fit"]
+    first, *pairs = result.reliance.skipped
+    assert first == "class 3: 15 samples < 2 × min_scope_samples = 20; too few to cross-fit"
+    assert all(line.startswith("margin reliance of ") and "class 3 is too small to cross-fit" in line
+               for line in pairs)  # the pair relations say which pairs the small class leaves untested
     assert "reliance: class 3: 15 samples < 2 × min_scope_samples = 20; too few to cross-fit" in result.skipped
     assert {x.cls for x in result.reliance.edges} == {0, 1, 2}
 
@@ -127,7 +130,9 @@ def test_a_model_trained_on_shuffled_labels_relies_on_nothing(tmp_path):
     """Null: a SmallCNN trained 3 epochs on 1,200 digits with shuffled labels, probed on 600 held-out digits with
     their true labels, knows nothing of the labels. Measured over seeds 0–4: 0 claimed edges of 117–120 tested
     on every seed (7–14 pass q ≤ 0.05 alone, beating the random cells by at most 0.0003 of confidence, against
-    ``reliance_min_effect`` = 0.01); the test asks for 0 on seed 0."""
+    ``reliance_min_effect`` = 0.01); the test asks for 0 on seed 0. The pair relations (checks/pair_reliance.py)
+    too: over the same seeds margin reliance has 8–39 edges of 120–504 at q ≤ 0.05 and confusers 19–27 of 57–60,
+    beating the random cells by at most 0.0006 of confidence (``pair_reliance_min_effect`` = 0.01): 0 claimed."""
     import torch
 
     from i2x_plugin import I2X
@@ -145,5 +150,9 @@ def test_a_model_trained_on_shuffled_labels_relies_on_nothing(tmp_path):
     config = I2XConfig(k=12, seed=0, null_draws=0, faithfulness=False, reliance_formation=False)
     explanation = I2X(model, "block3", config=config).explain(tmp_path, probe)
     result = run_reliance(explanation, model, probe).reliance
-    assert len(result.edges) >= 100 and not result.skipped
+    assert len(result.edges) >= 100 and not [line for line in result.skipped if not line.startswith("confusers of")]
     assert result.significant == []
+    assert {x.kind for x in result.pair_edges} == {"margin", "confuser"}
+    assert result.significant_pairs("margin") == [] and result.significant_pairs("confuser") == []
+    assert not [s for s in result.pair_sets if s.kind == "margin"]  # no claimed edge: no pair group reported
+    assert sum(s.passes for s in result.pair_sets) == 0

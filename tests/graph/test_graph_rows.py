@@ -240,7 +240,7 @@ def test_schema_covers_every_label() -> None:
 
 def test_catalog_files_declare_what_they_use() -> None:
     catalog = load_catalog()
-    assert sorted(q.number for q in catalog.values()) == list(range(1, 17))
+    assert sorted(q.number for q in catalog.values()) == list(range(1, 18))
     for q in catalog.values():
         used = set(re.findall(r"\$(\w+)", q.cypher)) - {"runId"}
         declared = {p.name for p in q.params}

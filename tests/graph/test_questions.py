@@ -278,7 +278,7 @@ def test_q14_prototype_exemplars(g) -> None:
 
 def test_every_question_is_listed_with_docstring_and_params() -> None:
     listed = list_questions()
-    assert [q["number"] for q in listed] == list(range(1, 17))
+    assert [q["number"] for q in listed] == list(range(1, 18))
     assert all(q["doc"] and q["returns"] for q in listed)
     drivers = next(q for q in listed if q["name"] == "class_drivers")
     assert [(p["name"], p["type"], p["required"], p["default"]) for p in drivers["params"]] == [

@@ -64,6 +64,19 @@ def tiny_rows() -> GraphRows:
                          margin=0.4, z=3.0, p=0.002, q=0.01))
     rows.add(m.Separates(run_id=r, source_key="2", target_key="0", a=0, b=1, against=1, first_step=0, steps=[0, 1],
                          margin=0.3, z=4.0, p=0.0001, q=0.001))
+    # Margin reliance (final model): P2's deletion drops cat's margin over dog, claimed, formed at checkpoint 2; P1's
+    # drop of dog's margin is not claimed. P1 is the pair's confuser (top set, not claimed), one edge per class.
+    rows.add(m.MarginReliesOn(run_id=r, source_key="2", target_key="0", a=0, b=1, against=1, measure="margin",
+                              effect=0.3, random_effect=0.01, p=0.001, q=0.002, rank=1, half="held-out", samples=10,
+                              claimed=True, formed_at=2, effects=[0.0, 0.1, 0.3], ps=[0.5, 0.1, 0.001], in_top_set=True,
+                              top_set_percentile=1.0))
+    rows.add(m.MarginReliesOn(run_id=r, source_key="1", target_key="1", a=0, b=1, against=0, measure="margin",
+                              effect=0.02, random_effect=0.01, p=0.2, q=0.3, rank=1, half="held-out", samples=10,
+                              claimed=False))
+    for c in (0, 1):
+        rows.add(m.Confuses(run_id=r, source_key="1", target_key=str(c), a=0, b=1, measure="turn-back", effect=0.2,
+                            random_effect=0.01, p=0.1, q=0.3, rank=1, half="held-out", samples=2, claimed=False,
+                            in_top_set=True, top_set_percentile=0.98, top_set_turned_back=1))
     rows.add(m.SharedBy(run_id=r, source_key="0", target_key="0", fraction=1.0, steps=[0, 1], groups=[0, 0], q=0.01))
     rows.add(m.SpecialisedTo(run_id=r, source_key="2", target_key="0", fraction=0.5, steps=[1], groups=[0], q=0.02))
     for test in DELETION_TESTS:
@@ -148,11 +161,23 @@ def test_misclassified_evidence_reads_the_pooled_beta(store) -> None:
 def test_most_confused_reads_the_final_count(store) -> None:
     # Final checkpoint: cat→dog 2, dog→cat 0; P1 is uncertain there; of the misclassified samples only #12 has P1.
     # P0 is uncertain there too (lower score); of the misclassified samples only #10 has P0.
+    # The pair's confuser (reliance, final model) is P1, in its top set, not claimed, on both rows.
+    confusers = dict(relation="training dynamics (β)", confuser_relation="reliance, final model", confusers=[1],
+                     confuser_names=["P1"], confuser_effects=[0.2], confuser_qs=[0.3], confuser_claimed=[False],
+                     confuser_formed_at=[None], confuser_set_percentile=0.98, confuser_set_turned_back=1,
+                     confuser_samples=2)
     assert ask(store, "most_confused") == [
         dict(a=0, b=1, confusions=2, confusion_rank=1, prototype=1, name="P1", flips=2, flip_steps=[0, 1], score=0.4, q=0.004,
-             samples=[12]),
+             samples=[12], **confusers),
         dict(a=0, b=1, confusions=2, confusion_rank=1, prototype=0, name="P0", flips=1, flip_steps=[1], score=0.1,
-             q=0.008, samples=[10])]
+             q=0.008, samples=[10], **confusers)]
+
+
+def test_pair_reliance_lists_the_margin_edges_and_confusers(store) -> None:
+    rows = ask(store, "pair_reliance", a=1, b=0)
+    assert [(r["kind"], r["prototype"], r["favours"], r["against"], r["claimed"], r["formed_at"]) for r in rows] == [
+        ("margin", 2, 0, 1, True, 2), ("confuser", 1, None, None, False, None)]
+    assert [r["prototype"] for r in ask(store, "pair_reliance", a=0, b=1, claimed=True)] == [2]
 
 
 def test_learning_groups_read_the_group_betas(store) -> None:
@@ -194,7 +219,9 @@ def test_pair_separators_by_onset_in_either_order(store) -> None:
 def test_learning_order_ranks_the_separated_pairs(store) -> None:
     assert ask(store, "learning_order") == [
         dict(rank=1, a=0, b=1, name_a="cat", name_b="dog", separated_at=2, peak_confusion=9, final_confusion=2,
-             confusion_by_checkpoint=[9, 4, 2])]
+             confusion_by_checkpoint=[9, 4, 2], beta_separated_at=1,  # P2's SEPARATES window starts at step 0
+             beta_relation="training dynamics (β): the first checkpoint of a SEPARATES window", margin_relied_at=2,
+             margin_relation="reliance, final model: the first formation step of a claimed MARGIN_RELIES_ON edge")]
 
 
 def test_uncertain_prototypes_by_score(store) -> None:

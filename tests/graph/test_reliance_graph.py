@@ -78,3 +78,60 @@ def test_the_example_sample_answer_names_its_deletions_and_the_relation(relied):
     assert answer.rows and answer.rows[0]["deletionPrototypes"]
     first = answer.rows[0]["deletionNames"][0]
     assert "Deleting its cells (reliance, final model), these change the prediction most: " + first in answer.text
+
+
+def test_pair_relations_are_relationships_of_their_own_beside_separates_and_uncertain(relied, digits_run):
+    """MARGIN_RELIES_ON (to the favoured class) and CONFUSES (to both classes of the pair) carry every tested pair
+    edge; SEPARATES and UNCERTAIN_BETWEEN are written as before."""
+    _, e = relied
+    rows, before = explanation_rows(e), explanation_rows(digits_run.explanation)
+    for kind in ("SEPARATES", "UNCERTAIN_BETWEEN"):
+        assert rows.relationships[kind] == [dict(r, runId="graph-reliance") for r in before.relationships[kind]]
+    margin = rows.relationships["MARGIN_RELIES_ON"]
+    edges = [x for x in e.reliance.pair_edges if x.kind == "margin"]
+    assert len(margin) == len(edges) and {r["relation"] for r in margin} == {"reliance, final model"}
+    assert sum(r["claimed"] for r in margin) == len(e.reliance.significant_pairs("margin")) > 0
+    assert all(r["to"] == str(r["a"] + r["b"] - r["against"]) for r in margin)
+    confuses = rows.relationships.get("CONFUSES", [])
+    assert len(confuses) == 2 * len([x for x in e.reliance.pair_edges if x.kind == "confuser"])
+
+
+def test_q17_pair_reliance_lists_a_pair_top_sets_and_claimed_edges_in_either_order(relied):
+    store, e = relied
+    s = next(s for s in e.reliance.pair_sets if s.kind == "margin")
+    rows = questions.ask(store, "pair_reliance", run_id=e.run_id, a=s.b, b=s.a).rows
+    assert rows == questions.ask(store, "pair_reliance", run_id=e.run_id, a=s.a, b=s.b).rows
+    mine = [r for r in rows if r.kind == "margin" and r.favours == s.favours]
+    assert {r.prototype for r in mine if r.in_top_set} == set(s.test.prototypes)
+    assert all(r.relation == "reliance, final model" and r.top_set_percentile == s.test.percentile
+               for r in mine if r.in_top_set)
+    claimed = questions.ask(store, "pair_reliance", run_id=e.run_id, a=s.a, b=s.b, claimed=True)
+    assert claimed and all(r.claimed for r in claimed)
+
+
+def test_learning_order_reports_both_orders_and_names_each_relation(relied):
+    store, e = relied
+    rows = questions.ask(store, "learning_order", run_id=e.run_id)
+    assert rows and all(r.beta_relation.startswith("training dynamics") and
+                        r.margin_relation.startswith("reliance, final model") for r in rows)
+    for r in rows:
+        formed = [x.formed_at for x in e.reliance.significant_pairs("margin")
+                  if (x.a, x.b) == (r.a, r.b) and x.formed_at is not None]
+        assert r.margin_relied_at == (min(formed) if formed else None)
+        starts = [x.first_step + 1 for x in e.separators if (min(x.a, x.b), max(x.a, x.b)) == (r.a, r.b)]
+        assert r.beta_separated_at == (min(starts) if starts else None)
+
+
+def test_the_example_answers_name_the_confusers_and_both_orders(relied):
+    """The most-confused answer names the pair's confusers with effect and q (reliance, final model) beside the
+    uncertain prototypes (training dynamics, β); the learning-order answer gives both orders per pair."""
+    from i2x_plugin.graph.answers import example_answers
+
+    store, e = relied
+    confused, order = example_answers(store, e)[:2]
+    if confused.rows and confused.rows[0]["confusers"]:
+        first = confused.rows[0]
+        assert "Uncertain prototypes (training dynamics, β)" in confused.text
+        assert "Confusers (reliance, final model" in confused.text and first["confuserNames"][0] in confused.text
+    if any(r["betaSeparatedAt"] is not None and r["marginReliedAt"] is not None for r in order.rows):
+        assert "Both orders, pair by pair (β separates: training dynamics; margin reliance" in order.text
