@@ -58,7 +58,7 @@ from ..method.claims import most_confused_pairs
 from ..method.evidence import FaithfulnessResult, PairEdge, PairSet, RelianceResult
 from ..training.checkpoints import default_load_func
 from .faithfulness import Deleter, covered_area, matched_random_sets
-from .reliance import FORMATION_DRAWS, HALF, MIN_NONZERO, _Drops, shuffled_cells, split_class
+from .reliance import FORMATION_DRAWS, HALF, MIN_NONZERO, _Drops, formed_at, replay, shuffled_cells, split_class
 
 EXACT_UP_TO = 50  # held-out samples above which the signed-rank p is the normal approximation (scipy's cut-off)
 MIN_HALF = MIN_NONZERO  # misclassified samples per half: a Wilcoxon test on fewer cannot reach 5 %
@@ -142,12 +142,13 @@ def pair_groups(explanation, halves: dict[int, tuple], held_out: float, seed: in
 
 
 def _stats(group: PairGroup, present: np.ndarray, own: np.ndarray, random: np.ndarray, pos: np.ndarray,
-           contrast: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+           contrast: np.ndarray, labels: np.ndarray, random_from: int = 0) -> dict[str, np.ndarray]:
     """Per prototype (the first axis of ``own`` / ``random``: ``(K', rows, C)`` confidence drops, own and mean
     random; ``pos``: probe row → row; ``present``: ``(K', N)``): selection effect, effect, random effect, random p,
-    and for margin groups contrast effect and contrast p, each ``(K',)``. The tests run batched over prototypes."""
+    and for margin groups contrast effect and contrast p, each ``(K',)``. The tests run batched over prototypes.
+    ``random`` holds the rows from position ``random_from`` on: the held-out and contrast rows its null is tested on."""
     def effect(drops: np.ndarray, rows: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        return np.einsum("knc,nc->kn", drops[:, pos[rows]], weights)
+        return np.einsum("knc,nc->kn", drops[:, pos[rows] - (random_from if drops is random else 0)], weights)
 
     held = effect(own, group.held, group.held_weights)
     diff = held - effect(random, group.held, group.held_weights)
@@ -181,17 +182,22 @@ def _stats(group: PairGroup, present: np.ndarray, own: np.ndarray, random: np.nd
     return out
 
 
-def _rows_of(groups: list[PairGroup], contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.unique(np.concatenate([contrast] + [np.concatenate([g.selection, g.held]) for g in groups]))
+def _rows_of(groups: list[PairGroup], contrast: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The probe rows the groups and the contrast need, those only ranked on (selection halves) first, then those
+    the null is tested on (held-out halves, contrast); probe row → position; how many are only ranked on."""
+    tested = np.unique(np.concatenate([contrast] + [g.held for g in groups]))
+    ranked = np.setdiff1d(np.concatenate([np.zeros(0, dtype=np.int64)] + [g.selection for g in groups]), tested)
+    rows = np.concatenate([ranked, tested]).astype(np.int64)
     pos = np.full(int(rows.max()) + 1 if len(rows) else 0, -1, dtype=np.int64)
     pos[rows] = np.arange(len(rows))
-    return rows, pos
+    return rows, pos, len(ranked)
 
 
-def _every_drop(deleter: Deleter, rows: np.ndarray, shuffled: list[torch.Tensor], prototypes: list[int]
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """``(K', rows, C)`` confidence drops of deleting each prototype, and the mean over its random cells."""
-    drops = _Drops(deleter, rows, shuffled)
+def _every_drop(deleter: Deleter, rows: np.ndarray, shuffled: list[torch.Tensor], prototypes: list[int],
+                random_from: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(K', rows, C)`` confidence drops of deleting each prototype, and the mean over its random cells on the rows
+    from ``random_from`` on."""
+    drops = _Drops(deleter, rows, shuffled, null_rows=len(rows) - random_from)
     pairs = [drops(k) for k in prototypes]
     return np.stack([o for o, _ in pairs]), np.stack([r for _, r in pairs])
 
@@ -203,13 +209,13 @@ def measure_pair_edges(explanation, deleter: Deleter, groups: list[PairGroup], c
     if not groups:
         return []
     e, labels = explanation, np.asarray(explanation.labels)
-    rows, pos = _rows_of(groups, contrast)
+    rows, pos, ranked = _rows_of(groups, contrast)
     prototypes = [int(k) for k in np.flatnonzero(e.presence[rows].sum(0) > 0)]
-    own, random = _every_drop(deleter, rows, shuffled, prototypes)
+    own, random = _every_drop(deleter, rows, shuffled, prototypes, ranked)
     present = (e.presence[:, prototypes] > 0).T
     edges = []
     for g in groups:
-        stats = _stats(g, present, own, random, pos, contrast, labels)
+        stats = _stats(g, present, own, random, pos, contrast, labels, ranked)
         found = np.flatnonzero(present[:, g.selection].any(1) | present[:, g.held].any(1))
         order = sorted(found, key=lambda i: (-stats["selection"][i], prototypes[i]))
         for rank, i in enumerate(order, 1):
@@ -300,35 +306,29 @@ def date_pair_edges(explanation, model: nn.Module, images: torch.Tensor, relatio
         return relations.edges, None
     groups = [g for g in relations.groups if any(_same_group(x, g) for x in dated)]
     held_only = [dataclasses.replace(g, selection=g.held[:0], selection_weights=g.held_weights[:0]) for g in groups]
-    rows, pos = _rows_of(held_only, relations.contrast)
+    rows, pos, _ = _rows_of(held_only, relations.contrast)  # every row is tested on
     prototypes = sorted({x.prototype for x in dated})
     present = (e.presence[:, prototypes] > 0).T
-    series: dict[int, list[tuple[float, float]]] = {id(x): [] for x in dated}
-    try:
-        for info in e.checkpoints:
-            load_func(model, info.path)
-            model.eval()
-            deleter = Deleter(model, e.layer, images, e.labels, e.assignments, cfg.deletion, cfg.batch_size, device)
-            own, random = _every_drop(deleter, rows, shuffled[:FORMATION_DRAWS], prototypes)
-            for g in held_only:
-                mine = [x for x in dated if _same_group(x, g)]
-                idx = np.array([prototypes.index(x.prototype) for x in mine])  # only the group's dated prototypes
-                stats = _stats(g, present[idx], own[idx], random[idx], pos, relations.contrast, labels)
-                p = stats["random_p"] if "contrast_p" not in stats else np.maximum(stats["random_p"], stats["contrast_p"])
-                for i, x in enumerate(mine):
-                    series[id(x)].append((float(stats["effect"][i]), float(p[i])))
-    finally:
-        load_func(model, e.checkpoints[-1].path)
-        model.eval()
+
+    def measure(deleter: Deleter) -> dict[int, tuple[float, float]]:
+        own, random = _every_drop(deleter, rows, shuffled[:FORMATION_DRAWS], prototypes)
+        at = {}
+        for g in held_only:
+            mine = [x for x in dated if _same_group(x, g)]
+            idx = np.array([prototypes.index(x.prototype) for x in mine])  # only the group's dated prototypes
+            stats = _stats(g, present[idx], own[idx], random[idx], pos, relations.contrast, labels)
+            p = stats["random_p"] if "contrast_p" not in stats else np.maximum(stats["random_p"], stats["contrast_p"])
+            for i, x in enumerate(mine):
+                at[id(x)] = (float(stats["effect"][i]), float(p[i]))
+        return at
+
+    measured = replay(e, model, images, cfg.deletion, device, load_func, measure)
     out, at_zero = {}, []
     for x in dated:
-        s = series[id(x)]
-        passing = np.array([p <= alpha and v >= HALF * s[-1][0] for v, p in s])
-        failing = np.flatnonzero(~passing)
-        formed = None if not passing[-1] else int(failing[-1] + 1) if len(failing) else 0
-        at_zero.append(bool(passing[0]))
+        s = [at[id(x)] for at in measured]
+        at_zero.append(bool(s[0][1] <= alpha and s[0][0] >= HALF * s[-1][0]))
         out[id(x)] = dataclasses.replace(x, effect_by_checkpoint=[round(v, 6) for v, _ in s],
-                                         p_by_checkpoint=[float(p) for _, p in s], formed_at=formed)
+                                         p_by_checkpoint=[float(p) for _, p in s], formed_at=formed_at(s, alpha))
     return [out.get(id(x), x) for x in relations.edges], float(np.mean(at_zero))
 
 
