@@ -57,7 +57,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from ..checks.run import run_stability, with_faithfulness, with_pair_reliance, with_reliance
+from ..checks.run import run_stability, with_faithfulness, with_reliance
 from ..explain import I2X
 from ..graph.answers import ExampleAnswer
 from ..atomic import atomic_open, write_text
@@ -343,13 +343,9 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             explanation = dataclasses.replace(explanation, config=config.i2x)
         if config.i2x.reliance:
             default_load_func(model, infos[-1].path)
-            with stage("reliance", "reliance: deleting each prototype on held-out samples of each class, and "
-                       "dating the significant edges over the checkpoints"):
-                explanation = with_reliance(explanation, model.eval(), data.probe.images, device, pairs=False)
-            if config.i2x.pair_reliance:
-                with stage("pair reliance", "pair relations: margin reliance of the separated and confused pairs, "
-                           "confusers of the most confused, and their formation steps"):
-                    explanation = with_pair_reliance(explanation, model.eval(), data.probe.images, device)
+            with stage("reliance", "reliance: deleting each prototype on held-out samples of each class and pair, "
+                       "and dating the significant edges over the checkpoints"):
+                explanation = with_reliance(explanation, model.eval(), data.probe.images, device)
         if stability or config.i2x.reliance:  # the checks' results, saved once over the explain stage's save
             explanation.save(directory / "explanation")
 

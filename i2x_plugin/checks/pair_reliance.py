@@ -55,10 +55,11 @@ from scipy.stats import false_discovery_control, mannwhitneyu, wilcoxon
 from torch import nn
 
 from ..method.claims import most_confused_pairs
-from ..method.evidence import FaithfulnessResult, PairEdge, PairSet, RelianceResult
+from ..method.evidence import FaithfulnessResult, PairEdge, PairSet, RelianceEdge, RelianceResult
 from ..training.checkpoints import default_load_func
 from .faithfulness import Deleter, covered_area, matched_random_sets
-from .reliance import FORMATION_DRAWS, HALF, MIN_NONZERO, _Drops, formed_at, replay, shuffled_cells, split_class
+from .reliance import (FORMATION_DRAWS, MIN_NONZERO, class_points, claimed_edges, every_drop, formed_at, passes_at,
+                       replay, shuffled_cells, split_class, with_dates)
 
 EXACT_UP_TO = 50  # held-out samples above which the signed-rank p is the normal approximation (scipy's cut-off)
 MIN_HALF = MIN_NONZERO  # misclassified samples per half: a Wilcoxon test on fewer cannot reach 5 %
@@ -193,15 +194,6 @@ def _rows_of(groups: list[PairGroup], contrast: np.ndarray) -> tuple[np.ndarray,
     return rows, pos, len(ranked)
 
 
-def _every_drop(deleter: Deleter, rows: np.ndarray, shuffled: list[torch.Tensor], prototypes: list[int],
-                random_from: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(K', rows, C)`` confidence drops of deleting each prototype, and the mean over its random cells on the rows
-    from ``random_from`` on."""
-    drops = _Drops(deleter, rows, shuffled, null_rows=len(rows) - random_from)
-    pairs = [drops(k) for k in prototypes]
-    return np.stack([o for o, _ in pairs]), np.stack([r for _, r in pairs])
-
-
 def measure_pair_edges(explanation, deleter: Deleter, groups: list[PairGroup], contrast: np.ndarray,
                        shuffled: list[torch.Tensor]) -> list[PairEdge]:
     """Every (prototype, pair group) edge present in the group's samples, measured on its held-out samples, ranked
@@ -211,7 +203,7 @@ def measure_pair_edges(explanation, deleter: Deleter, groups: list[PairGroup], c
     e, labels = explanation, np.asarray(explanation.labels)
     rows, pos, ranked = _rows_of(groups, contrast)
     prototypes = [int(k) for k in np.flatnonzero(e.presence[rows].sum(0) > 0)]
-    own, random = _every_drop(deleter, rows, shuffled, prototypes, ranked)
+    own, random = every_drop(deleter, rows, shuffled, prototypes, ranked)
     present = (e.presence[:, prototypes] > 0).T
     edges = []
     for g in groups:
@@ -294,25 +286,28 @@ def pair_relations(explanation, deleter: Deleter, shuffled: list[torch.Tensor], 
     return PairRelations(edges, sets, skipped, groups, contrast)
 
 
-def date_pair_edges(explanation, model: nn.Module, images: torch.Tensor, relations: PairRelations, alpha: float,
-                    shuffled: list[torch.Tensor], device, load_func: Callable[[nn.Module, str], None]
-                    ) -> tuple[list[PairEdge], float | None]:
+def date_edges(explanation, model: nn.Module, images: torch.Tensor, relations: PairRelations, alpha: float,
+               shuffled: list[torch.Tensor], device, load_func: Callable[[nn.Module, str], None],
+               class_edges: list[RelianceEdge] = (), held: np.ndarray | None = None
+               ) -> tuple[list[PairEdge], float | None, dict[tuple[int, int], list]]:
     """The relations' edges with, for the claimed ones, their effect and p at every checkpoint and ``formed_at``,
-    and the share of claimed edges that pass the formation rule at checkpoint 0. The model is left holding the
-    final checkpoint's weights."""
+    and the share of claimed edges that pass the formation rule at checkpoint 0; and, in the same replay (each
+    checkpoint's deletions made once for both), ``class_edges`` measured on the ``held`` rows: per checkpoint,
+    their :func:`~.reliance.class_points`. The model is left holding the final checkpoint's weights."""
     e, cfg, labels = explanation, explanation.config, np.asarray(explanation.labels)
     dated = claimed(relations.edges, cfg.fdr_q, cfg.pair_reliance_min_effect)
-    if not dated:
-        return relations.edges, None
+    held = np.zeros(0, dtype=np.int64) if held is None else held
+    if not dated and not class_edges:
+        return relations.edges, None, []
     groups = [g for g in relations.groups if any(_same_group(x, g) for x in dated)]
     held_only = [dataclasses.replace(g, selection=g.held[:0], selection_weights=g.held_weights[:0]) for g in groups]
-    rows, pos, _ = _rows_of(held_only, relations.contrast)  # every row is tested on
-    prototypes = sorted({x.prototype for x in dated})
+    rows, pos, _ = _rows_of(held_only, np.union1d(relations.contrast, held))  # every row is tested on
+    prototypes = sorted({x.prototype for x in dated} | {x.prototype for x in class_edges})
     present = (e.presence[:, prototypes] > 0).T
 
-    def measure(deleter: Deleter) -> dict[int, tuple[float, float]]:
-        own, random = _every_drop(deleter, rows, shuffled[:FORMATION_DRAWS], prototypes)
-        at = {}
+    def measure(deleter: Deleter) -> dict:
+        own, random = every_drop(deleter, rows, shuffled[:FORMATION_DRAWS], prototypes)
+        at = class_points(e, list(class_edges), held, own, random, pos, prototypes)
         for g in held_only:
             mine = [x for x in dated if _same_group(x, g)]
             idx = np.array([prototypes.index(x.prototype) for x in mine])  # only the group's dated prototypes
@@ -323,13 +318,13 @@ def date_pair_edges(explanation, model: nn.Module, images: torch.Tensor, relatio
         return at
 
     measured = replay(e, model, images, cfg.deletion, device, load_func, measure)
-    out, at_zero = {}, []
+    out = {}
     for x in dated:
         s = [at[id(x)] for at in measured]
-        at_zero.append(bool(s[0][1] <= alpha and s[0][0] >= HALF * s[-1][0]))
         out[id(x)] = dataclasses.replace(x, effect_by_checkpoint=[round(v, 6) for v, _ in s],
                                          p_by_checkpoint=[float(p) for _, p in s], formed_at=formed_at(s, alpha))
-    return [out.get(id(x), x) for x in relations.edges], float(np.mean(at_zero))
+    rate = float(np.mean([passes_at(out[id(x)], 0, alpha) for x in dated])) if dated else None
+    return [out.get(id(x), x) for x in relations.edges], rate, measured
 
 
 def class_halves(explanation) -> dict[int, tuple]:
@@ -347,10 +342,13 @@ def class_halves(explanation) -> dict[int, tuple]:
 
 def with_pair_relations(result: RelianceResult, explanation, model: nn.Module, images: torch.Tensor,
                         device: torch.device | str | None = None,
-                        load_func: Callable[[nn.Module, str], None] = default_load_func) -> RelianceResult:
+                        load_func: Callable[[nn.Module, str], None] = default_load_func,
+                        date_class_edges: bool = False) -> RelianceResult:
     """``result`` (the reliance relation of ``model``, the run's final weights in eval mode, on its probe
     ``images``) with the pair relations added: margin reliance, confusers, their top sets and (with
-    ``reliance_formation``) their formation steps at ``fdr_q / T``; the pairs skipped are added to ``skipped``."""
+    ``reliance_formation``) their formation steps at ``fdr_q / T``; the pairs skipped are added to ``skipped``.
+    ``date_class_edges``: ``result`` was measured without dates (``reliance(..., dates=False)``), and its claimed
+    edges are dated here, in the pair edges' replay of the checkpoints, instead of a replay of their own."""
     cfg = explanation.config
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of passes of a small head, as in reliance()
@@ -358,11 +356,19 @@ def with_pair_relations(result: RelianceResult, explanation, model: nn.Module, i
         deleter = Deleter(model, explanation.layer, images, explanation.labels, explanation.assignments,
                           cfg.deletion, cfg.batch_size, device)
         shuffled = shuffled_cells(np.asarray(explanation.assignments), cfg.reliance_random_draws, cfg.seed)
-        relations = pair_relations(explanation, deleter, shuffled, class_halves(explanation))
+        halves = class_halves(explanation)
+        relations = pair_relations(explanation, deleter, shuffled, halves)
         edges, rate = relations.edges, None
         if cfg.reliance_formation:
-            edges, rate = date_pair_edges(explanation, model, images, relations, cfg.fdr_q / len(explanation.checkpoints),
-                                          shuffled, device, load_func)
+            alpha = cfg.fdr_q / len(explanation.checkpoints)
+            to_date = claimed_edges(result.edges, cfg) if date_class_edges else []
+            held = np.concatenate([halves[c][1] for c in sorted(halves)]) if halves else None
+            edges, rate, measured = date_edges(explanation, model, images, relations, alpha, shuffled, device,
+                                               load_func, to_date, held)
+            if date_class_edges:
+                class_dated, class_rate = with_dates(result.edges, to_date, measured, alpha)
+                result = dataclasses.replace(result, edges=class_dated, formation_alpha=alpha,
+                                             checkpoint0_false_rate=class_rate)
     finally:
         torch.set_num_threads(threads)
     return dataclasses.replace(result, pair_edges=edges, pair_sets=relations.sets,

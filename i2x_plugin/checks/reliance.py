@@ -254,33 +254,59 @@ def formed_at(series: list[tuple[float, float]], alpha: float) -> int | None:
     return None if not passing[-1] else int(failing[-1] + 1) if len(failing) else 0
 
 
+def class_points(explanation, edges: list[RelianceEdge], held: np.ndarray, own: np.ndarray, random: np.ndarray,
+                 pos: np.ndarray, prototypes: list[int]) -> dict[tuple[int, int], tuple[float, float]]:
+    """Each edge's ``(effect, p)`` on the ``held`` rows from one checkpoint's drops: ``own`` and ``random``
+    ``(len(prototypes), rows, C)``, ``pos`` probe row → row."""
+    labels, at, out = np.asarray(explanation.labels), pos[held], {}
+    for x in edges:
+        i, c = prototypes.index(x.prototype), x.cls
+        mine, null = own[i, at], random[i, at]
+        p = max(edge_p(mine[:, c] - null[:, c], labels[held], explanation.presence[held, x.prototype] > 0, c))
+        out[x.prototype, c] = (float(mine[labels[held] == c, c].mean()), p)
+    return out
+
+
+def every_drop(deleter: Deleter, rows: np.ndarray, shuffled: list[torch.Tensor], prototypes: list[int],
+               random_from: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(K', rows, C)`` confidence drops of deleting each prototype, and the mean over its random cells on the rows
+    from ``random_from`` on."""
+    drops = _Drops(deleter, rows, shuffled, null_rows=len(rows) - random_from)
+    pairs = [drops(k) for k in prototypes]
+    empty = np.zeros((0, len(rows), 0))
+    return (np.stack([o for o, _ in pairs]), np.stack([r for _, r in pairs])) if pairs else (empty, empty)
+
+
+def with_dates(edges: list[RelianceEdge], dated: list[RelianceEdge], measured: list[dict], alpha: float
+               ) -> tuple[list[RelianceEdge], float | None]:
+    """``edges`` with the ``dated`` ones' series from ``measured`` (one ``class_points`` per checkpoint) and their
+    ``formed_at``, and the share of the dated edges that pass the rule at checkpoint 0."""
+    out = {}
+    for x in dated:
+        series = [at[x.prototype, x.cls] for at in measured]
+        out[x.prototype, x.cls] = dataclasses.replace(
+            x, effect_by_checkpoint=[round(v, 6) for v, _ in series], p_by_checkpoint=[float(p) for _, p in series],
+            formed_at=formed_at(series, alpha))
+    rate = float(np.mean([passes_at(out[x.prototype, x.cls], 0, alpha) for x in dated])) if dated else None
+    return [out.get((x.prototype, x.cls), x) for x in edges], rate
+
+
 def formation(explanation, model: nn.Module, images: torch.Tensor, edges: list[RelianceEdge],
               halves: dict[int, tuple], shuffled: list[torch.Tensor], alpha: float, deletion: str,
               device: torch.device | str | None, load_func: Callable[[nn.Module, str], None]
               ) -> list[RelianceEdge]:
     """``edges`` with their effect and p at every checkpoint and ``formed_at`` (see the module docstring), the
     checkpoints replayed by :func:`replay`. The model is left holding the final checkpoint's weights."""
-    e, labels = explanation, np.asarray(explanation.labels)
     held = np.concatenate([halves[c][1] for c in sorted(halves)]) if halves else np.zeros(0, dtype=np.int64)
     prototypes = sorted({x.prototype for x in edges})
+    pos = np.full(len(explanation.labels), -1, dtype=np.int64)
+    pos[held] = np.arange(len(held))
 
     def measure(deleter: Deleter) -> dict[tuple[int, int], tuple[float, float]]:
-        drops, out = _Drops(deleter, held, shuffled[:FORMATION_DRAWS]), {}
-        for k in prototypes:
-            own, random = drops(k)
-            for c in (x.cls for x in edges if x.prototype == k):
-                p = max(edge_p(own[:, c] - random[:, c], labels[held], e.presence[held, k] > 0, c))
-                out[k, c] = (float(own[labels[held] == c, c].mean()), p)
-        return out
+        own, random = every_drop(deleter, held, shuffled[:FORMATION_DRAWS], prototypes)
+        return class_points(explanation, edges, held, own, random, pos, prototypes)
 
-    measured = replay(e, model, images, deletion, device, load_func, measure)
-    out = []
-    for x in edges:
-        series = [at[x.prototype, x.cls] for at in measured]
-        out.append(dataclasses.replace(x, effect_by_checkpoint=[round(v, 6) for v, _ in series],
-                                       p_by_checkpoint=[float(p) for _, p in series],
-                                       formed_at=formed_at(series, alpha)))
-    return out
+    return with_dates(edges, edges, replay(explanation, model, images, deletion, device, load_func, measure), alpha)[0]
 
 
 def passes_at(edge: RelianceEdge, checkpoint: int, alpha: float) -> bool:
@@ -289,11 +315,17 @@ def passes_at(edge: RelianceEdge, checkpoint: int, alpha: float) -> bool:
     return edge.p_by_checkpoint[checkpoint] <= alpha and effect[checkpoint] >= HALF * final
 
 
+def claimed_edges(edges: list[RelianceEdge], config) -> list[RelianceEdge]:
+    """The edges claimed: q ≤ fdr_q and an effect at least ``reliance_min_effect`` above the random cells'."""
+    return [x for x in edges if x.q <= config.fdr_q and x.effect - x.random_effect >= config.reliance_min_effect]
+
+
 def reliance(explanation, model: nn.Module, images: torch.Tensor, device: torch.device | str | None = None,
-             load_func: Callable[[nn.Module, str], None] = default_load_func) -> RelianceResult:
+             load_func: Callable[[nn.Module, str], None] = default_load_func, dates: bool = True) -> RelianceResult:
     """The reliance relation of ``model`` (the run's final weights, in eval mode) on its probe ``images``,
-    settings from the run's config; with ``reliance_formation``, each significant edge dated over the run's
-    checkpoints (loaded with ``load_func``; the model holds the final weights again after)."""
+    settings from the run's config; with ``reliance_formation`` (and ``dates``: the pair relations date the class
+    edges in their own replay when they run too), each significant edge dated over the run's checkpoints (loaded
+    with ``load_func``; the model holds the final weights again after)."""
     cfg = explanation.config
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # thousands of passes of a small head: thread hand-offs cost more than they give
@@ -307,14 +339,14 @@ def reliance(explanation, model: nn.Module, images: torch.Tensor, device: torch.
         sets = top_sets(explanation, deleter, edges, halves, cfg.top_prototypes, cfg.faithfulness_random_sets,
                         cfg.seed)
         alpha = rate = None
-        if cfg.reliance_formation:
+        if cfg.reliance_formation and dates:
             alpha = cfg.fdr_q / len(explanation.checkpoints)
-            significant = [x for x in edges if x.q <= cfg.fdr_q and x.effect - x.random_effect >= cfg.reliance_min_effect]
-            dated = {(x.prototype, x.cls): x for x in formation(explanation, model, images, significant, halves,
-                                                                shuffled, alpha, cfg.deletion, device, load_func)}
-            edges = [dated.get((x.prototype, x.cls), x) for x in edges]
-            if significant:
-                rate = float(np.mean([passes_at(dated[x.prototype, x.cls], 0, alpha) for x in significant]))
+            significant = claimed_edges(edges, cfg)
+            dated = formation(explanation, model, images, significant, halves, shuffled, alpha, cfg.deletion, device,
+                              load_func)
+            by_key = {(x.prototype, x.cls): x for x in dated}
+            edges = [by_key.get((x.prototype, x.cls), x) for x in edges]
+            rate = float(np.mean([passes_at(x, 0, alpha) for x in dated])) if dated else None
     finally:
         torch.set_num_threads(threads)
     return RelianceResult(MEASURE, cfg.deletion, cfg.reliance_held_out, cfg.seed, edges, sets, skipped, cfg.fdr_q,

@@ -94,11 +94,12 @@ def with_reliance(explanation: StructuredExplanation, model: nn.Module, images,
     """``explanation`` with the final model's reliance relation (:mod:`.reliance`) on ``model`` (the run's final
     weights, in eval mode) and its probe ``images``, and its pair relations (:func:`with_pair_reliance`; ``pairs``
     defaults to the config's ``pair_reliance``); the classes and pairs too small to cross-fit go to ``skipped``."""
-    result = reliance(explanation, model, images, device)
-    relied = dataclasses.replace(explanation, reliance=result,
-                                 skipped=explanation.skipped + [f"reliance: {line}" for line in result.skipped])
     wanted = explanation.config.pair_reliance if pairs is None else pairs
-    return with_pair_reliance(relied, model, images, device) if wanted else relied
+    result = reliance(explanation, model, images, device, dates=not wanted)
+    if wanted:  # the class edges are dated in the pair relations' replay of the checkpoints: one replay for both
+        result = with_pair_relations(result, explanation, model, images, device, date_class_edges=True)
+    return dataclasses.replace(explanation, reliance=result,
+                               skipped=explanation.skipped + [f"reliance: {line}" for line in result.skipped])
 
 
 def with_pair_reliance(explanation: StructuredExplanation, model: nn.Module, images,
