@@ -119,6 +119,11 @@ class RunResult:
         probe, test = m["probe_accuracy"], m["test_accuracy"]
         lines.append(f"  accuracy      probe {100 * probe[0]:.1f}% → {100 * probe[-1]:.1f}% over {m['checkpoints']} "
                      f"checkpoints; held-out test {100 * test[-1]:.1f}% ({m['test_samples']} samples)")
+        if m.get("shortcut"):
+            cut = m["shortcut"]
+            lines.append(f"  shortcut      held-out b-images taken for a: {100 * cut['b_only']['b_as_a']:.1f}% with the "
+                         f"marker, {100 * cut['clean']['b_as_a']:.1f}% without; accuracy {100 * cut['clean']['accuracy']:.1f}% "
+                         f"clean, {100 * cut['all']['accuracy']:.1f}% with the marker on every image")
         processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
                      f"({m['method']}{processes})")
@@ -291,8 +296,10 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             data = load_run_data(config)
             if ranks.is_root:
                 with atomic_open(directory / "split.npz") as f:
+                    marked = {} if data.shortcut is None else {"train_marked": data.shortcut.marked,
+                                                               "probe_marked": data.probe_marked}
                     np.savez(f, train=data.train_index, test=data.test_index, probe=data.probe_index,
-                             separate_test_source=data.separate_test_source)
+                             separate_test_source=data.separate_test_source, **marked)
             image_size = int(data.train.images.shape[-1])
             with seeded(config.seed):  # the initial weights too: a run is reproducible from its config
                 model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes,
@@ -360,6 +367,10 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
 
         with stage("test", f"test accuracy of {len(infos)} checkpoints on {len(data.test)} held-out samples"):
             test_accuracy = checkpoint_accuracy(model, infos, data.test, device)
+            if config.shortcut is not None:  # the final model (checkpoint_accuracy loaded it last)
+                from ..training.shortcut import shortcut_metrics
+
+                shortcut = shortcut_metrics(model, data.test, config.shortcut, device)
 
         report_path = None
         if config.report:
@@ -394,6 +405,8 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             "learning_order": explanation.learning_order[:10],
             "sweep_images_checkpoints": len(data.probe) * len(infos), "processes": ranks.world_size,
         }
+        if config.shortcut is not None:
+            metrics["shortcut"] = shortcut
         stages.seconds["total"] = time.perf_counter() - started
         result = RunResult(run_id, directory, "complete", report_path, directory / "explanation", checkpoints_dir,
                            store.uri if store is not None else None, stages.ordered(), metrics, answers)
