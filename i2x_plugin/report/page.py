@@ -16,6 +16,7 @@ from ..method.pvalues import format_p
 from ..atomic import write_bytes, write_text
 from ..method.structure import StructuredExplanation
 from .checks import calibration_section, faithfulness_section, plot_faithfulness, stability_section
+from .shortcut import shortcut_section
 from .exemplars import Images, exemplar_strip
 from .figures import (
     _MAX_UNCERTAIN,
@@ -222,7 +223,8 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
                     for i, (title, body) in enumerate(extra_sections))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("training", "Training"), ("calibration", "Calibration"), ("faithfulness", "Faithfulness"),
-        ("stability", "Stability"), ("beta", "β per class"),
+        ("stability", "Stability"), *((("shortcut", "Shortcuts"),) if e.reliance is not None else ()),
+        ("beta", "β per class"),
         ("order", "Learning order"),
         ("uncertain", "Uncertain prototypes"), ("prototypes", "Prototype gallery")))
     return f"""<!DOCTYPE html>
@@ -243,6 +245,7 @@ which (off-diagonal counts, true class in rows) as training went on.</p>
 {calibration_section(e)}
 {faithfulness_section(e, fig("faithfulness", "deletion tests of the drivers"))}
 {stability_section(e)}
+{shortcut_section(e, fig)}
 <section id="beta"><h2>β per class over training steps</h2>
 <p class="how">For each class c, the ridge coefficient β[k, c] of its own samples at every step between two
 checkpoints: how a rise in prototype k's saliency (in standard deviations) moved the confidence in c. Red columns
