@@ -32,7 +32,7 @@ import torch
 
 from i2x_plugin.checks.faithfulness import Deleter, static_prototypes
 from i2x_plugin.checks.reliance import sample_reliance, split_class
-from i2x_plugin.checks.shortcut import marker_overlap
+from i2x_plugin.checks.shortcut import deleted_predictions, evidence_cells, marker_overlap, possible_shortcuts
 from i2x_plugin.improve.curation import training_assignments
 from i2x_plugin.runs.run_data import load_run_data
 from i2x_plugin.runs.saved_run import load_saved_run, read_run_files
@@ -55,35 +55,36 @@ def _layer_size(model, layer: str, image: torch.Tensor) -> tuple[int, int]:
     return tuple(int(v) for v in out[0])
 
 
-def layer_deletions(model, images: torch.Tensor, labels: np.ndarray, spec, layers: list[str]) -> dict:
-    """b→a confusions on the marked b-images, and what is left of them with the marker's cells zeroed per layer."""
+def layer_deletions(model, clean: torch.Tensor, labels: np.ndarray, spec, layers: list[str]) -> dict:
+    """b→a confusions on the b-images ``clean`` with the marker stamped, and what is left of them with the marker's
+    cells (or the cells it changes) zeroed at each layer."""
+    from i2x_plugin.training.shortcut import stamp
+
+    images = stamp(clean, np.ones(len(clean), dtype=bool), spec.mask(*clean.shape[-2:]), spec.value)
     before = predictions(model, images) == spec.a
     out = {"b_images": int(len(images)), "taken_for_a": int(before.sum())}
     mask = spec.mask(*images.shape[-2:])
     for layer in layers:
         size = _layer_size(model, layer, images[0])
         cells = layer_mask(mask, size)
-        variants = {"marker cells": cells}
-        if size[0] <= 7:
-            dilated = torch.nn.functional.max_pool2d(torch.as_tensor(cells, dtype=torch.float32)[None, None], 3, 1, 1)
-            variants["marker cells + neighbours"] = dilated[0, 0].numpy() > 0
+        variants = {"marker cells": cells, "cells the marker changes": evidence_cells(model, layer, clean, spec)}
         for name, chosen in variants.items():
-            assignments = np.broadcast_to(chosen.astype(np.int64), (len(images),) + size).copy()
-            deleter = Deleter(model, layer, images, labels, assignments, "zero")
-            after = deleter.logits(np.arange(len(images)), [1]).argmax(1).numpy() == spec.a
+            after = deleted_predictions(model, layer, images, chosen) == spec.a
             out[f"{layer} ({size[0]}×{size[1]}), {name}"] = {
                 "cells": int(chosen.sum()), "taken_for_a": int((after & before).sum()),
                 "remaining": round(float((after & before).sum() / max(before.sum(), 1)), 3)}
     return out
 
 
-def _rank(order: list[int], k: int) -> int | None:
-    return order.index(k) + 1 if k in order else None
+def _rank(order: list[int], chosen: list[int]) -> int | None:
+    """The best (smallest) rank of any of ``chosen`` in ``order``."""
+    ranks = [order.index(k) + 1 for k in chosen if k in order]
+    return min(ranks) if ranks else None
 
 
-def first_top(rankings: list[list[int]], k: int, offset: int = 0) -> int | None:
-    """The first index (plus ``offset``) whose ranking has ``k`` in its top 5."""
-    return next((t + offset for t, order in enumerate(rankings) if k in order[:TOP]), None)
+def first_top(rankings: list[list[int]], chosen: list[int], offset: int = 0) -> int | None:
+    """The first index (plus ``offset``) whose ranking has any of ``chosen`` in its top 5."""
+    return next((t + offset for t, order in enumerate(rankings) if set(chosen) & set(order[:TOP])), None)
 
 
 def reliance_by_checkpoint(e, model, images: torch.Tensor, cls: int, rows: np.ndarray, run_dir: Path) -> list[list[int]]:
@@ -113,15 +114,24 @@ def score_run(run_dir: Path, layers: list[str]) -> dict:
     cells = layer_mask(spec.mask(*run.probe.images.shape[-2:]), tuple(e.map_size))
     overlap = marker_overlap(e.assignments, marked, cells, e.k)
     k = overlap.best
+    # The marker's evidence spreads through the receptive field: the prototypes holding the cells it changes.
+    test = load_run_data(config).test  # the held-out split, clean
+    changed = evidence_cells(model, e.layer, test.images[test.labels == b], spec)
+    # A marker prototype holds one of those cells in at least half the marked samples and in at most 10 % of the
+    # unmarked ones (it is *at the marker's place* because of the marker, not because of the place).
+    flat = np.asarray(e.assignments).reshape(len(labels), -1)
+    marker_set = sorted({j for i in np.flatnonzero(changed.ravel()) for j in range(e.k)
+                         if (flat[marked, i] == j).mean() >= 0.5 and (flat[~marked, i] == j).mean() <= 0.1})
+    set_overlap = marker_overlap(np.isin(e.assignments, marker_set).astype(np.int64), marked, changed, 2)
     rows_a = np.flatnonzero(labels == a)
 
     drivers_a = [d for d in sorted(e.drivers, key=lambda d: d.rank) if d.cls == a]
     tested = [int(j) for j in np.argsort(-np.nan_to_num(e.beta_driver[a], nan=-np.inf), kind="stable")]
-    driver = next((d for d in drivers_a if d.prototype == k), None)
+    driver = next((d for d in drivers_a if d.prototype in marker_set), None)
     edges_a = sorted((x for x in e.reliance.edges if x.cls == a), key=lambda x: -x.effect) if e.reliance else []
-    edge = next((x for x in edges_a if x.prototype == k), None)
+    edge = next((x for x in edges_a if x.prototype in marker_set), None)  # the set's strongest edge
     claimed = edge is not None and edge.q <= e.reliance.fdr_q and edge.effect - edge.random_effect >= e.reliance.min_effect
-    uncertain = [u for u in e.uncertain if {u.a, u.b} == {a, b} and u.prototype == k]
+    uncertain = [u for u in e.uncertain if {u.a, u.b} == {a, b} and u.prototype in marker_set]
     static_final = static_prototypes(e.intensities[-1], e.presence, rows_a, e.k)
 
     # Ranks per checkpoint (the step s of the fits ends at checkpoint s + 1).
@@ -132,7 +142,6 @@ def score_run(run_dir: Path, layers: list[str]) -> dict:
     reliance_t = reliance_by_checkpoint(e, model, run.probe.images, a, split[1], run_dir)
 
     # sample_evidence on the held-out b-images with the marker that the final model takes for a.
-    test = load_run_data(config).test
     b_only = held_out_versions(test, spec)["b_only"]
     is_b = test.labels.numpy() == b
     images_b = b_only.data.images[is_b]
@@ -147,22 +156,25 @@ def score_run(run_dir: Path, layers: list[str]) -> dict:
                                      deleter)
         firsts = [s.prototypes[0] if s.prototypes else -1 for s in per_sample]
         values, counts = np.unique(firsts, return_counts=True)
-        evidence.update(holding_marker_prototype=int((presence[:, k] > 0).sum()),
-                        named_first=round(float(np.mean(np.asarray(firsts) == k)), 3),
+        evidence.update(holding_marker_prototype=int((presence[:, marker_set] > 0).any(1).sum()),
+                        named_first=round(float(np.mean(np.isin(firsts, marker_set))), 3),
                         most_often_first={int(v): int(c) for v, c in zip(values, counts)})
     return {
         "run": str(run_dir), "seed": config.seed, "layer": e.layer, "map_size": list(e.map_size), "k": e.k,
         "shortcut": spec.model_dump(), "marker_cells": int(cells.sum()),
         "learnt": {"b_only_b_as_a": round(float(taken.mean()), 3),
                    "probe_accuracy_final": round(e.checkpoints[-1].accuracy, 4)},
-        "layer_deletions": layer_deletions(model, images_b, np.full(len(images_b), b), spec, layers),
+        "layer_deletions": layer_deletions(model, test.images[is_b], np.full(int(is_b.sum()), b), spec, layers),
         "marker_prototype": {
             "prototype": k, "iou": round(float(overlap.iou[k]), 3), "on_marked": round(float(overlap.on_marked[k]), 3),
             "covers": round(float(overlap.covers[k]), 3),
             "top_iou": [[int(j), round(float(overlap.iou[j]), 3)] for j in np.argsort(-overlap.iou)[:3]],
+            "marker_set": marker_set, "evidence_cells": int(changed.sum()),
+            "set_iou": round(float(set_overlap.iou[1]), 3), "set_on_marked": round(float(set_overlap.on_marked[1]), 3),
+            "set_covers": round(float(set_overlap.covers[1]), 3),
             "driver_of_a": driver is not None, "driver_q": None if driver is None else driver.q,
             "driver_first_step": None if driver is None else driver.first_step,
-            "reliance_claimed": bool(claimed), "reliance_q": None if edge is None else edge.q,
+            "reliance_prototype": None if edge is None else edge.prototype, "reliance_claimed": bool(claimed), "reliance_q": None if edge is None else edge.q,
             "reliance_effect": None if edge is None else round(edge.effect, 4),
             "reliance_random_effect": None if edge is None else round(edge.random_effect, 4),
             "reliance_formed_at": None if edge is None else edge.formed_at,
@@ -170,38 +182,45 @@ def score_run(run_dir: Path, layers: list[str]) -> dict:
             "pair_confusions_probe": int(e.confusion[-1][a, b] + e.confusion[-1][b, a]),
         },
         "ranks": {
-            "drivers_reported": _rank([d.prototype for d in drivers_a], k),
-            "drivers_beta": _rank(tested, k),
-            "reliance": _rank([x.prototype for x in edges_a], k),
-            "saliency_final": _rank(static_final, k),
+            "drivers_reported": _rank([d.prototype for d in drivers_a], marker_set),
+            "drivers_beta": _rank(tested, marker_set),
+            "reliance": _rank([x.prototype for x in edges_a], marker_set),
+            "saliency_final": _rank(static_final, marker_set),
         },
         "first_top5_checkpoint": {
-            "drivers": first_top(driver_t, k, offset=1), "reliance": first_top(reliance_t, k),
-            "saliency": first_top(saliency_t, k),
+            "drivers": first_top(driver_t, marker_set, offset=1), "reliance": first_top(reliance_t, marker_set),
+            "saliency": first_top(saliency_t, marker_set),
         },
         "sample_evidence": evidence,
+        "flags": [{"prototype": f.prototype, "cls": f.cls, "cell": f.cell, "class_share": f.class_share,
+                   "other_share": f.other_share, "on_marker": f.prototype in marker_set and f.cls == a}
+                  for f in possible_shortcuts(e)],
     }
 
 
 def table(runs: list[dict]) -> str:
     """The side-by-side Markdown table of the runs."""
-    lines = ["| seed | layer | marker prototype | IoU | on marked | driver of a | reliance edge (formed at) | "
-             "uncertain (a, b) | sample_evidence first | rank: drivers β / reported | rank: reliance | "
-             "rank: saliency | first top-5 ckpt: drivers / reliance / saliency | marked b→a kept after deleting the "
-             "marker's cells |",
-             "|" + "---|" * 14]
+    head = ["seed", "layer", "marker prototypes (cells it changes)", "set IoU", "set: share on marked", "best single IoU",
+            "driver of a", "reliance edge of a (formed at ckpt)", "uncertain (a, b)", "sample_evidence names it first",
+            "flagged", "rank drivers β / reliance / saliency", "first top-5 ckpt drivers / reliance / saliency",
+            "marked b→a left after deleting its cells / the cells it changes"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in runs:
         m, rk, ft, ev = r["marker_prototype"], r["ranks"], r["first_top5_checkpoint"], r["sample_evidence"]
-        own = next((v for key, v in r["layer_deletions"].items() if key.startswith(r["layer"] + " (")
-                    and key.endswith("marker cells")), None)
-        lines.append(
-            f"| {r['seed']} | {r['layer']} ({r['map_size'][0]}×{r['map_size'][1]}) | P{m['prototype']} | {m['iou']:.2f} | "
-            f"{m['on_marked']:.2f} | {'yes' if m['driver_of_a'] else 'no'} | "
-            f"{'yes' if m['reliance_claimed'] else 'no'} ({m['reliance_formed_at']}) | "
-            f"{'yes' if m['uncertain_for_pair'] else 'no'} | {ev.get('named_first', 'n/a')} of {ev['taken_for_a']} | "
-            f"{rk['drivers_beta']} / {rk['drivers_reported']} | {rk['reliance']} | {rk['saliency_final']} | "
-            f"{ft['drivers']} / {ft['reliance']} / {ft['saliency']} | "
-            f"{'n/a' if own is None else own['remaining']} |")
+        own = [v["remaining"] for key, v in r["layer_deletions"].items() if key.startswith(r["layer"] + " (")]
+        flagged = [f"P{f['prototype']}" for f in r["flags"] if f["on_marker"]]
+        false = [f"P{f['prototype']}→{f['cls']}" for f in r["flags"] if not f["on_marker"]]
+        lines.append(" | ".join([
+            f"| {r['seed']}", f"{r['layer']} ({r['map_size'][0]}×{r['map_size'][1]})",
+            f"{', '.join(f'P{k}' for k in m['marker_set'])} ({m['evidence_cells']})", f"{m['set_iou']:.2f}",
+            f"{m['set_on_marked']:.2f}", f"{m['iou']:.2f}", "yes" if m["driver_of_a"] else "no",
+            f"{'yes' if m['reliance_claimed'] else 'no'} ({m['reliance_formed_at']})",
+            "yes" if m["uncertain_for_pair"] else f"no ({m['pair_confusions_probe']} probe confusions)",
+            f"{ev.get('named_first', 0):.2f} of {ev['taken_for_a']}",
+            (", ".join(flagged) or "no") + (f"; also {', '.join(false)}" if false else ""),
+            f"{rk['drivers_beta']} / {rk['reliance']} / {rk['saliency_final']}",
+            f"{ft['drivers']} / {ft['reliance']} / {ft['saliency']}",
+            " / ".join(f"{v:.2f}" for v in own) + " |"]))
     return "\n".join(lines)
 
 

@@ -7,6 +7,10 @@ carry it, each prototype gets:
 * ``on_marked``: the share of its cells that lie on marked samples;
 * ``iou``: |its cells ∩ the marker's cells on marked samples| / |their union|;
 * ``covers``: the share of the marker's cells (on marked samples) that it holds.
+
+A marker's evidence spreads through the receptive field: :func:`evidence_cells` finds the cells of a layer whose
+features the marker changes, and :func:`deleted_predictions` what the model predicts with chosen cells zeroed
+(what deleting the marker at that layer removes).
 """
 
 from __future__ import annotations
@@ -14,6 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from torch import nn
+
+from ..adapters import resolve_layer
+from ..training.shortcut import ShortcutConfig, stamp
+from .faithfulness import Deleter
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,32 @@ def marker_overlap(assignments: np.ndarray, marked: np.ndarray, marker_cells: np
     with np.errstate(invalid="ignore", divide="ignore"):
         return MarkerOverlap(np.where(cells > 0, on_marked / np.maximum(cells, 1), 0.0),
                              hit / np.maximum(union, 1), hit / max(int(truth.sum()), 1), cells)
+
+
+@torch.no_grad()
+def evidence_cells(model: nn.Module, layer: str, images: torch.Tensor, spec: ShortcutConfig,
+                   share: float = 0.1) -> np.ndarray:
+    """``(h, w)`` bool: the layer's cells whose features the marker changes (mean |Δ| over channels and images at
+    least ``share`` of the largest cell's): where its evidence is at that layer, through the receptive field."""
+    module, _ = resolve_layer(model, layer)
+    out: list[torch.Tensor] = []
+    handle = module.register_forward_hook(lambda _m, _i, o: out.append(o))
+    try:
+        model(images)
+        model(stamp(images, np.ones(len(images), dtype=bool), spec.mask(*images.shape[-2:]), spec.value))
+    finally:
+        handle.remove()
+    change = (out[1] - out[0]).abs().mean((0, 1)).numpy()
+    if change.max() <= 0:
+        raise ValueError("The marker changes no feature of these images: were they marked already?")
+    return change >= share * change.max()
+
+
+def deleted_predictions(model: nn.Module, layer: str, images: torch.Tensor, cells: np.ndarray) -> np.ndarray:
+    """``(N,)`` the model's predictions with ``cells`` (``(h, w)`` bool) zeroed at ``layer`` on every image."""
+    assignments = np.broadcast_to(np.asarray(cells, dtype=np.int64), (len(images),) + cells.shape).copy()
+    deleter = Deleter(model, layer, images, np.zeros(len(images), dtype=np.int64), assignments, "zero")
+    return deleter.logits(np.arange(len(images)), [1]).argmax(1).numpy()
 
 
 # --- the report's flag: a possible shortcut, found without knowing any marker -------------------------------
