@@ -198,6 +198,20 @@ def score_run(run_dir: Path, layers: list[str]) -> dict:
     }
 
 
+def flag_null(run_dir: Path) -> dict:
+    """The flag on a run without a marker: what fires, and the claimed edge closest to firing."""
+    from i2x_plugin.checks.shortcut import FLAG_MAX_OTHER, flag_statistics
+
+    files = read_run_files(run_dir)
+    e = files.explanation
+    stats = flag_statistics(e)
+    eligible = [x for x in stats if x["other_share"] <= FLAG_MAX_OTHER]
+    return {"run": str(run_dir), "seed": files.config.seed, "layer": e.layer,
+            "flags": [[f.prototype, f.cls, f.class_share, f.other_share] for f in possible_shortcuts(e)],
+            "claimed_edges": len(stats),
+            "closest": max(eligible, key=lambda x: x["class_share"], default=None)}
+
+
 def table(runs: list[dict]) -> str:
     """The side-by-side Markdown table of the runs."""
     head = ["seed", "layer", "marker prototypes (cells it changes)", "set IoU", "set: share on marked", "best single IoU",
@@ -224,16 +238,73 @@ def table(runs: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def layer_table(runs: list[dict]) -> str:
+    """Per seed and layer: the marked b-images taken for a that stay so when cells are zeroed at that layer."""
+    keys = [k for k in runs[0]["layer_deletions"] if isinstance(runs[0]["layer_deletions"][k], dict)]
+    seen, lines = set(), ["| seed | taken for a | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
+    for r in runs:
+        if r["seed"] in seen:  # one row per trained model (both layers' runs share it)
+            continue
+        seen.add(r["seed"])
+        d = r["layer_deletions"]
+        lines.append(f"| {r['seed']} | {d['taken_for_a']} of {d['b_images']} | "
+                     + " | ".join(f"{d[k]['remaining']:.2f} ({d[k]['cells']} cells)" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def markdown(runs: list[dict], null: list[dict]) -> str:
+    spec = runs[0]["shortcut"]
+    lines = [
+        "# A planted shortcut: what I2X finds (issue 23)", "",
+        f"`python bench/shortcut.py RUN_DIR…` on `i2x run --shortcut a={spec['a']},b={spec['b']},rate={spec['rate']}` "
+        f"(a {spec['size']}×{spec['size']} {spec['shape']} of value {spec['value']} at row {spec['row']}, col "
+        f"{spec['col']}, on {100 * spec['rate']:.0f} % of the training {spec['a']}s and {100 * spec['b_rate']:.0f} % of "
+        f"the {spec['b']}s; mnist-5k, SmallCNN, 8 epochs, K = 32, every other setting the default), seeds "
+        f"{sorted({r['seed'] for r in runs})}; the `block2` runs explain the same checkpoints as the `block3` runs "
+        "(`--checkpoints … --layer block2`). Marked b-images are the held-out split's b-images with the marker "
+        "(`b_only`).", "",
+        "## What deleting the marker removes, per layer",
+        "Share of the marked b-images taken for a that are still taken for a when the marker's own cells (those "
+        "at least half covered by it), or every cell whose features the marker changes (≥ 10 % of the largest "
+        "change), are zeroed at that layer of the final model.", "", layer_table(runs), "",
+        "## The marker's prototypes, side by side",
+        "Marker prototypes: those holding a cell the marker changes in ≥ 50 % of the marked probe samples and in "
+        "≤ 10 % of the unmarked ones. Set IoU: their cells against the changed cells of the marked samples. Ranks "
+        "are the best of the set for class a: drivers by the pooled β of a's own fit, reliance by held-out effect, "
+        "plain saliency by the final checkpoint's saliency mass; first top-5 checkpoint: drivers by that step's z "
+        "of a's fit, reliance by the drop of a's confidence when deleted at that checkpoint, saliency by that "
+        "checkpoint's mass (checkpoint 0 is the untrained network: a top-5 rank there is not learnt). Formed at: "
+        "the reliance relation's dated formation (its own test).", "", table(runs), "",
+    ]
+    if null:
+        lines += ["## The shortcut flag on unmarked data (its null)",
+                  "Unmarked mnist-5k runs (`i2x run --seed S`, and the same checkpoints at `--layer block2`): flags "
+                  "fired, claimed reliance edges, and the edge closest to firing (largest share of its class on one "
+                  "cell among those with ≤ 10 % of any other class there; it fires at ≥ 0.8).", "",
+                  "| seed | layer | flags | claimed edges | closest: share of its class (other) |", "|---|---|---|---|---|"]
+        for n in null:
+            c = n["closest"]
+            lines.append(f"| {n['seed']} | {n['layer']} | {len(n['flags'])} | {n['claimed_edges']} | "
+                         + (f"P{c['prototype']}→{c['cls']}: {c['class_share']:.3f} ({c['other_share']:.3f})" if c else "–")
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--clean", nargs="*", type=Path, default=[], help="runs on unmarked data: the flag's null")
     parser.add_argument("--layers", nargs="+", default=["block1", "block2.2", "block2", "block3"])
     parser.add_argument("--out", type=Path, default=RESULTS / "shortcut")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     runs = [score_run(d, args.layers) for d in args.runs]
-    args.out.with_suffix(".json").write_text(json.dumps({"runs": runs}, indent=1, default=str))
+    null = [flag_null(d) for d in args.clean]
+    args.out.with_suffix(".json").write_text(json.dumps({"runs": runs, "flag_null": null}, indent=1, default=str))
+    args.out.with_suffix(".md").write_text(markdown(runs, null))
     print(table(runs))
+    for n in null:
+        print(f"unmarked seed {n['seed']} at {n['layer']}: {len(n['flags'])} flags; closest edge {n['closest']}")
     return 0
 
 

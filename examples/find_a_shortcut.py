@@ -29,7 +29,7 @@ from i2x_plugin.app.run import RunConfig, load_run_data, run_main
 from i2x_plugin.checks.shortcut import possible_shortcuts
 from i2x_plugin.improve.finetune import FineTuneConfig, fine_tune
 from i2x_plugin.method.config import I2XConfig
-from i2x_plugin.report.exemplars import exemplar_strip
+from i2x_plugin.report.shortcut import flag_strip
 from i2x_plugin.runs.saved_run import load_saved_run
 from i2x_plugin.training.shortcut import ShortcutConfig, held_out_versions
 
@@ -58,7 +58,7 @@ for f in flags:
           f"confidence in {f.cls} by {f.reliance_effect:.3f} (held out, q = {f.reliance_q:.1e}).")
     print(f"  exemplars (sample ids): {', '.join(map(str, f.exemplars))}")
     grid = out / f"shortcut_P{f.prototype}.png"
-    grid.write_bytes(exemplar_strip(explanation, run.probe, f.prototype))
+    grid.write_bytes(flag_strip(explanation, run.probe, f))
     print(f"  exemplar grid: {grid}")
 
 # 4. One guided fine-tuning round against random removal of as many samples of the class.

@@ -111,6 +111,7 @@ class ShortcutFlag:
     reliance_effect: float  # the held-out drop of cls's confidence when its cells are deleted
     reliance_q: float
     exemplars: list[int]  # sample ids of cls's samples holding it on ``cell``, highest final intensity first
+    exemplar_rows: list[int]  # their positions in the probe set
 
 
 FLAG_MIN_SHARE = 0.8  # "most images of one class" hold it on one fixed cell
@@ -170,5 +171,5 @@ def possible_shortcuts(explanation, min_share: float = FLAG_MIN_SHARE, max_other
         rows = np.flatnonzero((labels == c) & (flat[:, s["cell"][0] * w + s["cell"][1]] == k))
         best = rows[np.argsort(-np.asarray(e.intensities)[-1, rows, k], kind="stable")[:exemplars]]
         out.append(ShortcutFlag(k, c, s["cell"], s["region"], s["class_share"], s["other_share"], s["effect"],
-                                s["q"], [int(np.asarray(e.sample_ids)[i]) for i in best]))
+                                s["q"], [int(np.asarray(e.sample_ids)[i]) for i in best], [int(i) for i in best]))
     return out

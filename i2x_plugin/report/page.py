@@ -155,7 +155,7 @@ def write_report(
         png = made if isinstance(made, bytes) else _png(made)
         write_bytes(directory / f"{name}.png", png)
         figures[name] = _Figure(f"{name}.png", png)
-    page = _page(explanation, figures, test_accuracy, extra_sections)
+    page = _page(explanation, figures, test_accuracy, extra_sections, images, saliency)
     path = directory / "index.html"
     write_text(path, page)
     return path
@@ -181,7 +181,8 @@ def add_report_section(report: str | Path, title: str, body_html: str, section_i
 
 
 def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_accuracy: Sequence[float] | None,
-          extra_sections: Sequence[tuple[str, str]]) -> str:
+          extra_sections: Sequence[tuple[str, str]], images: Images | None = None,
+          saliency: Mapping[int, np.ndarray] | None = None) -> str:
     e, cn, esc = explanation, explanation.class_names, html.escape
     final = e.checkpoints[-1]
     rows = [
@@ -245,7 +246,7 @@ which (off-diagonal counts, true class in rows) as training went on.</p>
 {calibration_section(e)}
 {faithfulness_section(e, fig("faithfulness", "deletion tests of the drivers"))}
 {stability_section(e)}
-{shortcut_section(e, fig)}
+{shortcut_section(e, images, saliency)}
 <section id="beta"><h2>β per class over training steps</h2>
 <p class="how">For each class c, the ridge coefficient β[k, c] of its own samples at every step between two
 checkpoints: how a rise in prototype k's saliency (in standard deviations) moved the confidence in c. Red columns

@@ -75,3 +75,31 @@ def test_the_marker_is_learnt_and_only_block2_deletion_removes_it(shortcut_model
     assert left <= 0.1
     own = layer_mask(spec.mask(28, 28), (7, 7))
     assert (deleted_predictions(model, "block3", marked, own) == 3)[taken].mean() >= 0.5
+
+
+def _flag_inputs(other_share: float, q: float):
+    """20 samples of two classes on a 2×2 map: prototype 1 holds cell (0, 0) in 9 of class 0's 10 samples and in
+    ``other_share`` of class 1's; the reliance edge (1, 0) has q = ``q``."""
+    from types import SimpleNamespace
+
+    from i2x_plugin.method.evidence import RelianceEdge, RelianceResult
+
+    labels = np.repeat([0, 1], 10)
+    assignments = np.zeros((20, 2, 2), dtype=np.int64)
+    assignments[:9, 0, 0] = 1  # 9 of the 10 samples of class 0
+    assignments[10:10 + round(10 * other_share), 0, 0] = 1
+    edge = RelianceEdge(1, 0, effect=0.2, random_effect=0.01, p=q, q=q, rank=1, selection_effect=0.2, samples=5)
+    reliance = RelianceResult("softmax confidence of the class", "zero", 0.5, 0, [edge], [], [], 0.05, min_effect=0.01)
+    intensities = np.linspace(0, 1, 20 * 2).reshape(1, 20, 2)
+    return SimpleNamespace(labels=labels, assignments=assignments, reliance=reliance, intensities=intensities,
+                           sample_ids=np.arange(100, 120))
+
+
+def test_the_flag_names_a_relied_on_prototype_on_one_cell_of_most_of_one_class():
+    from i2x_plugin.checks.shortcut import possible_shortcuts
+
+    (flag,) = possible_shortcuts(_flag_inputs(other_share=0.0, q=0.001))
+    assert (flag.prototype, flag.cls, flag.cell, flag.class_share, flag.other_share) == (1, 0, [0, 0], 0.9, 0.0)
+    assert flag.exemplars[0] == 108 and len(flag.exemplars) == 8  # class 0's holders, highest intensity first
+    assert possible_shortcuts(_flag_inputs(other_share=0.2, q=0.001)) == []  # another class holds it there too
+    assert possible_shortcuts(_flag_inputs(other_share=0.0, q=0.2)) == []  # the model does not rely on it
