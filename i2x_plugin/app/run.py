@@ -67,6 +67,7 @@ from ..training.data import ImageDataset
 from ..method.distributed import Ranks, process_group, rank_device
 from ..training.models import build_model, default_feature_layer
 from ..training.loop import seeded, train_with_checkpoints
+from ..training.shortcut import describe_shortcut, shortcut_metrics
 
 from ..runs.run_config import STORE_NONE, RunConfig, RunError, format_validation_error
 from ..runs.run_data import RunData, load_run_data, stratified_indices
@@ -120,10 +121,7 @@ class RunResult:
         lines.append(f"  accuracy      probe {100 * probe[0]:.1f}% → {100 * probe[-1]:.1f}% over {m['checkpoints']} "
                      f"checkpoints; held-out test {100 * test[-1]:.1f}% ({m['test_samples']} samples)")
         if m.get("shortcut"):
-            cut = m["shortcut"]
-            lines.append(f"  shortcut      held-out b-images taken for a: {100 * cut['b_only']['b_as_a']:.1f}% with the "
-                         f"marker, {100 * cut['clean']['b_as_a']:.1f}% without; accuracy {100 * cut['clean']['accuracy']:.1f}% "
-                         f"clean, {100 * cut['all']['accuracy']:.1f}% with the marker on every image")
+            lines.append(f"  shortcut      {describe_shortcut(m['shortcut'])}")
         processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
                      f"({m['method']}{processes})")
@@ -296,10 +294,7 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             data = load_run_data(config)
             if ranks.is_root:
                 with atomic_open(directory / "split.npz") as f:
-                    marked = {} if data.shortcut is None else {"train_marked": data.shortcut.marked,
-                                                               "probe_marked": data.probe_marked}
-                    np.savez(f, train=data.train_index, test=data.test_index, probe=data.probe_index,
-                             separate_test_source=data.separate_test_source, **marked)
+                    np.savez(f, **data.split_arrays())
             image_size = int(data.train.images.shape[-1])
             with seeded(config.seed):  # the initial weights too: a run is reproducible from its config
                 model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes,
@@ -368,8 +363,6 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
         with stage("test", f"test accuracy of {len(infos)} checkpoints on {len(data.test)} held-out samples"):
             test_accuracy = checkpoint_accuracy(model, infos, data.test, device)
             if config.shortcut is not None:  # the final model (checkpoint_accuracy loaded it last)
-                from ..training.shortcut import shortcut_metrics
-
                 shortcut = shortcut_metrics(model, data.test, config.shortcut, device)
 
         report_path = None

@@ -41,6 +41,14 @@ class RunData:
     separate_test_source: bool
     shortcut: PlantedShortcut | None = None  # the training split with the planted marker (config.shortcut)
 
+    def split_arrays(self) -> dict[str, np.ndarray | bool]:
+        """What ``split.npz`` holds: the indices, and with a shortcut which training and probe samples are marked."""
+        out = {"train": self.train_index, "test": self.test_index, "probe": self.probe_index,
+               "separate_test_source": self.separate_test_source}
+        if self.shortcut is not None:
+            out.update(train_marked=self.shortcut.marked, probe_marked=self.probe_marked)
+        return out
+
     @property
     def probe_marked(self) -> np.ndarray | None:
         """``(len(probe),)`` bool: which probe samples carry the planted marker (None without a shortcut)."""

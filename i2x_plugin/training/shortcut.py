@@ -227,3 +227,10 @@ def shortcut_metrics(model: torch.nn.Module, test: ImageDataset, config: Shortcu
                      "b_as_a": round(float((predicted[is_b] == config.a).mean()), 4) if is_b.any() else 0.0,
                      "b_images": int(is_b.sum())}
     return out
+
+
+def describe_shortcut(metrics: dict[str, dict[str, float | int]]) -> str:
+    """One line of :func:`shortcut_metrics`, as ``i2x run`` prints it."""
+    return (f"held-out b-images taken for a: {100 * metrics['b_only']['b_as_a']:.1f}% with the marker, "
+            f"{100 * metrics['clean']['b_as_a']:.1f}% without; accuracy {100 * metrics['clean']['accuracy']:.1f}% "
+            f"clean, {100 * metrics['all']['accuracy']:.1f}% with the marker on every image")
