@@ -27,6 +27,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from i2x_plugin.method.distributed import DistributedError, launch
     from i2x_plugin.app.run import RunConfig, RunError, format_validation_error, run_main
     from i2x_plugin.store import StoreError
+    from i2x_plugin.training.shortcut import ShortcutError, parse_shortcut
 
     source = "command line"
     try:
@@ -35,8 +36,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
             source = f"config file {args.config}"
             config = RunConfig.from_file(args.config)
         source = "command line"
+        shortcut = parse_shortcut(args.shortcut) if args.shortcut else None
         config = config.updated(
-            dataset=args.dataset, model=args.model, layer=args.layer, checkpoints=args.checkpoints,
+            shortcut=shortcut, dataset=args.dataset, model=args.model, layer=args.layer, checkpoints=args.checkpoints,
             adapter=args.adapter, method=args.method, k=args.k, store=args.store, store_dir=args.store_dir,
             device=args.device, out=args.out, run_id=args.run_id, seed=args.seed, epochs=args.epochs,
             probe_size=args.probe_size, report=False if args.no_report else None,
@@ -51,7 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ValidationError as e:
         print(f"error: invalid settings in the {source}:\n{format_validation_error(e)}", file=sys.stderr)
         return 2
-    except (RunError, StoreError, DistributedError, ValueError, FileNotFoundError) as e:
+    except (RunError, StoreError, DistributedError, ShortcutError, ValueError, FileNotFoundError) as e:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         where = f" (rank {os.environ.get('RANK', '?')} of {world})" if world > 1 else ""
         print(f"error{where}: {e}", file=sys.stderr)
@@ -85,6 +87,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--config", metavar="FILE", help="RunConfig as YAML or JSON (see docs/method.md)")
     p.add_argument("--dataset", help="digits | mnist-5k (default) | fashion-mnist | mnist | cifar10 | "
                    "an ImageFolder directory")
+    p.add_argument("--shortcut", metavar="SPEC", help="plant a shortcut marker into class a's training images, e.g. "
+                   "a=3,b=8,rate=1.0,b_rate=0,shape=square,size=4,row=0,col=0,value=1,seed=0 (options: "
+                   "training.shortcut.ShortcutConfig; the held-out confusions it causes are in the summary)")
     p.add_argument("--model", help="small-cnn (default) | resnet18 | module:factory")
     p.add_argument("--layer", help="feature layer to explain (default: the model's own choice)")
     p.add_argument("--checkpoints", metavar="DIR", help="explain these checkpoints instead of training")

@@ -67,6 +67,7 @@ from ..training.data import ImageDataset
 from ..method.distributed import Ranks, process_group, rank_device
 from ..training.models import build_model, default_feature_layer
 from ..training.loop import seeded, train_with_checkpoints
+from ..training.shortcut import describe_shortcut, shortcut_metrics
 
 from ..runs.run_config import STORE_NONE, RunConfig, RunError, format_validation_error
 from ..runs.run_data import RunData, load_run_data, stratified_indices
@@ -119,6 +120,8 @@ class RunResult:
         probe, test = m["probe_accuracy"], m["test_accuracy"]
         lines.append(f"  accuracy      probe {100 * probe[0]:.1f}% → {100 * probe[-1]:.1f}% over {m['checkpoints']} "
                      f"checkpoints; held-out test {100 * test[-1]:.1f}% ({m['test_samples']} samples)")
+        if m.get("shortcut"):
+            lines.append(f"  shortcut      {describe_shortcut(m['shortcut'])}")
         processes = f", {m['processes']} processes" if m.get("processes", 1) > 1 else ""
         lines.append(f"  explained     {m['probe_samples']} probe samples, K={m['k']} prototypes at {m['layer']} "
                      f"({m['method']}{processes})")
@@ -291,8 +294,7 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             data = load_run_data(config)
             if ranks.is_root:
                 with atomic_open(directory / "split.npz") as f:
-                    np.savez(f, train=data.train_index, test=data.test_index, probe=data.probe_index,
-                             separate_test_source=data.separate_test_source)
+                    np.savez(f, **data.split_arrays())
             image_size = int(data.train.images.shape[-1])
             with seeded(config.seed):  # the initial weights too: a run is reproducible from its config
                 model = build_model(config.model, int(data.train.images.shape[1]), data.train.num_classes,
@@ -360,6 +362,8 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
 
         with stage("test", f"test accuracy of {len(infos)} checkpoints on {len(data.test)} held-out samples"):
             test_accuracy = checkpoint_accuracy(model, infos, data.test, device)
+            if config.shortcut is not None:  # the final model (checkpoint_accuracy loaded it last)
+                shortcut = shortcut_metrics(model, data.test, config.shortcut, device)
 
         report_path = None
         if config.report:
@@ -394,6 +398,8 @@ def _run(config: RunConfig, device: torch.device, ranks: Ranks, progress: bool, 
             "learning_order": explanation.learning_order[:10],
             "sweep_images_checkpoints": len(data.probe) * len(infos), "processes": ranks.world_size,
         }
+        if config.shortcut is not None:
+            metrics["shortcut"] = shortcut
         stages.seconds["total"] = time.perf_counter() - started
         result = RunResult(run_id, directory, "complete", report_path, directory / "explanation", checkpoints_dir,
                            store.uri if store is not None else None, stages.ordered(), metrics, answers)

@@ -17,6 +17,7 @@ from ..atomic import write_bytes, write_text
 from ..method.structure import StructuredExplanation
 from .checks import calibration_section, faithfulness_section, plot_faithfulness, stability_section
 from .reliance import reliance_section
+from .shortcut import shortcut_section
 from .exemplars import Images, exemplar_strip
 from .figures import (
     _MAX_UNCERTAIN,
@@ -155,7 +156,7 @@ def write_report(
         png = made if isinstance(made, bytes) else _png(made)
         write_bytes(directory / f"{name}.png", png)
         figures[name] = _Figure(f"{name}.png", png)
-    page = _page(explanation, figures, test_accuracy, extra_sections)
+    page = _page(explanation, figures, test_accuracy, extra_sections, images, saliency)
     path = directory / "index.html"
     write_text(path, page)
     return path
@@ -181,7 +182,8 @@ def add_report_section(report: str | Path, title: str, body_html: str, section_i
 
 
 def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_accuracy: Sequence[float] | None,
-          extra_sections: Sequence[tuple[str, str]]) -> str:
+          extra_sections: Sequence[tuple[str, str]], images: Images | None = None,
+          saliency: Mapping[int, np.ndarray] | None = None) -> str:
     e, cn, esc = explanation, explanation.class_names, html.escape
     final = e.checkpoints[-1]
     rows = [
@@ -223,7 +225,8 @@ def _page(explanation: StructuredExplanation, figures: dict[str, _Figure], test_
                     for i, (title, body) in enumerate(extra_sections))
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("training", "Training"), ("calibration", "Calibration"), ("faithfulness", "Faithfulness"),
-        ("stability", "Stability"), ("beta", "β per class"),
+        ("stability", "Stability"), *((("shortcut", "Shortcuts"),) if e.reliance is not None else ()),
+        ("beta", "β per class"),
         ("order", "Learning order"),
         ("uncertain", "Uncertain prototypes"), ("prototypes", "Prototype gallery")))
     return f"""<!DOCTYPE html>
@@ -245,6 +248,7 @@ which (off-diagonal counts, true class in rows) as training went on.</p>
 {faithfulness_section(e, fig("faithfulness", "deletion tests of the drivers"))}
 {stability_section(e)}
 {reliance_section(e)}
+{shortcut_section(e, images, saliency)}
 <section id="beta"><h2>β per class over training steps</h2>
 <p class="how">For each class c, the ridge coefficient β[k, c] of its own samples at every step between two
 checkpoints: how a rise in prototype k's saliency (in standard deviations) moved the confidence in c. Red columns

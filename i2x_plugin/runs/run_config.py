@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..method.config import I2XConfig
 from ..training.data import DATASET_CHOICES
 from ..training.models import MODEL_CHOICES
+from ..training.shortcut import ShortcutConfig
 
 STORE_NONE = "none"
 _DATASET_HELP = (
@@ -67,6 +68,9 @@ class RunConfig(BaseModel):
                             "recurs; 'i2x stability --run-dir' runs it on a saved run.")
     dist_timeout: float = Field(1800.0, gt=0, description="Under torchrun: seconds a rank waits for the others "
                                 "before failing (it must cover rank 0's training when no checkpoints are given).")
+    shortcut: ShortcutConfig | None = Field(None, description="Plant a shortcut (issue 23): a fixed marker stamped "
+                                            "into a share of class a's training images (training.shortcut; CLI "
+                                            "--shortcut a=3,b=8,rate=1.0). None: the data as loaded.")
     i2x: I2XConfig = Field(default_factory=I2XConfig, description="The I2X method's settings.")
 
     @field_validator("dataset")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..training.data import ImageDataset, load_dataset
+from ..training.shortcut import PlantedShortcut, ShortcutError, plant_shortcut
 from .run_config import RunConfig, RunError
 
 _OWN_TEST_SPLIT = ("fashion-mnist", "mnist", "cifar10")  # data sets that ship their own test split
@@ -38,6 +39,22 @@ class RunData:
     test_index: np.ndarray  # into the test source (the same source unless the data set ships a test set)
     probe_index: np.ndarray  # into the training source
     separate_test_source: bool
+    shortcut: PlantedShortcut | None = None  # the training split with the planted marker (config.shortcut)
+
+    def split_arrays(self) -> dict[str, np.ndarray | bool]:
+        """What ``split.npz`` holds: the indices, and with a shortcut which training and probe samples are marked."""
+        out = {"train": self.train_index, "test": self.test_index, "probe": self.probe_index,
+               "separate_test_source": self.separate_test_source}
+        if self.shortcut is not None:
+            out.update(train_marked=self.shortcut.marked, probe_marked=self.probe_marked)
+        return out
+
+    @property
+    def probe_marked(self) -> np.ndarray | None:
+        """``(len(probe),)`` bool: which probe samples carry the planted marker (None without a shortcut)."""
+        if self.shortcut is None:
+            return None
+        return self.shortcut.marked[np.searchsorted(self.train_index, self.probe_index)]
 
 
 def load_run_data(config: RunConfig) -> RunData:
@@ -60,9 +77,18 @@ def load_run_data(config: RunConfig) -> RunData:
         _, chosen = stratified_indices(labels[train_index], config.probe_size, config.seed + 1)
         probe_index = train_index[chosen]
     base = Path(name).name if Path(name).is_dir() else name
+    train, probe, planted = source.subset(train_index, f"{base}-train"), source.subset(probe_index, base), None
+    if config.shortcut is not None:  # the marker goes on training images only; the test split stays clean
+        try:
+            planted = plant_shortcut(train, config.shortcut)
+        except ShortcutError as err:
+            raise RunError(str(err)) from err
+        train = planted.data
+        probe = train.subset(np.searchsorted(train_index, probe_index), base)
     return RunData(
-        train=source.subset(train_index, f"{base}-train"),
+        train=train,
         test=test_source.subset(test_index, f"{base}-test"),
-        probe=source.subset(probe_index, base),  # the explanation's (and the graph's) data set name
+        probe=probe,  # the explanation's (and the graph's) data set name
         train_index=train_index, test_index=test_index, probe_index=probe_index, separate_test_source=separate,
+        shortcut=planted,
     )

@@ -80,6 +80,12 @@ def load_saved_run(run_dir: str | Path) -> SavedRun:
     config, explanation = files.config, files.explanation
     source = load_dataset(config.dataset, train=True, root=config.data_root)
     probe = source.subset(files.split["probe"], explanation.dataset)
+    if getattr(config, "shortcut", None) is not None:  # the run explained its images with the planted marker
+        from ..training.shortcut import stamp
+
+        images = stamp(probe.images, files.split["probe_marked"], config.shortcut.mask(*probe.images.shape[-2:]),
+                       config.shortcut.value)
+        probe = ImageDataset(probe.name, images, probe.labels, probe.class_names)
     model = build_model(config.model, int(probe.images.shape[1]), len(explanation.class_names),
                         int(probe.images.shape[-1]))
     try:

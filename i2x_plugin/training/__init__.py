@@ -3,7 +3,8 @@
 :mod:`.data` (:class:`~.data.ImageDataset` and the digits / MNIST / Fashion-MNIST loaders), :mod:`.models`
 (small CNNs and torchvision models by name), :mod:`.checkpoints` (:class:`~.checkpoints.CheckpointRecorder`
 and the reader the method uses), :mod:`.loop` (a seeded training loop that records checkpoints),
-:mod:`.synthetic` (planted-shape data with a known answer) and :mod:`.lightning` (the Lightning callback).
+:mod:`.synthetic` (planted-shape data with a known answer), :mod:`.shortcut` (a planted marker on real images)
+and :mod:`.lightning` (the Lightning callback).
 The bottom stage: it imports only the shared helpers (atomic file writes), and the method takes its data
 and checkpoints.
 

@@ -116,3 +116,22 @@ def test_a_run_stopped_midway_is_recorded_as_such(tmp_path, digits_run):
     assert summary["status"] == "interrupted"
     assert "explain.sweep" in summary["stage_seconds"] and "report" not in summary["stage_seconds"]
     assert not (tmp_path / "stopped" / "report").exists()
+
+
+def test_a_shortcut_run_records_its_marker_and_the_confusions_it_causes(tmp_path, digits_run):
+    """Wiring of --shortcut (existing checkpoints, so no training): the marked samples in split.npz, the held-out
+    versions' numbers in the summary, and a saved run's probe read back with its marker."""
+    from i2x_plugin.runs.saved_run import load_saved_run
+    from i2x_plugin.training.shortcut import ShortcutConfig
+
+    config = RunConfig(**{**SMALL, "stability": False, "report": False}, checkpoints=digits_run.checkpoint_dir,
+                       shortcut=ShortcutConfig(a=1, b=7, size=2), out=tmp_path, run_id="cut")
+    result = run_main(config, progress=False)
+    split = np.load(tmp_path / "cut" / "split.npz")
+    run = load_saved_run(tmp_path / "cut")
+    labels = run.explanation.labels
+    assert np.array_equal(split["probe_marked"], labels == 1)
+    assert float(run.probe.images[labels == 1][:, 0, :2, :2].min()) == 1.0
+    cut = result.metrics["shortcut"]
+    assert set(cut) == {"clean", "all", "b_only"} and cut["b_only"]["b_images"] == cut["clean"]["b_images"] > 0
+    assert "held-out b-images taken for a" in result.summary_text()
